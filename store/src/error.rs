@@ -1,0 +1,96 @@
+//! The store's error type: every variant names what failed and, where there is one, the fix.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store, phrased for the user who has to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image reference could not be parsed.
+    #[error("invalid reference format \"{input}\": {reason}")]
+    BadReference { input: String, reason: String },
+    /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
+    #[error("invalid digest \"{0}\": expected sha256: followed by 64 hex digits")]
+    BadDigest(String),
+    /// The registry has no such repository or tag.
+    #[error("{reference}: manifest unknown: the registry has no such image or tag; check the name and tag (skiff images lists local ones)")]
+    NotFound { reference: String },
+    /// The registry refused our credentials or requires some.
+    #[error("{registry}: authentication required or refused: run `skiff login {registry}` with valid credentials")]
+    Unauthorized { registry: String },
+    /// The registry could not be reached at all.
+    #[error("{registry}: registry unreachable: {detail}; check the address, that the registry runs, and your network")]
+    Unreachable { registry: String, detail: String },
+    /// TLS failed, typically an unknown CA.
+    #[error("{registry}: TLS certificate not trusted: {detail}; put its CA in ~/.config/skiff/certs.d/{registry}/ca.crt or mark it insecure in config.toml")]
+    Tls { registry: String, detail: String },
+    /// The registry said something we do not understand or violated the protocol.
+    #[error("{registry}: {detail}")]
+    Registry { registry: String, detail: String },
+    /// Content did not hash to the digest that named it.
+    #[error("digest mismatch for {expected}: got {actual}; the registry served corrupt or truncated content, try again")]
+    DigestMismatch { expected: String, actual: String },
+    /// Content ended before its announced size.
+    #[error("blob {digest} truncated: got {got} of {want} bytes; try the pull again")]
+    Truncated { digest: String, got: u64, want: u64 },
+    /// A media type skiff cannot handle.
+    #[error("unsupported media type \"{0}\"")]
+    UnsupportedMediaType(String),
+    /// An index has nothing for the requested platform.
+    #[error("{reference}: no image for platform {platform} (available: {available}); pick one with --platform")]
+    NoPlatform {
+        reference: String,
+        platform: String,
+        available: String,
+    },
+    /// The image is not in the local store.
+    #[error("{0}: image not known locally; pull it first (skiff pull {0})")]
+    ImageNotLocal(String),
+    /// A name or id prefix matched several images.
+    #[error("{prefix}: ambiguous image id prefix, matches {candidates}")]
+    AmbiguousImage { prefix: String, candidates: String },
+    /// A layer tar is malformed or tries something the unpacker refuses.
+    #[error("layer {layer}: {reason}")]
+    BadLayer { layer: String, reason: String },
+    /// A config file could not be parsed.
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    /// Some file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// JSON that we wrote or read could not be (de)serialised.
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        source: serde_json::Error,
+    },
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches a human context to I/O errors, so a failure always names the file it concerns.
+pub trait IoContext<T> {
+    /// Wraps the error with `context`, computed only on failure.
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for rustix::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            context: context(),
+            source: e.into(),
+        })
+    }
+}

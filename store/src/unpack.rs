@@ -1,0 +1,610 @@
+//! Safe layer unpacking. Every file-system operation goes through a directory fd opened with
+//! `openat2(RESOLVE_IN_ROOT)` on the layer directory, so neither `../` names, absolute names,
+//! symlinked parents nor hardlink targets can reach outside it, whatever the tar says and however
+//! a concurrent process moves things. Each layer is unpacked alone, in the form overlayfs stacks:
+//! a whiteout becomes a 0/0 character device and an opaque directory the `user.overlay.opaque`
+//! xattr (mount with `userxattr`).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, IoContext, Result};
+
+/// The xattr that marks a directory opaque for overlayfs mounted with `userxattr`.
+pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// How to unpack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnpackOptions {
+    /// Give files the owners the tar names (root, or a process in a mapped user namespace); when
+    /// false everything belongs to the unpacking user.
+    pub chown: bool,
+}
+
+/// What an unpack did that the user may want to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnpackReport {
+    /// Uncompressed size of the layer tar.
+    pub size: u64,
+    /// Device nodes that could not be created (rootless) and were skipped.
+    pub skipped_devices: u32,
+    /// Extended attributes the kernel refused (e.g. `trusted.*` without privilege).
+    pub ignored_xattrs: u32,
+}
+
+/// Unpacks the (gzip-, zstd- or un-compressed) layer tar in `blob` into the existing, empty `dest`,
+/// verifying that the uncompressed stream hashes to `diff_id`.
+pub fn unpack_layer(
+    blob: &Path,
+    diff_id: &Digest,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<UnpackReport> {
+    let file = File::open(blob).ctx(|| format!("opening {}", blob.display()))?;
+    unpack_stream(
+        BufReader::with_capacity(256 * 1024, file),
+        diff_id,
+        dest,
+        opts,
+    )
+}
+
+/// Like [`unpack_layer`], from any buffered reader (compression is sniffed from the first bytes).
+pub fn unpack_stream<R: BufRead>(
+    mut input: R,
+    diff_id: &Digest,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<UnpackReport> {
+    let layer = diff_id.short().to_string();
+    let head = input
+        .fill_buf()
+        .ctx(|| format!("reading layer {layer}"))?
+        .to_vec();
+    let decompressed: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(input)
+                .ctx(|| format!("starting zstd for layer {layer}"))?,
+        )
+    } else {
+        Box::new(input)
+    };
+    let mut hashed = HashingReader {
+        inner: decompressed,
+        hasher: HashingWriter::new(io::sink()),
+    };
+    let root: OwnedFd = rfs::open(
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", dest.display()))?;
+    let mut u = Unpacker {
+        root,
+        opts,
+        report: UnpackReport::default(),
+        dirs: Vec::new(),
+        layer: layer.clone(),
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashed);
+        let entries = archive
+            .entries()
+            .map_err(|e| u.bad(format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| u.bad(format!("corrupt tar: {e}")))?;
+            u.entry(entry)?;
+        }
+    }
+    io::copy(&mut hashed, &mut io::sink())
+        .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))?;
+    u.report.size = hashed.hasher.written();
+    let (_, actual) = hashed.hasher.finish();
+    if &actual != diff_id {
+        return Err(Error::DigestMismatch {
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    u.finish_dirs()?;
+    Ok(u.report)
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: HashingWriter<io::Sink>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        io::Write::write_all(&mut self.hasher, &buf[..n])?;
+        Ok(n)
+    }
+}
+
+struct PendingDir {
+    path: String,
+    mode: u32,
+    mtime: u64,
+}
+
+struct Unpacker {
+    root: OwnedFd,
+    opts: UnpackOptions,
+    report: UnpackReport,
+    dirs: Vec<PendingDir>,
+    layer: String,
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Turns a tar path into clean components, refusing any that would climb above the root.
+/// Absolute names are taken relative to the root, as Docker does.
+pub fn clean_path(raw: &str) -> std::result::Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for comp in raw.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if out.pop().is_none() {
+                    return Err(format!("entry \"{raw}\" points outside the layer"));
+                }
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+impl Unpacker {
+    fn bad(&self, reason: String) -> Error {
+        Error::BadLayer {
+            layer: self.layer.clone(),
+            reason,
+        }
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let comps = clean_path(&raw).map_err(|r| self.bad(r))?;
+        let Some((name, parents)) = comps.split_last() else {
+            // The root itself ("./"): only its metadata matters.
+            return Ok(());
+        };
+        let parent_path = parents.join("/");
+        let parent = self.ensure_dir(&parent_path)?;
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+
+        if name == OPAQUE_MARKER {
+            let dir = rfs::openat2(
+                &self.root,
+                dot(&parent_path),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+            .ctx(|| format!("opening {parent_path} for opaque marker"))?;
+            rfs::fsetxattr(&dir, OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+                .ctx(|| format!("marking {parent_path} opaque"))?;
+            return Ok(());
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.starts_with(WHITEOUT_PREFIX)
+                || hidden.is_empty()
+                || hidden == ".."
+                || hidden == "."
+            {
+                return Ok(()); // other AUFS metadata (.wh..wh.plnk …): meaningless here
+            }
+            self.remove_existing(&parent, hidden)?;
+            rfs::mknodat(
+                &parent,
+                hidden,
+                rfs::FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .ctx(|| format!("creating whiteout for {parent_path}/{hidden}"))?;
+            return Ok(());
+        }
+
+        let mode = Mode::from_raw_mode(
+            header
+                .mode()
+                .map_err(|e| self.bad(format!("{raw}: bad mode: {e}")))?
+                & 0o7777,
+        );
+        let mtime = header.mtime().unwrap_or(0);
+        let full = if parent_path.is_empty() {
+            name.clone()
+        } else {
+            format!("{parent_path}/{name}")
+        };
+
+        match kind {
+            tar::EntryType::Directory => {
+                match rfs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st)
+                        if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                    }
+                    Ok(_) => {
+                        self.remove_existing(&parent, name)?;
+                        rfs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700))
+                            .ctx(|| format!("creating {full}"))?;
+                    }
+                    Err(_) => {
+                        rfs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700))
+                            .ctx(|| format!("creating {full}"))?;
+                    }
+                }
+                let fd = rfs::openat(
+                    &parent,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ctx(|| format!("opening {full}"))?;
+                self.own(&fd, &header)?;
+                self.xattrs(&fd, &mut entry)?;
+                self.dirs.push(PendingDir {
+                    path: full,
+                    mode: mode.as_raw_mode(),
+                    mtime,
+                });
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.remove_existing(&parent, name)?;
+                let fd = rfs::openat(
+                    &parent,
+                    name.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .ctx(|| format!("creating {full}"))?;
+                let mut file = File::from(fd);
+                io::copy(&mut entry, &mut file).ctx(|| format!("writing {full}"))?;
+                self.own(&file, &header)?;
+                rfs::fchmod(&file, mode).ctx(|| format!("setting mode of {full}"))?;
+                self.xattrs(&file, &mut entry)?;
+                rfs::futimens(&file, &times(mtime)).ctx(|| format!("setting times of {full}"))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                self.remove_existing(&parent, name)?;
+                rfs::symlinkat(target.as_str(), &parent, name.as_str())
+                    .ctx(|| format!("creating symlink {full}"))?;
+                self.own_at(&parent, name, &header)?;
+                let _ = rfs::utimensat(
+                    &parent,
+                    name.as_str(),
+                    &times(mtime),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                );
+            }
+            tar::EntryType::Link => {
+                let target_raw = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let tcomps = clean_path(&target_raw)
+                    .map_err(|r| self.bad(format!("hardlink {raw}: {r}")))?;
+                let Some((tname, tparents)) = tcomps.split_last() else {
+                    return Err(self.bad(format!("hardlink {raw} has no target")));
+                };
+                let tparent = rfs::openat2(
+                    &self.root,
+                    dot(&tparents.join("/")),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    RESOLVE,
+                )
+                .map_err(|e| {
+                    self.bad(format!(
+                        "hardlink {raw}: target {target_raw} not in this layer ({e})"
+                    ))
+                })?;
+                if tparents == parents && tname == name {
+                    return Ok(());
+                }
+                self.remove_existing(&parent, name)?;
+                rfs::linkat(
+                    &tparent,
+                    tname.as_str(),
+                    &parent,
+                    name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| {
+                    self.bad(format!(
+                        "hardlink {raw}: target {target_raw} not in this layer ({e})"
+                    ))
+                })?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let (ft, dev) = match kind {
+                    tar::EntryType::Char => (rfs::FileType::CharacterDevice, dev_of(&header)),
+                    tar::EntryType::Block => (rfs::FileType::BlockDevice, dev_of(&header)),
+                    _ => (rfs::FileType::Fifo, 0),
+                };
+                self.remove_existing(&parent, name)?;
+                match rfs::mknodat(&parent, name.as_str(), ft, mode, dev) {
+                    Ok(()) => {
+                        self.own_at(&parent, name, &header)?;
+                    }
+                    Err(rustix::io::Errno::PERM) if ft != rfs::FileType::Fifo => {
+                        self.report.skipped_devices += 1
+                    }
+                    Err(e) => {
+                        return Err(Error::Io {
+                            context: format!("creating {full}"),
+                            source: e.into(),
+                        })
+                    }
+                }
+            }
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
+            other => return Err(self.bad(format!("{raw}: unsupported tar entry type {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Opens (creating as needed, 0755 like Docker) the directory at `path` inside the root.
+    fn ensure_dir(&mut self, path: &str) -> Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rfs::openat2(&self.root, dot(path), flags, Mode::empty(), RESOLVE) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(rustix::io::Errno::NOTDIR) => {
+                return Err(self.bad(format!("{path}: a parent is not a directory")))
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("opening {path}"),
+                    source: e.into(),
+                })
+            }
+        }
+        let comps: Vec<&str> = path.split('/').collect();
+        let mut cur = self
+            .root
+            .try_clone()
+            .ctx(|| "duplicating root fd".to_string())?;
+        for i in 0..comps.len() {
+            let prefix = comps[..=i].join("/");
+            match rfs::openat2(&self.root, prefix.as_str(), flags, Mode::empty(), RESOLVE) {
+                Ok(fd) => cur = fd,
+                Err(rustix::io::Errno::NOENT) => {
+                    match rfs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        Err(rustix::io::Errno::EXIST) => {
+                            return Err(self.bad(format!(
+                                "{prefix} is a symlink to a directory this layer does not have"
+                            )))
+                        }
+                        Err(e) => {
+                            return Err(Error::Io {
+                                context: format!("creating {prefix}"),
+                                source: e.into(),
+                            })
+                        }
+                    }
+                    cur = rfs::openat2(&self.root, prefix.as_str(), flags, Mode::empty(), RESOLVE)
+                        .ctx(|| format!("opening {prefix}"))?;
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: format!("opening {prefix}"),
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Removes whatever stands at `name` in `parent` (a later entry replaces an earlier one).
+    fn remove_existing(&self, parent: &OwnedFd, name: &str) -> Result<()> {
+        match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(_) => Ok(()),
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                remove_tree_at(parent, name)
+            }
+            Ok(_) => {
+                rfs::unlinkat(parent, name, AtFlags::empty()).ctx(|| format!("replacing {name}"))
+            }
+        }
+    }
+
+    fn own<F: AsFd>(&self, fd: F, h: &tar::Header) -> Result<()> {
+        if !self.opts.chown {
+            return Ok(());
+        }
+        let (uid, gid) = ids(h);
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw(uid)),
+            Some(rfs::Gid::from_raw(gid)),
+        )
+        .ctx(|| format!("chown to {uid}:{gid}"))
+    }
+
+    fn own_at(&self, parent: &OwnedFd, name: &str, h: &tar::Header) -> Result<()> {
+        if !self.opts.chown {
+            return Ok(());
+        }
+        let (uid, gid) = ids(h);
+        rfs::chownat(
+            parent,
+            name,
+            Some(rfs::Uid::from_raw(uid)),
+            Some(rfs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("chown {name} to {uid}:{gid}"))
+    }
+
+    fn xattrs<F: AsFd, R: Read>(&mut self, fd: F, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let Ok(Some(exts)) = entry.pax_extensions() else {
+            return Ok(());
+        };
+        for ext in exts.flatten() {
+            let Ok(key) = ext.key() else { continue };
+            let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
+                continue;
+            };
+            if rfs::fsetxattr(&fd, name, ext.value_bytes(), rfs::XattrFlags::empty()).is_err() {
+                self.report.ignored_xattrs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies directory modes and mtimes last, since writing inside a directory changes both.
+    fn finish_dirs(&mut self) -> Result<()> {
+        for d in self.dirs.iter().rev() {
+            let fd = rfs::openat2(
+                &self.root,
+                d.path.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            );
+            let Ok(fd) = fd else { continue }; // replaced by a later entry
+            rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
+                .ctx(|| format!("setting mode of {}", d.path))?;
+            rfs::futimens(&fd, &times(d.mtime)).ctx(|| format!("setting times of {}", d.path))?;
+        }
+        Ok(())
+    }
+}
+
+fn dot(p: &str) -> &str {
+    if p.is_empty() {
+        "."
+    } else {
+        p
+    }
+}
+
+fn ids(h: &tar::Header) -> (u32, u32) {
+    let uid = h
+        .uid()
+        .ok()
+        .and_then(|u| u32::try_from(u).ok())
+        .unwrap_or(0);
+    let gid = h
+        .gid()
+        .ok()
+        .and_then(|g| u32::try_from(g).ok())
+        .unwrap_or(0);
+    (uid, gid)
+}
+
+fn dev_of(h: &tar::Header) -> rfs::Dev {
+    rfs::makedev(
+        h.device_major().ok().flatten().unwrap_or(0),
+        h.device_minor().ok().flatten().unwrap_or(0),
+    )
+}
+
+fn times(mtime: u64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// Removes `name` below `parent` recursively without following symlinks; directories are made
+/// writable first so read-only trees (mode 0555) owned by the user can still be removed.
+pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
+    let dir = match rfs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(d) => d,
+        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
+            return rfs::unlinkat(parent, name, AtFlags::empty()).ctx(|| format!("removing {name}"))
+        }
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io {
+                context: format!("opening {name}"),
+                source: e.into(),
+            })
+        }
+    };
+    let _ = rfs::fchmod(&dir, Mode::from_raw_mode(0o700));
+    let mut names = Vec::new();
+    {
+        let mut it = rfs::Dir::read_from(&dir).ctx(|| format!("listing {name}"))?;
+        while let Some(e) = it.next() {
+            let e = e.ctx(|| format!("listing {name}"))?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." {
+                names.push((n, e.file_type()));
+            }
+        }
+    }
+    for (n, ft) in names {
+        if ft == rfs::FileType::Directory {
+            remove_tree_at(&dir, &n)?;
+        } else {
+            rfs::unlinkat(&dir, n.as_str(), AtFlags::empty())
+                .ctx(|| format!("removing {name}/{n}"))?;
+        }
+    }
+    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR).ctx(|| format!("removing {name}"))
+}
+
+/// Removes the directory tree at `path` (see [`remove_tree_at`]); a missing path is not an error.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let pfd = match rfs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io {
+                context: format!("opening {}", parent.display()),
+                source: e.into(),
+            })
+        }
+    };
+    remove_tree_at(&pfd, &name.to_string_lossy())
+}
+
+#[cfg(test)]
+#[path = "unpack_tests.rs"]
+mod tests;
