@@ -1,1 +1,37 @@
-fn main() {}
+//! The `skiff` command line: parses arguments, calls the store and runtime crates, prints results
+//! and maps failures to Docker's exit codes (125 for skiff's own errors).
+
+mod commands;
+mod human;
+mod progress;
+mod unpacker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&e));
+            ExitCode::from(125)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating what a cause already says.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !out.contains(&s) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&s);
+        }
+    }
+    out.replace('\n', " ")
+}

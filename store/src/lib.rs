@@ -2,15 +2,24 @@
 //! layer unpacking and garbage collection. It knows nothing of containers; the runtime asks it for
 //! the layer directories of an image.
 
+pub mod auth;
+pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod images;
 pub mod layout;
 pub mod paths;
+pub mod platform;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use images::{ImageStore, LocalImage};
 pub use paths::Dirs;
+pub use platform::Platform;
+pub use pull::{InProcessUnpacker, LayerUnpacker, NoProgress, Progress, PullOptions};
 pub use reference::Reference;

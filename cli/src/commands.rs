@@ -1,0 +1,406 @@
+//! The clap command tree and what each command does with the library crates.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use skiff_store::auth::{self, Credentials};
+use skiff_store::registry::Remote;
+use skiff_store::{Dirs, ImageStore, NoProgress, Platform, Progress, PullOptions, Reference};
+
+use crate::{human, progress, unpacker};
+
+/// Daemonless, rootless container runner.
+#[derive(Parser)]
+#[command(name = "skiff", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pull an image from a registry into your store
+    Pull(PullArgs),
+    /// List local images
+    Images(ImagesArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show low-level information on images as JSON
+    Inspect(InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    #[command(name = "__unpack", hide = true)]
+    HelperUnpack {
+        blob: PathBuf,
+        diff_id: String,
+        dest: PathBuf,
+    },
+    #[command(name = "__rmtree", hide = true)]
+    HelperRmtree { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Pull an image
+    Pull(PullArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Inspect images
+    Inspect(InspectArgs),
+    /// Remove blobs and unpacked layers no image uses
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// Image reference (busybox, 127.0.0.1:5000/app:1, name@sha256:…)
+    image: String,
+    /// Print only the reference when done
+    #[arg(short, long)]
+    quiet: bool,
+    /// Platform to pick from a multi-arch image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    /// Only show image ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Don't truncate ids
+    #[arg(long)]
+    no_trunc: bool,
+    /// Output format: table (default) or json
+    #[arg(long)]
+    format: Option<String>,
+    /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
+    #[arg(short, long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct RmiArgs {
+    /// Images by name, id or id prefix
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Remove an image even when several names refer to it
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Images by name, id or id prefix
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Only `image` is known until containers exist
+    #[arg(long = "type", default_value = "image")]
+    kind: String,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Do not ask for confirmation (accepted; prune only removes unused data)
+    #[arg(short, long)]
+    force: bool,
+    /// Accepted for compatibility: every unreferenced blob is removed
+    #[arg(short, long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// Registry host[:port]; Docker Hub when omitted
+    registry: Option<String>,
+    /// User name
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Password (prefer --password-stdin)
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Args)]
+struct LogoutArgs {
+    /// Registry host[:port]; Docker Hub when omitted
+    registry: Option<String>,
+}
+
+/// Runs a parsed command; `Err` means a skiff error (exit 125).
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::HelperUnpack {
+            blob,
+            diff_id,
+            dest,
+        } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
+        Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(a),
+        Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect(a),
+        Cmd::Image(ImageCmd::Prune(a)) => prune(a),
+        Cmd::Login(a) => login(a),
+        Cmd::Logout(a) => logout(a),
+    }
+}
+
+fn open_store() -> Result<ImageStore> {
+    Ok(ImageStore::open(Dirs::from_env())?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn pull(a: PullArgs) -> Result<ExitCode> {
+    let reference = Reference::parse(&a.image)?;
+    let platform = match &a.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let store = open_store()?;
+    let show_bars = !a.quiet && std::io::stderr().is_terminal();
+    let progress: Arc<dyn Progress> = if show_bars {
+        Arc::new(progress::Bars::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let opts = PullOptions {
+        platform,
+        unpacker: unpacker::for_this_user(&store.dirs),
+        progress,
+    };
+    let pulled = runtime()?.block_on(store.pull(&reference, &opts))?;
+    for n in &pulled.notes {
+        eprintln!("note: {n}");
+    }
+    if !a.quiet {
+        println!("Digest: {}", pulled.repo_digest);
+        println!("Status: Image is up to date for {}", pulled.reference);
+    }
+    println!("{}", pulled.reference);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn images(a: ImagesArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let list = store.list()?;
+    let now = chrono::Utc::now();
+    match a.format.as_deref() {
+        Some("json") => {
+            let rows: Vec<_> = list
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "Id": i.id.to_string(), "Repository": i.repository, "Tag": i.tag, "Digest": i.repo_digest,
+                        "Created": i.created, "Size": i.size, "Names": [i.reference.clone()],
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some("table") | None => {}
+        Some(other) => bail!("unsupported --format \"{other}\": use table or json"),
+    }
+    let id = |i: &skiff_store::LocalImage| {
+        if a.no_trunc {
+            i.id.to_string()
+        } else {
+            i.id.short().to_string()
+        }
+    };
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for i in &list {
+            if seen.insert(i.id.clone()) {
+                println!("{}", id(i));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![];
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if a.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    rows.push(header.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    for i in &list {
+        let created = i
+            .created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| human::ago((now - t.with_timezone(&chrono::Utc)).num_seconds()))
+            .unwrap_or_else(|| "N/A".into());
+        let mut row = vec![
+            i.repository.clone(),
+            i.tag.clone().unwrap_or_else(|| "<none>".into()),
+        ];
+        if a.digests {
+            row.push(i.repo_digest.clone().unwrap_or_else(|| "<none>".into()));
+        }
+        row.extend([id(i), created, human::size(i.size)]);
+        rows.push(row);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints rows as left-aligned columns separated by three spaces, like Docker's tables.
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+fn rmi(a: RmiArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let unpacker = unpacker::for_this_user(&store.dirs);
+    let mut failed = None;
+    for name in &a.images {
+        match store.remove(name, a.force, &*unpacker) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = Some(ExitCode::from(
+                    if matches!(e, skiff_store::Error::ImageNotLocal(_)) {
+                        1
+                    } else {
+                        125
+                    },
+                ));
+            }
+        }
+    }
+    Ok(failed.unwrap_or(ExitCode::SUCCESS))
+}
+
+fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    if a.kind != "image" {
+        bail!(
+            "--type {}: only images can be inspected so far (containers come with `skiff run`)",
+            a.kind
+        );
+    }
+    let store = open_store()?;
+    let mut out = Vec::new();
+    for n in &a.names {
+        for img in store.find(n)?.into_iter().take(1) {
+            out.push(store.inspect(&img)?);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(_a: PruneArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let unpacker = unpacker::for_this_user(&store.dirs);
+    let r = store.prune(&*unpacker)?;
+    println!("Deleted {} blobs and {} layers", r.blobs, r.layers);
+    println!("Total reclaimed space: {}", human::size(r.reclaimed));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn registry_arg(r: Option<String>) -> Result<String> {
+    let r = r.unwrap_or_else(|| skiff_store::reference::DEFAULT_REGISTRY.to_string());
+    let r = r
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if r.is_empty() || r.contains('/') && r != "index.docker.io/v1" {
+        bail!("\"{r}\" is not a registry: give host[:port], e.g. skiff login ghcr.io");
+    }
+    Ok(if r == "index.docker.io" || r == "index.docker.io/v1" {
+        "docker.io".into()
+    } else {
+        r
+    })
+}
+
+fn login(a: LoginArgs) -> Result<ExitCode> {
+    let registry = registry_arg(a.registry)?;
+    let username = match a.username {
+        Some(u) => u,
+        None => bail!("no user name: pass -u USER (and --password-stdin)"),
+    };
+    let password = match (a.password, a.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the password from stdin")?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("no password: pass --password-stdin and pipe it in"),
+    };
+    let creds = Credentials { username, password };
+    let store = open_store()?;
+    runtime()?.block_on(Remote::check_login(
+        &registry,
+        &creds,
+        &store.config,
+        &store.dirs,
+    ))?;
+    let file = auth::store(&registry, &creds)?;
+    eprintln!("Credentials saved in {}", file.display());
+    println!("Login Succeeded!");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn logout(a: LogoutArgs) -> Result<ExitCode> {
+    let registry = registry_arg(a.registry)?;
+    if auth::remove(&registry)? {
+        println!("Removed login credentials for {registry}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("not logged in to {registry}")
+    }
+}

@@ -1,0 +1,474 @@
+//! `pull`: resolve a reference, pick the platform, fetch config and layers (in parallel, each
+//! verified), unpack each layer once into its chain-id directory, and only then record the image in
+//! index.json, so an image that is listed is complete.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::images::ImageStore;
+use crate::layout::{Descriptor, PULLED_AT, REF_NAME, REPO_DIGEST, UNPACKED_SIZE};
+use crate::platform::{describe, Platform};
+use crate::reference::Reference;
+use crate::registry::{Remote, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::unpack::{remove_tree, unpack_layer, UnpackOptions, UnpackReport};
+
+/// How layers get unpacked: in this process, or (for a rootless user with a subuid range) in a
+/// helper inside a mapped user namespace so files keep their owners. The store stays free of
+/// namespace code; the CLI picks the implementation.
+pub trait LayerUnpacker: Send + Sync {
+    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest.
+    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport>;
+    /// Removes an unpacked layer directory (whose files may belong to other ids).
+    fn remove(&self, dir: &Path) -> Result<()>;
+}
+
+/// Unpacks in this process; `chown` when running as real root.
+pub struct InProcessUnpacker {
+    /// Keep the owners named in the tar.
+    pub chown: bool,
+}
+
+impl LayerUnpacker for InProcessUnpacker {
+    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport> {
+        std::fs::create_dir(dest).ctx(|| format!("creating {}", dest.display()))?;
+        unpack_layer(blob, diff_id, dest, UnpackOptions { chown: self.chown })
+    }
+    fn remove(&self, dir: &Path) -> Result<()> {
+        remove_tree(dir)
+    }
+}
+
+/// Receives pull progress, for the CLI's per-layer display.
+pub trait Progress: Send + Sync {
+    /// The reference resolved to a manifest.
+    fn resolved(&self, _reference: &Reference, _digest: &Digest) {}
+    /// A layer is known: `present` when nothing needs doing for it.
+    fn layer(&self, _id: &Digest, _size: u64, _present: bool) {}
+    /// Bytes downloaded of a layer so far.
+    fn downloading(&self, _id: &Digest, _done: u64) {}
+    /// A layer's download finished and it is being unpacked.
+    fn extracting(&self, _id: &Digest) {}
+    /// A layer is complete.
+    fn layer_done(&self, _id: &Digest) {}
+}
+
+/// A progress sink that ignores everything (`-q`, tests).
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What to pull and how.
+pub struct PullOptions {
+    /// Platform to pick from multi-arch indexes.
+    pub platform: Platform,
+    /// The layer unpacker.
+    pub unpacker: Arc<dyn LayerUnpacker>,
+    /// Progress sink.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// The result of a pull.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The reference as recorded.
+    pub reference: Reference,
+    /// Image id: the config digest.
+    pub id: Digest,
+    /// The digest the registry served for the reference (an index for multi-arch images).
+    pub repo_digest: Digest,
+    /// Notes for the user (skipped device nodes, ignored xattrs).
+    pub notes: Vec<String>,
+}
+
+/// The layer media types skiff unpacks.
+fn layer_type_ok(mt: &str) -> bool {
+    matches!(
+        mt,
+        "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    )
+}
+
+/// The kind of a manifest document, from its mediaType or (OCI allows omitting it) its shape.
+fn manifest_kind(doc: &serde_json::Value) -> Result<&'static str> {
+    match doc["mediaType"].as_str() {
+        Some(OCI_INDEX) => Ok(OCI_INDEX),
+        Some(DOCKER_LIST) => Ok(DOCKER_LIST),
+        Some(OCI_MANIFEST) => Ok(OCI_MANIFEST),
+        Some(DOCKER_MANIFEST) => Ok(DOCKER_MANIFEST),
+        Some(other) => Err(Error::UnsupportedMediaType(format!(
+            "{other} (not a container image manifest)"
+        ))),
+        None if doc["schemaVersion"] == 1 => Err(Error::UnsupportedMediaType(
+            "Docker schema 1 manifest (deprecated; re-push the image with a current tool)".into(),
+        )),
+        None if doc["manifests"].is_array() => Ok(OCI_INDEX),
+        None if doc["layers"].is_array() => Ok(OCI_MANIFEST),
+        None => Err(Error::UnsupportedMediaType("unrecognised manifest".into())),
+    }
+}
+
+/// Chain ids (OCI image spec): the identity of a layer together with everything below it.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::parse(&format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ))
+            .unwrap_or_else(|_| d.clone()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        context: format!("parsing {what}"),
+        source,
+    })
+}
+
+fn descriptor(v: &serde_json::Value, what: &str) -> Result<Descriptor> {
+    serde_json::from_value(v.clone()).map_err(|source| Error::Json {
+        context: format!("parsing {what} descriptor"),
+        source,
+    })
+}
+
+impl ImageStore {
+    /// Pulls `reference` into the store (see the module docs for the order of things).
+    pub async fn pull(&self, reference: &Reference, opts: &PullOptions) -> Result<Pulled> {
+        self.layout.clean_abandoned()?;
+        let _gc = self.gc_guard_shared()?;
+        let mut hosts: Vec<String> = self.config.registry(&reference.registry).mirrors.clone();
+        hosts.push(reference.registry.clone());
+        let mut last = None;
+        for host in &hosts {
+            match self.pull_from(reference, host, opts).await {
+                Ok(p) => return Ok(p),
+                Err(e) if host != &reference.registry => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NotFound {
+            reference: reference.to_string(),
+        }))
+    }
+
+    async fn pull_from(
+        &self,
+        reference: &Reference,
+        host: &str,
+        opts: &PullOptions,
+    ) -> Result<Pulled> {
+        let remote = Arc::new(Remote::connect(reference, host, &self.config, &self.dirs).await?);
+        let (top_bytes, top_digest) = remote.manifest(reference, None).await?;
+        opts.progress.resolved(reference, &top_digest);
+        let top = parse_json(&top_bytes, "manifest")?;
+        let mut blobs_to_keep = vec![(top_digest.clone(), top_bytes.clone())];
+        let (manifest_bytes, manifest_digest, manifest_type, platform) = match manifest_kind(&top)?
+        {
+            OCI_INDEX | DOCKER_LIST => {
+                let entries = top["manifests"].as_array().cloned().unwrap_or_default();
+                let chosen = entries
+                    .iter()
+                    .find(|m| opts.platform.matches(&m["platform"]))
+                    .ok_or_else(|| Error::NoPlatform {
+                        reference: reference.to_string(),
+                        platform: opts.platform.to_string(),
+                        available: entries
+                            .iter()
+                            .map(|m| describe(&m["platform"]))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                let d = descriptor(chosen, "index entry")?;
+                let (b, dg) = remote.manifest(reference, Some(&d.digest)).await?;
+                let doc = parse_json(&b, "manifest")?;
+                let kind = manifest_kind(&doc)?;
+                if kind == OCI_INDEX || kind == DOCKER_LIST {
+                    return Err(Error::UnsupportedMediaType("nested image index".into()));
+                }
+                blobs_to_keep.push((dg.clone(), b.clone()));
+                (b, dg, kind, Some(chosen["platform"].clone()))
+            }
+            kind => (top_bytes.clone(), top_digest.clone(), kind, None),
+        };
+        let manifest = parse_json(&manifest_bytes, "manifest")?;
+        let config_desc = descriptor(&manifest["config"], "config")?;
+        if !matches!(
+            config_desc.media_type.as_str(),
+            "application/vnd.oci.image.config.v1+json"
+                | "application/vnd.docker.container.image.v1+json"
+        ) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "{} (an artifact, not a container image)",
+                config_desc.media_type
+            )));
+        }
+        let layers: Vec<Descriptor> = manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| descriptor(l, "layer"))
+            .collect::<Result<_>>()?;
+        if let Some(l) = layers.iter().find(|l| !layer_type_ok(&l.media_type)) {
+            return Err(Error::UnsupportedMediaType(l.media_type.clone()));
+        }
+
+        if !self.layout.has_blob(&config_desc.digest) {
+            let noop = |_: u64| {};
+            remote
+                .blob(
+                    reference,
+                    &config_desc,
+                    || self.layout.ingest(&config_desc.digest),
+                    &noop,
+                )
+                .await?;
+        }
+        let config = parse_json(&self.layout.read_blob(&config_desc.digest)?, "image config")?;
+        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if diff_ids.len() != layers.len() {
+            return Err(Error::Registry {
+                registry: host.to_string(),
+                detail: format!(
+                    "image config lists {} layers but the manifest has {}",
+                    diff_ids.len(),
+                    layers.len()
+                ),
+            });
+        }
+        let chains = chain_ids(&diff_ids);
+
+        let sem = Arc::new(tokio::sync::Semaphore::new(3));
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((desc, diff_id), chain) in layers
+            .iter()
+            .cloned()
+            .zip(diff_ids.iter().cloned())
+            .zip(chains.iter().cloned())
+        {
+            let dest = self.layer_dir(&chain);
+            let have_blob = self.layout.has_blob(&desc.digest);
+            opts.progress
+                .layer(&desc.digest, desc.size, dest.exists() && have_blob);
+            if dest.exists() && have_blob {
+                opts.progress.layer_done(&desc.digest);
+                continue;
+            }
+            let (remote, sem, layout, unpacker, progress, reference) = (
+                remote.clone(),
+                sem.clone(),
+                self.layout.clone(),
+                opts.unpacker.clone(),
+                opts.progress.clone(),
+                reference.clone(),
+            );
+            let layers_dir = self.dirs.layers();
+            tasks.spawn(async move {
+                if !have_blob {
+                    let _permit = sem.acquire_owned().await.map_err(|_| Error::Registry {
+                        registry: String::new(),
+                        detail: "cancelled".into(),
+                    })?;
+                    let id = desc.digest.clone();
+                    let p = progress.clone();
+                    let report = move |n: u64| p.downloading(&id, n);
+                    remote
+                        .blob(&reference, &desc, || layout.ingest(&desc.digest), &report)
+                        .await?;
+                }
+                progress.extracting(&desc.digest);
+                let rep = if dest.exists() {
+                    UnpackReport::default()
+                } else {
+                    let blob = layout.blob_path(&desc.digest);
+                    tokio::task::spawn_blocking(move || {
+                        unpack_into_place(&*unpacker, &blob, &diff_id, &layers_dir, &dest)
+                    })
+                    .await
+                    .map_err(|e| Error::Registry {
+                        registry: String::new(),
+                        detail: format!("unpack task failed: {e}"),
+                    })??
+                };
+                progress.layer_done(&desc.digest);
+                Ok::<UnpackReport, Error>(rep)
+            });
+        }
+        let mut notes = Vec::new();
+        let (mut skipped, mut xattrs) = (0, 0);
+        while let Some(r) = tasks.join_next().await {
+            let rep = r.map_err(|e| Error::Registry {
+                registry: String::new(),
+                detail: format!("layer task failed: {e}"),
+            })??;
+            skipped += rep.skipped_devices;
+            xattrs += rep.ignored_xattrs;
+        }
+        if skipped > 0 {
+            notes.push(format!(
+                "{skipped} device node(s) skipped: creating devices needs root"
+            ));
+        }
+        if xattrs > 0 {
+            notes.push(format!(
+                "{xattrs} extended attribute(s) not kept: the kernel refused them to this user"
+            ));
+        }
+
+        for (d, b) in &blobs_to_keep {
+            self.layout.put_blob(d, b)?;
+        }
+        let unpacked: u64 = chains.iter().map(|c| self.layer_size(c)).sum();
+        let mut annotations = BTreeMap::new();
+        annotations.insert(REF_NAME.to_string(), reference.to_string());
+        annotations.insert(REPO_DIGEST.to_string(), top_digest.to_string());
+        annotations.insert(UNPACKED_SIZE.to_string(), unpacked.to_string());
+        annotations.insert(
+            PULLED_AT.to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let entry = Descriptor {
+            media_type: manifest_type.to_string(),
+            digest: manifest_digest,
+            size: manifest_bytes.len() as u64,
+            annotations,
+            platform,
+        };
+        let name = reference.to_string();
+        self.layout.update_index(|idx| {
+            idx.manifests
+                .retain(|m| m.annotations.get(REF_NAME) != Some(&name));
+            idx.manifests.push(entry);
+            Ok(())
+        })?;
+        Ok(Pulled {
+            reference: reference.clone(),
+            id: config_desc.digest,
+            repo_digest: top_digest,
+            notes,
+        })
+    }
+
+    /// The directory holding the unpacked layer with this chain id.
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.dirs.layers().join(chain.hex())
+    }
+
+    /// The recorded uncompressed size of an unpacked layer (0 if unknown).
+    fn layer_size(&self, chain: &Digest) -> u64 {
+        std::fs::read_to_string(self.dirs.layers().join(format!("{}.size", chain.hex())))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Unpacks into a private temp dir and renames it into place, so a layer dir that exists is whole.
+/// Losing the race to a concurrent pull of the same layer is fine: theirs is identical.
+fn unpack_into_place(
+    unpacker: &dyn LayerUnpacker,
+    blob: &Path,
+    diff_id: &Digest,
+    layers: &Path,
+    dest: &Path,
+) -> Result<UnpackReport> {
+    std::fs::create_dir_all(layers).ctx(|| format!("creating {}", layers.display()))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = layers.join(format!(
+        ".tmp-{}.{}.{}",
+        &name[..12.min(name.len())],
+        std::process::id(),
+        rand_suffix()
+    ));
+    let rep = match unpacker.unpack(blob, diff_id, &tmp) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = unpacker.remove(&tmp);
+            return Err(e);
+        }
+    };
+    crate::fsutil::write_atomic(
+        &layers.join(format!("{name}.size")),
+        rep.size.to_string().as_bytes(),
+    )?;
+    match std::fs::rename(&tmp, dest) {
+        Ok(()) => Ok(rep),
+        Err(_) if dest.exists() => {
+            unpacker.remove(&tmp)?;
+            Ok(rep)
+        }
+        Err(e) => {
+            let _ = unpacker.remove(&tmp);
+            Err(Error::Io {
+                context: format!("moving layer into {}", dest.display()),
+                source: e,
+            })
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn manifest_kinds() {
+        assert_eq!(
+            manifest_kind(&serde_json::json!({"mediaType": DOCKER_LIST})).unwrap(),
+            DOCKER_LIST
+        );
+        assert_eq!(
+            manifest_kind(&serde_json::json!({"schemaVersion": 2, "layers": []})).unwrap(),
+            OCI_MANIFEST
+        );
+        assert!(manifest_kind(&serde_json::json!({"schemaVersion": 1}))
+            .unwrap_err()
+            .to_string()
+            .contains("schema 1"));
+        assert!(manifest_kind(&serde_json::json!({"mediaType": "application/x-helm"})).is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! `cargo xtask bench pull`.
+use anyhow::Result;
+pub fn pull() -> Result<()> {
+    Ok(())
+}
