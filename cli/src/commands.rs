@@ -38,6 +38,13 @@ enum Cmd {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Run a command inside your user namespace (as podman unshare): see image files with the
+    /// owners they have in containers, or remove them
+    Unshare {
+        /// Command and arguments (default: $SHELL)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     #[command(name = "__unpack", hide = true)]
     HelperUnpack {
         blob: PathBuf,
@@ -161,6 +168,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect(a),
         Cmd::Image(ImageCmd::Prune(a)) => prune(a),
         Cmd::Login(a) => login(a),
+        Cmd::Unshare { command } => unpacker::unshare(command),
         Cmd::Logout(a) => logout(a),
     }
 }

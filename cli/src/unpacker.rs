@@ -96,6 +96,29 @@ impl LayerUnpacker for MappedUnpacker {
     }
 }
 
+/// `skiff unshare CMD…`: runs CMD in the mapped user namespace (directly when root) and exits with
+/// its code.
+pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
+    let mut argv = command;
+    if argv.is_empty() {
+        argv.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
+    }
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let status = if nix_is_root() {
+        cmd.status()
+    } else {
+        let Some(map) = IdMap::for_current_user() else {
+            anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with usermod --add-subuids)");
+        };
+        userns::spawn_mapped(cmd, &map)?.wait()
+    };
+    let status = status.map_err(|e| anyhow::anyhow!("{}: {e}", argv[0]))?;
+    Ok(std::process::ExitCode::from(
+        status.code().map(|c| c as u8).unwrap_or(125),
+    ))
+}
+
 /// `skiff __unpack BLOB DIFF_ID DEST`: runs inside the mapped namespace as its root.
 pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<()> {
     let diff_id = Digest::parse(diff_id)?;

@@ -202,10 +202,10 @@ impl Remote {
                     .await
                     .map_err(|e| map_err(&self.host, reference, e))?;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| Error::Unreachable {
-                        registry: self.host.clone(),
-                        detail: format!("download of {} interrupted: {e}", desc.digest.short()),
-                    })?;
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => return Err(stream_error(&self.host, desc, ingest.written(), e)),
+                    };
                     std::io::Write::write_all(&mut ingest, &chunk)
                         .ctx(|| format!("writing blob {}", desc.digest))?;
                     progress(ingest.written());
@@ -223,6 +223,35 @@ impl Remote {
             registry: self.host.clone(),
             detail: "download failed".into(),
         }))
+    }
+}
+
+/// Classifies an error from a blob stream: oci-client's own digest check fails at the end of the
+/// stream (short content shows up there too); anything else is the network.
+fn stream_error(
+    host: &str,
+    desc: &crate::layout::Descriptor,
+    written: u64,
+    e: std::io::Error,
+) -> Error {
+    let digest_failure = e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<oci_client::errors::DigestError>())
+        .map(|d| d.to_string());
+    match digest_failure {
+        Some(_) if written != desc.size => Error::Truncated {
+            digest: desc.digest.to_string(),
+            got: written,
+            want: desc.size,
+        },
+        Some(detail) => Error::DigestMismatch {
+            expected: desc.digest.to_string(),
+            actual: detail.rsplit(' ').next().unwrap_or("?").to_string(),
+        },
+        None => Error::Unreachable {
+            registry: host.to_string(),
+            detail: format!("download of {} interrupted: {e}", desc.digest.short()),
+        },
     }
 }
 

@@ -563,8 +563,8 @@ pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
     let _ = rfs::fchmod(&dir, Mode::from_raw_mode(0o700));
     let mut names = Vec::new();
     {
-        let mut it = rfs::Dir::read_from(&dir).ctx(|| format!("listing {name}"))?;
-        while let Some(e) = it.next() {
+        let it = rfs::Dir::read_from(&dir).ctx(|| format!("listing {name}"))?;
+        for e in it {
             let e = e.ctx(|| format!("listing {name}"))?;
             let n = e.file_name().to_string_lossy().into_owned();
             if n != "." && n != ".." {

@@ -1,1 +1,1 @@
-//! Integration tests live in tests/tests.
+//! Black-box tests of the real `skiff` binary live in `tests/`; this crate has no library code.

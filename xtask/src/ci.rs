@@ -1,8 +1,160 @@
 //! `cargo xtask ci`: everything CI checks, in order; and `cargo xtask demo`, the end-to-end tour.
-use anyhow::Result;
-pub fn run() -> Result<()> {
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::sh::{self, cmd};
+use crate::testenv::{self, TEST_USER};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(args).current_dir(workspace());
+    c
+}
+
+/// Test executables cargo builds for `args` (e.g. `-p skiff-tests`), from its JSON messages.
+fn test_binaries(args: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut c = cargo(&["test", "--no-run", "--message-format=json"]);
+    c.args(args);
+    let out = sh::output(&mut c)?;
+    let mut bins = Vec::new();
+    for line in out.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] == "compiler-artifact" && v["profile"]["test"] == true {
+            if let Some(exe) = v["executable"].as_str() {
+                bins.push(PathBuf::from(exe));
+            }
+        }
+    }
+    Ok(bins)
+}
+
+/// Lets the unprivileged test user reach the built binaries: traverse every parent, read target.
+fn open_to_test_user(target: &Path) -> Result<()> {
+    let mut p = target.to_path_buf();
+    while let Some(parent) = p.parent() {
+        let _ = Command::new("chmod").arg("a+x").arg(parent).status();
+        p = parent.to_path_buf();
+    }
+    sh::run(
+        cmd("chmod", &["-R", "a+rX"])
+            .arg(target.join("debug/deps"))
+            .arg(target.join("debug/skiff")),
+    )
+}
+
+fn run_tests(bins: &[PathBuf], as_user: Option<u32>, skiff: &Path) -> Result<()> {
+    for b in bins {
+        let mut c = match as_user {
+            None => {
+                let mut c = Command::new(b);
+                c.env("SKIFF_BIN", skiff);
+                c
+            }
+            Some(uid) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", TEST_USER, "--", "env", "-i"])
+                    .arg(format!("HOME=/home/{TEST_USER}"))
+                    .arg(format!("USER={TEST_USER}"))
+                    .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                    .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+                    .arg(format!("SKIFF_BIN={}", skiff.display()))
+                    .arg(b);
+                c
+            }
+        };
+        c.current_dir("/tmp");
+        sh::run(&mut c).with_context(|| format!("tests in {}", b.display()))?;
+    }
     Ok(())
 }
+
+/// The whole suite: environment up, fmt, clippy, unit tests and integration tests as root and
+/// as the unprivileged test user, environment down.
+pub fn run() -> Result<()> {
+    let t = std::time::Instant::now();
+    testenv::up()?;
+    sh::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
+        .context("cargo fmt --check: run `cargo fmt --all`")?;
+    sh::run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    sh::run(&mut cargo(&["build", "-p", "skiff"]))?;
+    let target = workspace().join("target");
+    let skiff = target.join("debug/skiff");
+    let unit = test_binaries(&[
+        "--workspace",
+        "--exclude",
+        "skiff-tests",
+        "--exclude",
+        "xtask",
+    ])?;
+    let integration = test_binaries(&["-p", "skiff-tests"])?;
+    if unit.is_empty() || integration.is_empty() {
+        bail!("no test binaries were built");
+    }
+    eprintln!("== unit tests (root)");
+    run_tests(&unit, None, &skiff)?;
+    eprintln!("== integration tests (root)");
+    run_tests(&integration, None, &skiff)?;
+    if sh::is_root() {
+        let uid = testenv::test_uid()?;
+        open_to_test_user(&target)?;
+        eprintln!("== unit tests ({TEST_USER}, rootless)");
+        run_tests(&unit, Some(uid), &skiff)?;
+        eprintln!("== integration tests ({TEST_USER}, rootless)");
+        run_tests(&integration, Some(uid), &skiff)?;
+    } else {
+        eprintln!("xtask: not root: the rootless pass runs as you");
+    }
+    testenv::down()?;
+    eprintln!("xtask: ci passed in {:.0}s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Brings up the local registry with the fixture images and shows skiff's main job end to end.
 pub fn demo() -> Result<()> {
+    testenv::up()?;
+    sh::run(&mut cargo(&["build", "-q", "-p", "skiff"]))?;
+    let skiff = workspace().join("target/debug/skiff");
+    let home = std::env::temp_dir().join(format!("skiff-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&home)?;
+    let step = |args: &[&str]| -> Result<()> {
+        println!("\n$ skiff {}", args.join(" "));
+        let mut c = Command::new(&skiff);
+        c.args(args)
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env_remove("XDG_RUNTIME_DIR");
+        sh::run(&mut c)
+    };
+    let image = format!("{}/busybox", testenv::REGISTRY);
+    step(&["pull", &image])?;
+    step(&["pull", &format!("{}/layers", testenv::REGISTRY)])?;
+    step(&["images"])?;
+    step(&["image", "inspect", "--type", "image", &image])?;
+    step(&["rmi", &format!("{}/layers", testenv::REGISTRY)])?;
+    step(&["images"])?;
+    step(&["rmi", &image])?;
+    step(&["image", "prune"])?;
+    std::fs::remove_dir_all(&home)?;
+    println!("\ndemo done; `cargo xtask testenv down` stops the local registries");
     Ok(())
 }

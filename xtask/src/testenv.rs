@@ -79,7 +79,7 @@ pub fn install_packages(pkgs: &[&str]) -> Result<()> {
     eprintln!("xtask: installing {}", missing.join(" "));
     sh::run(&mut cmd("apt-get", &["update", "-qq"]))?;
     sh::run(
-        &mut cmd(
+        cmd(
             "apt-get",
             &["install", "-y", "-qq", "--no-install-recommends"],
         )

@@ -1,0 +1,119 @@
+//! Managing local images: rmi by name, id and prefix, prune, and the store as an OCI layout that
+//! other tools read.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn rmi_untags_by_name_and_deletes_by_id_leaving_nothing_behind() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.pull("busybox:v2s2");
+    env.pull("hello");
+    let hello_id = env.ok(&["images", "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&hello_id).unwrap();
+    let hello = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Repository"] == format!("{REGISTRY}/hello"))
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()[7..]
+        .to_string();
+    let bb = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Repository"] == format!("{REGISTRY}/busybox"))
+        .unwrap()["Id"]
+        .as_str()
+        .unwrap()[7..]
+        .to_string();
+
+    // An id with two names needs --force, like Docker.
+    let r = env.run(&["rmi", &bb[..12]]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("several names"), "{}", r.stderr);
+    // By name: untag only; the image stays while another name has it.
+    let out = env.ok(&["rmi", &format!("{REGISTRY}/busybox:v2s2")]).stdout;
+    assert_eq!(out.trim(), format!("Untagged: {REGISTRY}/busybox:v2s2"));
+    // By a short id prefix: untag and delete.
+    let out = env.ok(&["rmi", &hello[..6]]).stdout;
+    assert!(
+        out.contains(&format!("Untagged: {REGISTRY}/hello:latest"))
+            && out.contains(&format!("Deleted: sha256:{hello}")),
+        "{out}"
+    );
+    let left = env.ok(&["images", "-q"]).stdout;
+    assert_eq!(left.trim(), &bb[..12]);
+    // The shared busybox layer is still there for busybox.
+    assert!(env.layer_dirs(&format!("{REGISTRY}/busybox"))[0]
+        .join("bin/busybox")
+        .exists());
+
+    let missing = env.run(&["rmi", "nothing-here"]);
+    assert_eq!(
+        missing.code, 1,
+        "an unknown image is exit 1, like docker: {}",
+        missing.stderr
+    );
+
+    env.ok(&["rmi", &format!("{REGISTRY}/busybox")]);
+    assert!(env.ok(&["images", "-q"]).stdout.trim().is_empty());
+    assert_eq!(env.verify_blobs(), 0, "no blob left");
+    assert!(
+        env.entries("layers").is_empty(),
+        "no layer left: {:?}",
+        env.entries("layers")
+    );
+}
+
+#[test]
+fn prune_removes_only_what_no_image_uses() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.pull("layers");
+    let before = env.verify_blobs();
+    let r = env.ok(&["image", "prune", "-f"]).stdout;
+    assert!(r.contains("Deleted 0 blobs and 0 layers"), "{r}");
+    assert_eq!(env.verify_blobs(), before);
+    // Removing the layers image frees its own blobs and layer dirs, not the shared busybox ones.
+    env.ok(&["rmi", &format!("{REGISTRY}/layers")]);
+    assert_eq!(
+        env.verify_blobs(),
+        3,
+        "busybox's manifest, config and layer remain"
+    );
+    assert_eq!(env.layer_dirs(&format!("{REGISTRY}/busybox")).len(), 1);
+    assert_eq!(
+        env.entries("layers")
+            .iter()
+            .filter(|n| !n.ends_with(".size"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn the_store_is_an_oci_layout_skopeo_reads() {
+    let env = Env::new();
+    env.pull("busybox");
+    let store = env.data().join("store");
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            &format!("oci:{}:{REGISTRY}/busybox:latest", store.display()),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], registry_digest("busybox", "latest"));
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,140 @@
+//! Registry access as users configure it: TLS with certs.d, refused and accepted credentials,
+//! login/logout in the shared auth.json format, insecure registries and mirrors in config.toml.
+
+mod common;
+
+use common::*;
+
+fn trust_test_ca(env: &Env) {
+    let dir = env.config().join(format!("certs.d/{SECURE}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(CA, dir.join("ca.crt")).unwrap();
+}
+
+fn login(env: &Env, password: &str) -> Run {
+    let mut c = env.cmd(&["login", "-u", "skiff", "--password-stdin", SECURE]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_clear_error_and_certs_d_fixes_it() {
+    let env = Env::new();
+    let image = format!("{SECURE}/private/busybox");
+    env.fails(&["pull", &image], "TLS certificate not trusted");
+    trust_test_ca(&env);
+    // Trusted now, but the registry wants credentials.
+    env.fails(&["pull", &image], "authentication required or refused");
+}
+
+#[test]
+fn login_checks_credentials_stores_them_and_logout_removes_them() {
+    let env = Env::new();
+    trust_test_ca(&env);
+    let bad = login(&env, "wrong");
+    assert_eq!(bad.code, 125, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("authentication required or refused"),
+        "{}",
+        bad.stderr
+    );
+    let auth_file = env.home.path().join("run/containers/auth.json");
+    assert!(!auth_file.exists(), "refused credentials are not saved");
+
+    let good = login(&env, "skiff-secret");
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    assert!(good.stdout.contains("Login Succeeded"));
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    let auth = saved["auths"][SECURE]["auth"].as_str().unwrap();
+    assert_eq!(
+        auth, "c2tpZmY6c2tpZmYtc2VjcmV0",
+        "base64 of user:password, as docker and podman write it"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let image = format!("{SECURE}/private/busybox");
+    env.ok(&["pull", "-q", &image]);
+    assert!(env
+        .ok(&["images"])
+        .stdout
+        .contains(&format!("{SECURE}/private/busybox ")));
+
+    env.ok(&["logout", SECURE]);
+    env.ok(&["rmi", &image]);
+    env.fails(&["pull", &image], "authentication required or refused");
+    env.fails(&["logout", SECURE], "not logged in");
+}
+
+#[test]
+fn credentials_are_read_from_docker_config_too() {
+    let env = Env::new();
+    trust_test_ca(&env);
+    let docker = env.home.path().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{SECURE}":{{"auth":"c2tpZmY6c2tpZmYtc2VjcmV0"}}}}}}"#),
+    )
+    .unwrap();
+    env.ok(&["pull", "-q", &format!("{SECURE}/private/busybox")]);
+}
+
+#[test]
+fn insecure_registries_are_plain_http_only_when_configured() {
+    let env = Env::new();
+    // registry.skiff.test:5000 is the plain registry under a non-loopback name: HTTPS by default.
+    let image = "registry.skiff.test:5000/busybox";
+    let r = env.run(&["pull", image]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    std::fs::create_dir_all(env.config()).unwrap();
+    std::fs::write(
+        env.config().join("config.toml"),
+        "[registries.\"registry.skiff.test:5000\"]\ninsecure = true\n",
+    )
+    .unwrap();
+    env.ok(&["pull", "-q", image]);
+}
+
+#[test]
+fn mirrors_are_tried_before_the_registry() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.config()).unwrap();
+    // The named registry does not exist; its mirror (the local registry) has the image.
+    std::fs::write(
+        env.config().join("config.toml"),
+        format!("[registries.\"nowhere.skiff.test:9\"]\nmirrors = [\"{REGISTRY}\"]\n"),
+    )
+    .unwrap();
+    env.ok(&["pull", "-q", "nowhere.skiff.test:9/hello"]);
+    assert!(env
+        .ok(&["images"])
+        .stdout
+        .contains("nowhere.skiff.test:9/hello "));
+}
+
+#[test]
+fn a_broken_config_file_is_named_in_the_error() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.config()).unwrap();
+    std::fs::write(
+        env.config().join("config.toml"),
+        "[registries.\"x\"]\ninsecur = true\n",
+    )
+    .unwrap();
+    env.fails(&["images"], "config.toml");
+}
