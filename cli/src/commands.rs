@@ -209,7 +209,11 @@ fn pull(a: PullArgs) -> Result<ExitCode> {
     }
     if !a.quiet {
         println!("Digest: {}", pulled.repo_digest);
-        println!("Status: Image is up to date for {}", pulled.reference);
+        if pulled.up_to_date {
+            println!("Status: Image is up to date for {}", pulled.reference);
+        } else {
+            println!("Status: Downloaded newer image for {}", pulled.reference);
+        }
     }
     println!("{}", pulled.reference);
     Ok(ExitCode::SUCCESS)

@@ -82,6 +82,8 @@ pub struct Pulled {
     pub repo_digest: Digest,
     /// Notes for the user (skipped device nodes, ignored xattrs).
     pub notes: Vec<String>,
+    /// Whether the reference already named this manifest locally (Docker's "Image is up to date").
+    pub up_to_date: bool,
 }
 
 /// The layer media types skiff unpacks.
@@ -360,17 +362,22 @@ impl ImageStore {
             platform,
         };
         let name = reference.to_string();
-        self.layout.update_index(|idx| {
+        let up_to_date = self.layout.update_index(|idx| {
+            let same = idx
+                .manifests
+                .iter()
+                .any(|m| m.annotations.get(REF_NAME) == Some(&name) && m.digest == entry.digest);
             idx.manifests
                 .retain(|m| m.annotations.get(REF_NAME) != Some(&name));
             idx.manifests.push(entry);
-            Ok(())
+            Ok(same)
         })?;
         Ok(Pulled {
             reference: reference.clone(),
             id: config_desc.digest,
             repo_digest: top_digest,
             notes,
+            up_to_date,
         })
     }
 

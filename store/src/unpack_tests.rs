@@ -15,12 +15,18 @@ struct E<'a> {
 }
 
 fn e<'a>(name: &'a str, kind: tar::EntryType) -> E<'a> {
+    // Directories need x to be entered by a non-root reader of the result.
+    let mode = if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    };
     E {
         name,
         kind,
         link: "",
         data: b"",
-        mode: 0o644,
+        mode,
         uid: 0,
     }
 }

@@ -27,6 +27,19 @@ fn pull_prints_the_registry_digest_and_lists_the_image() {
         "no progress bars when piped: {}",
         r.stderr
     );
+    assert!(
+        r.stdout.contains(&format!(
+            "Status: Downloaded newer image for {REGISTRY}/busybox:latest"
+        )),
+        "{}",
+        r.stdout
+    );
+    let again = env.ok(&["pull", &format!("{REGISTRY}/busybox")]);
+    assert!(
+        again.stdout.contains("Status: Image is up to date"),
+        "{}",
+        again.stdout
+    );
 
     let table = env.ok(&["images"]).stdout;
     let lines: Vec<&str> = table.lines().collect();
