@@ -379,7 +379,8 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
     let registry = registry_arg(a.registry)?;
     let username = match a.username {
         Some(u) => u,
-        None => bail!("no user name: pass -u USER (and --password-stdin)"),
+        None if a.password_stdin => bail!("--password-stdin needs -u USER"),
+        None => crate::prompt::ask("Username: ", false)?,
     };
     let password = match (a.password, a.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
@@ -391,7 +392,7 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
                 .context("reading the password from stdin")?;
             s.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => bail!("no password: pass --password-stdin and pipe it in"),
+        (None, false) => crate::prompt::ask("Password: ", true)?,
     };
     let creds = Credentials { username, password };
     let store = open_store()?;

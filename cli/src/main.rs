@@ -4,6 +4,7 @@
 mod commands;
 mod human;
 mod progress;
+mod prompt;
 mod unpacker;
 
 use std::process::ExitCode;

@@ -14,15 +14,8 @@ use crate::testenv::{self, REGISTRY, TEST_USER};
 const RUNS: usize = 7;
 
 fn as_user(uid: u32, program: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", TEST_USER, "--", "env", "-i"])
-        .arg(format!("HOME=/home/{TEST_USER}"))
-        .arg(format!("USER={TEST_USER}"))
-        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
-        .arg(program)
-        .args(args)
-        .current_dir("/tmp");
+    let mut c = testenv::as_test_user(uid, &[], Path::new(program));
+    c.args(args);
     c
 }
 

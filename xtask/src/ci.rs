@@ -62,17 +62,7 @@ fn run_tests(bins: &[PathBuf], as_user: Option<u32>, skiff: &Path) -> Result<()>
                 c.env("SKIFF_BIN", skiff);
                 c
             }
-            Some(uid) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", TEST_USER, "--", "env", "-i"])
-                    .arg(format!("HOME=/home/{TEST_USER}"))
-                    .arg(format!("USER={TEST_USER}"))
-                    .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-                    .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
-                    .arg(format!("SKIFF_BIN={}", skiff.display()))
-                    .arg(b);
-                c
-            }
+            Some(uid) => testenv::as_test_user(uid, &[format!("SKIFF_BIN={}", skiff.display())], b),
         };
         c.current_dir("/tmp");
         sh::run(&mut c).with_context(|| format!("tests in {}", b.display()))?;

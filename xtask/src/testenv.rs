@@ -2,7 +2,7 @@
 //! the real `docker-registry` on 127.0.0.1:5000 with fixture images pushed to it.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,21 @@ fn prepare_host() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A command that runs `program` as the test user with a clean login-like environment (its HOME,
+/// its /run/user dir) plus `extra_env` (`KEY=VALUE`), from /tmp.
+pub fn as_test_user(uid: u32, extra_env: &[String], program: &Path) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", TEST_USER, "--", "env", "-i"])
+        .arg(format!("HOME=/home/{TEST_USER}"))
+        .arg(format!("USER={TEST_USER}"))
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+        .args(extra_env)
+        .arg(program)
+        .current_dir("/tmp");
+    c
 }
 
 /// The test user's uid.

@@ -1,0 +1,67 @@
+//! Reading a user name and a password from the terminal, as `docker login` does when they are not
+//! given as flags. The password is read with echo off; the terminal is restored on every path.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+
+use anyhow::{bail, Context, Result};
+
+/// Asks `label` on /dev/tty and returns the answer without its newline.
+pub fn ask(label: &str, secret: bool) -> Result<String> {
+    let tty = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no terminal to ask on: pass -u USER and --password-stdin")?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{label}")?;
+    out.flush()?;
+    let guard = if secret {
+        Some(EchoOff::new(&tty)?)
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = BufReader::new(&tty).read_line(&mut line);
+    drop(guard); // ECHONL already echoed the newline
+    read.context("reading from the terminal")?;
+    let answer = line.trim_end_matches(['\n', '\r']).to_string();
+    if answer.is_empty() {
+        bail!("{} is empty", label.trim_end_matches([':', ' ']));
+    }
+    Ok(answer)
+}
+
+/// Turns terminal echo off for as long as it lives.
+struct EchoOff {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl EchoOff {
+    fn new(tty: &File) -> Result<EchoOff> {
+        let fd = tty.as_raw_fd();
+        // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is an open terminal and t a valid termios.
+        if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("reading terminal settings");
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        t.c_lflag |= libc::ECHONL;
+        // SAFETY: as above.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("turning terminal echo off");
+        }
+        Ok(EchoOff { fd, saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read from the same fd.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
