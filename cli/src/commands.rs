@@ -38,12 +38,24 @@ enum Cmd {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Run a command in a new container
+    Run(Box<crate::run::RunArgs>),
     /// Run a command inside your user namespace (as podman unshare): see image files with the
     /// owners they have in containers, or remove them
     Unshare {
         /// Command and arguments (default: $SHELL)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    #[command(name = "__monitor", hide = true)]
+    HelperMonitor {
+        id: String,
+        #[arg(long)]
+        attached: bool,
+        #[arg(long)]
+        ready_fd: Option<i32>,
+        #[arg(long)]
+        no_sig_proxy: bool,
     },
     #[command(name = "__unpack", hide = true)]
     HelperUnpack {
@@ -162,6 +174,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             dest,
         } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
         Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
+        Cmd::HelperMonitor {
+            id,
+            attached,
+            ready_fd,
+            no_sig_proxy,
+        } => crate::run::monitor(&id, attached, ready_fd, !no_sig_proxy),
+        Cmd::Run(a) => crate::run::run(*a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(a),

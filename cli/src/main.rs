@@ -5,6 +5,7 @@ mod commands;
 mod human;
 mod progress;
 mod prompt;
+mod run;
 mod unpacker;
 
 use std::process::ExitCode;

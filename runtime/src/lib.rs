@@ -1,8 +1,24 @@
-//! skiff's runtime: user namespaces and id mappings now; rootfs, process start, the monitor and
-//! state files arrive with the `run` issue. It never reaches into the store's files: callers hand
-//! it paths.
+//! skiff's runtime: container records and state, user namespaces, the container's rootfs and
+//! process start, and the per-container monitor. It never reaches into the store's files: the
+//! CLI hands it the image's layer directories.
 
+pub mod config;
+pub mod containers;
+pub mod error;
 pub mod idmap;
+pub mod init;
+pub mod logs;
+pub mod monitor;
+pub mod mounts;
+pub mod names;
+pub mod passwd;
+pub mod procfs;
+pub mod security;
+pub mod spec;
+pub mod tty;
 pub mod userns;
 
+pub use config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, State, Status};
+pub use containers::Containers;
+pub use error::{Error, Result};
 pub use idmap::IdMap;

@@ -84,7 +84,9 @@ pub fn spawn_mapped(mut cmd: Command, map: &IdMap) -> Result<Child, Error> {
     child.map_err(spawn_err)
 }
 
-fn write_maps(pid: i32, map: &IdMap) -> Result<(), Error> {
+/// Writes `map` for process `pid` with newuidmap and newgidmap (the process must be in a new,
+/// unmapped user namespace owned by us).
+pub fn write_maps(pid: i32, map: &IdMap) -> Result<(), Error> {
     run_map_tool("newuidmap", pid, &IdMap::args(&map.uids))?;
     run_map_tool("newgidmap", pid, &IdMap::args(&map.gids))
 }

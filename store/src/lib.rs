@@ -8,6 +8,7 @@ pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod images;
+pub mod inroot;
 pub mod layout;
 pub mod paths;
 pub mod platform;

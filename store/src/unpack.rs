@@ -10,10 +10,11 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
+use crate::inroot::{ensure_dir_in_root, InRootError, RESOLVE};
 
 /// The xattr that marks a directory opaque for overlayfs mounted with `userxattr`.
 pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
@@ -145,8 +146,6 @@ struct Unpacker {
     dirs: Vec<PendingDir>,
     layer: String,
 }
-
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 /// Turns a tar path into clean components, refusing any that would climb above the root.
 /// Absolute names are taken relative to the root, as Docker does.
@@ -371,56 +370,13 @@ impl Unpacker {
 
     /// Opens (creating as needed, 0755 like Docker) the directory at `path` inside the root.
     fn ensure_dir(&mut self, path: &str) -> Result<OwnedFd> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        match rfs::openat2(&self.root, dot(path), flags, Mode::empty(), RESOLVE) {
-            Ok(fd) => return Ok(fd),
-            Err(rustix::io::Errno::NOENT) => {}
-            Err(rustix::io::Errno::NOTDIR) => {
-                return Err(self.bad(format!("{path}: a parent is not a directory")))
-            }
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("opening {path}"),
-                    source: e.into(),
-                })
-            }
-        }
-        let comps: Vec<&str> = path.split('/').collect();
-        let mut cur = self
-            .root
-            .try_clone()
-            .ctx(|| "duplicating root fd".to_string())?;
-        for i in 0..comps.len() {
-            let prefix = comps[..=i].join("/");
-            match rfs::openat2(&self.root, prefix.as_str(), flags, Mode::empty(), RESOLVE) {
-                Ok(fd) => cur = fd,
-                Err(rustix::io::Errno::NOENT) => {
-                    match rfs::mkdirat(&cur, comps[i], Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {}
-                        Err(rustix::io::Errno::EXIST) => {
-                            return Err(self.bad(format!(
-                                "{prefix} is a symlink to a directory this layer does not have"
-                            )))
-                        }
-                        Err(e) => {
-                            return Err(Error::Io {
-                                context: format!("creating {prefix}"),
-                                source: e.into(),
-                            })
-                        }
-                    }
-                    cur = rfs::openat2(&self.root, prefix.as_str(), flags, Mode::empty(), RESOLVE)
-                        .ctx(|| format!("opening {prefix}"))?;
-                }
-                Err(e) => {
-                    return Err(Error::Io {
-                        context: format!("opening {prefix}"),
-                        source: e.into(),
-                    })
-                }
-            }
-        }
-        Ok(cur)
+        ensure_dir_in_root(&self.root, path).map_err(|e| match e {
+            InRootError::Io(context, errno) => Error::Io {
+                context,
+                source: errno.into(),
+            },
+            other => self.bad(other.to_string()),
+        })
     }
 
     /// Removes whatever stands at `name` in `parent` (a later entry replaces an earlier one).

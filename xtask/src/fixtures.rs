@@ -83,10 +83,12 @@ fn busybox_layer(path: &Path) -> Result<PathBuf> {
     for applet in list
         .lines()
         .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != "busybox" && !a.contains('/'))
+        .filter(|a| !a.is_empty() && *a != "busybox" && *a != "printenv" && !a.contains('/'))
     {
         l.symlink(&format!("bin/{applet}"), "busybox")?;
     }
+    // Debian's busybox has no printenv applet; Docker users expect `run busybox printenv`.
+    l.file("bin/printenv", 0o755, 0, b"#!/bin/sh\nexec env\n")?;
     l.file("etc/passwd", 0o644, 0, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nuser:x:1000:1000:user:/home/user:/bin/sh\n")?;
     l.file(
         "etc/group",

@@ -162,6 +162,14 @@ impl Env {
         n
     }
 
+    /// Ids of the container records (lock files aside).
+    pub fn containers(&self) -> Vec<String> {
+        self.entries("containers")
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
     /// Entries of a store subdirectory (empty when missing).
     pub fn entries(&self, sub: &str) -> Vec<String> {
         std::fs::read_dir(self.data().join(sub))
@@ -177,6 +185,19 @@ impl Drop for Env {
     /// Removes everything through skiff (layer files may belong to subordinate ids the test user
     /// cannot delete directly), then the temp home.
     fn drop(&mut self) {
+        // Containers' upper dirs and volumes may hold files of mapped ids: remove them from inside
+        // the user namespace.
+        let dirs: Vec<String> = ["containers", "volumes"]
+            .iter()
+            .map(|d| self.data().join(d))
+            .filter(|p| p.exists())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if !dirs.is_empty() {
+            let mut args = vec!["unshare", "rm", "-rf"];
+            args.extend(dirs.iter().map(String::as_str));
+            let _ = self.run(&args);
+        }
         if self.data().join("store/index.json").exists() {
             let ids = self.run(&["images", "-q"]);
             for id in ids.stdout.lines() {

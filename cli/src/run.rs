@@ -1,0 +1,256 @@
+//! `skiff run`: resolve (pulling when needed) the image, build the container, then become its
+//! monitor (attached: exec in place, so the terminal and signals are the monitor's) or start the
+//! monitor in its own session and print the id (`-d`).
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Args};
+use skiff_runtime::monitor::{self, MonitorOptions};
+use skiff_runtime::spec::{self, ImageInfo, RunOptions};
+use skiff_runtime::Containers;
+use skiff_store::{Dirs, ImageStore, NoProgress, Platform, Progress, PullOptions, Reference};
+
+use crate::{progress, unpacker};
+
+/// `run` flags, as Docker and podman spell them.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Container name (unique per user)
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to pass skiff's own)
+    #[arg(short, long, action = ArgAction::Append)]
+    env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long, action = ArgAction::Append)]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// user[:group] (names from the container's /etc/passwd and /etc/group, or numeric ids)
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Container host name
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Set metadata (KEY=VALUE)
+    #[arg(short, long, action = ArgAction::Append)]
+    label: Vec<String>,
+    /// Bind mount or named volume: SRC:DST[:ro], NAME:DST[:ro], or DST
+    #[arg(short, long, action = ArgAction::Append)]
+    volume: Vec<String>,
+    /// Mount a tmpfs at this path
+    #[arg(long, action = ArgAction::Append)]
+    tmpfs: Vec<String>,
+    /// Network: host (default) or none
+    #[arg(long, alias = "net")]
+    network: Option<String>,
+    /// Pull the image: missing (default), always or never
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Platform to pull (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
+    /// Override the image's entrypoint ("" clears it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Run a tiny init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    init: bool,
+    /// Add Linux capabilities
+    #[arg(long, action = ArgAction::Append)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, action = ArgAction::Append)]
+    cap_drop: Vec<String>,
+    /// Security options (seccomp=unconfined, no-new-privileges)
+    #[arg(long, action = ArgAction::Append)]
+    security_opt: Vec<String>,
+    /// Lift the default confinement (within the user namespace)
+    #[arg(long)]
+    privileged: bool,
+    /// Forward signals received by skiff to the container
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    sig_proxy: bool,
+    /// Image to run
+    image: String,
+    /// Command and arguments (replace the image's Cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// Finds the image locally or pulls it, per `--pull`.
+fn resolve_image(store: &ImageStore, a: &RunArgs) -> Result<skiff_store::LocalImage> {
+    if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
+        bail!("invalid --pull {:?}: use missing, always or never", a.pull);
+    }
+    let local = store.find(&a.image).ok().and_then(|v| v.into_iter().next());
+    match (a.pull.as_str(), local) {
+        ("never", Some(img)) | ("missing", Some(img)) => return Ok(img),
+        ("never", None) => bail!("{}: image not known locally and --pull=never", a.image),
+        _ => {}
+    }
+    let reference = Reference::parse(&a.image)?;
+    let platform = match &a.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress: Arc<dyn Progress> = if show {
+        Arc::new(progress::Bars::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let opts = PullOptions {
+        platform,
+        unpacker: unpacker::for_this_user(&store.dirs),
+        progress,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let pulled = rt.block_on(store.pull(&reference, &opts))?;
+    drop(rt); // back to one thread before the monitor forks
+    Ok(store.find(&pulled.reference.to_string())?.remove(0))
+}
+
+/// `skiff run`.
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let dirs = Dirs::from_env();
+    let store = ImageStore::open(dirs.clone())?;
+    let containers = Containers::open(&dirs)?;
+    let img = resolve_image(&store, &a)?;
+    let config = store.image_config(&img)?;
+    let layers = store.layer_dirs(&img)?;
+    let info = ImageInfo {
+        reference: img.reference.clone(),
+        id: img.id.to_string(),
+        config: &config,
+        layers,
+    };
+    let opts = RunOptions {
+        name: a.name.clone(),
+        command: a.command.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env: a.env.clone(),
+        env_files: a.env_file.clone(),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        labels: a.label.clone(),
+        volumes: a.volume.clone(),
+        tmpfs: a.tmpfs.clone(),
+        network: a.network.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        security_opt: a.security_opt.clone(),
+        privileged: a.privileged,
+        read_only: a.read_only,
+        init: a.init,
+        auto_remove: a.rm,
+        tty: a.tty,
+        interactive: a.interactive,
+    };
+    let build = spec::build(&info, &opts, &containers)?;
+    let cfg = containers.create(a.name.as_deref(), build)?;
+    let exe = std::env::current_exe().context("locating the skiff binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["__monitor", &cfg.id]);
+    if !a.sig_proxy {
+        cmd.arg("--no-sig-proxy");
+    }
+    if !a.detach {
+        cmd.arg("--attached");
+        let err = cmd.exec();
+        bail!("starting the monitor: {err}");
+    }
+    let (r, w) = nix::unistd::pipe().context("creating the start-up pipe")?;
+    let wfd = w.as_raw_fd();
+    cmd.args(["--ready-fd", &wfd.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid in the child before exec; the write end stays open across exec by design.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the monitor")?;
+    drop(w);
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(r))
+        .read_line(&mut line)
+        .context("waiting for the container to start")?;
+    let line = line.trim();
+    if line == "ok" {
+        println!("{}", cfg.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = child.try_wait();
+    match line.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
+        Some((code, msg)) => {
+            eprintln!("Error: {msg}");
+            Ok(ExitCode::from(code.parse::<u8>().unwrap_or(125)))
+        }
+        None => bail!(
+            "the monitor of {} exited before the container started",
+            &cfg.id[..12]
+        ),
+    }
+}
+
+/// `skiff __monitor ID [--attached] [--ready-fd N] [--no-sig-proxy]`: the container's monitor.
+pub fn monitor(
+    id: &str,
+    attached: bool,
+    ready_fd: Option<i32>,
+    sig_proxy: bool,
+) -> Result<ExitCode> {
+    let dirs = Dirs::from_env();
+    let containers = Containers::open(&dirs)?;
+    if let Some(fd) = ready_fd {
+        // Not for the container: close it at exec.
+        let _ = nix::fcntl::fcntl(
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    let remover = unpacker::for_this_user(&dirs);
+    let remove = |p: &std::path::Path| -> skiff_runtime::Result<()> { Ok(remover.remove(p)?) };
+    let code = monitor::run(
+        &containers,
+        id,
+        MonitorOptions {
+            attached,
+            ready_fd,
+            sig_proxy,
+            remove: &remove,
+        },
+    );
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
+}

@@ -1,0 +1,156 @@
+//! What a container was asked to be (`config.json`) and what it is now (`state.json`). Both are
+//! plain serde types so `ps`, `inspect` and the monitor read the same truth.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One mount the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host path (`-v /src:/dst`).
+    Bind,
+    /// A named volume under the user's data dir (`-v name:/dst`).
+    Volume,
+    /// A tmpfs (`--tmpfs /dst`).
+    Tmpfs,
+}
+
+/// A mount in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Bind, volume or tmpfs.
+    pub kind: MountKind,
+    /// Host path (bind), volume directory (volume), empty for tmpfs.
+    pub source: PathBuf,
+    /// Volume name, for volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// The process to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// argv (entrypoint + cmd combined as Docker does).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub cwd: String,
+    /// `user[:group]` as given (names resolved inside the container at start).
+    pub user: String,
+    /// Allocate a pty.
+    pub terminal: bool,
+    /// Keep stdin open.
+    pub stdin: bool,
+}
+
+/// Everything `run`/`create` decided, written once as `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique per user.
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The image reference as resolved.
+    pub image: String,
+    /// Image id (config digest).
+    pub image_id: String,
+    /// Unpacked layer dirs of the image, lowest first (given by the store).
+    pub layers: Vec<PathBuf>,
+    /// The image's entrypoint and cmd as finally used, for inspect.
+    pub entrypoint: Vec<String>,
+    /// See `entrypoint`.
+    pub cmd: Vec<String>,
+    /// The process.
+    pub process: ProcessSpec,
+    /// Hostname (defaults to the short id).
+    pub hostname: String,
+    /// Labels (`-l`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Mounts in order.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `host` or `none`.
+    pub network: String,
+    /// Capabilities added (`--cap-add`, names without CAP_).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped (`--cap-drop`).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// Default seccomp filter on (off with `--security-opt seccomp=unconfined`).
+    pub seccomp: bool,
+    /// `--init`.
+    pub init: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// The image's StopSignal, if any.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+/// Lifecycle status as `ps` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// It ran and stopped.
+    Exited,
+}
+
+/// `state.json`: rewritten atomically under the container's lock at each transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Status as last recorded (liveness is re-checked against pid + start time).
+    pub status: Status,
+    /// The container's PID 1 as seen on the host.
+    pub pid: Option<i32>,
+    /// That pid's start time (clock ticks since boot), so a recycled pid never looks alive.
+    pub pid_start: Option<u64>,
+    /// The monitor's pid and start time.
+    pub monitor_pid: Option<i32>,
+    /// See `monitor_pid`.
+    pub monitor_start: Option<u64>,
+    /// Exit code once exited (None if unknown, e.g. the monitor was killed).
+    pub exit_code: Option<i32>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// Why it could not start, if so.
+    pub error: Option<String>,
+}
+
+impl State {
+    /// The state of a container that was just created.
+    pub fn created() -> State {
+        State {
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            monitor_pid: None,
+            monitor_start: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        }
+    }
+}

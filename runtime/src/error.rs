@@ -1,0 +1,63 @@
+//! The runtime's errors, each naming the container or path involved and, where there is one, the fix.
+
+/// Runtime failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--name` already taken.
+    #[error("the container name \"{0}\" is already in use: remove that container (skiff rm {0}) or choose another --name")]
+    NameInUse(String),
+    /// No container by that name or id.
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    /// An id prefix matched several containers.
+    #[error("{prefix}: ambiguous container id prefix, matches {candidates}")]
+    Ambiguous { prefix: String, candidates: String },
+    /// Bad user input that only the runtime can judge (names, mounts, users).
+    #[error("{0}")]
+    Invalid(String),
+    /// Something failed while setting the container up.
+    #[error("{0}")]
+    Setup(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// A state file could not be read or written.
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        source: serde_json::Error,
+    },
+    /// From the store's helpers.
+    #[error(transparent)]
+    Store(#[from] skiff_store::Error),
+}
+
+/// The runtime's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds context to I/O errors.
+pub trait Ctx<T> {
+    /// Wraps the error with `context`.
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T>;
+}
+
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+impl<T> Ctx<T> for nix::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, context: F) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            context: context(),
+            source: e.into(),
+        })
+    }
+}

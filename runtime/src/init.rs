@@ -1,0 +1,264 @@
+//! The container's first process, from `clone()` in the monitor to `execve` of the user's command:
+//! wait for the id maps, build the rootfs, take the user's identity, harden, exec. Any failure is
+//! written to the error pipe and becomes the exit code: 125 setup, 126 cannot execute, 127 not found.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::{Gid, Uid};
+
+use crate::config::ContainerConfig;
+use crate::{mounts, passwd, security};
+
+/// What the child needs, prepared by the monitor before `clone()`.
+pub struct ChildSetup<'a> {
+    /// The container's config.
+    pub cfg: &'a ContainerConfig,
+    /// Its directory (rootfs, upper, work, etc files).
+    pub ctr: &'a Path,
+    /// Whether the child is in a new user namespace that the parent maps.
+    pub userns: bool,
+    /// Whether gid 5 (tty) exists in the mapping, for devpts.
+    pub gid5_mapped: bool,
+    /// Read end: one byte once the maps are written.
+    pub sync_fd: RawFd,
+    /// Write end (close-on-exec): error text if setup fails.
+    pub err_fd: RawFd,
+    /// The process's stdin, stdout, stderr.
+    pub stdio: [RawFd; 3],
+    /// stdio is a pty slave: make it the controlling terminal.
+    pub tty: bool,
+}
+
+type Fail = (i32, String);
+
+fn setup_err(e: impl std::fmt::Display) -> Fail {
+    (125, e.to_string())
+}
+
+/// Runs in the cloned child; returns only on failure, with the exit code.
+pub fn child_main(s: &ChildSetup<'_>) -> isize {
+    let (code, msg) = match setup_and_exec(s) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    let line = format!("{msg}\n");
+    // SAFETY: writing a buffer we own to an fd we own.
+    unsafe { libc::write(s.err_fd, line.as_ptr().cast(), line.len()) };
+    code as isize
+}
+
+fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> {
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Rust ignores SIGPIPE at start-up and an ignored signal stays ignored across exec.
+    // SAFETY: restoring the default disposition.
+    let _ = unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    nix::unistd::setsid().map_err(setup_err)?;
+    for (i, fd) in s.stdio.iter().enumerate() {
+        // SAFETY: duplicating fds this process owns onto 0, 1, 2.
+        if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
+            return Err(setup_err(format!(
+                "setting up stdio: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    if s.tty {
+        // SAFETY: TIOCSCTTY on our stdin, a pty slave, in our new session.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            return Err(setup_err(format!(
+                "making the pty the controlling terminal: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    if s.userns {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into our buffer.
+        if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err(setup_err("the user namespace was not set up"));
+        }
+    }
+    // SAFETY: closing an fd this process owns and no longer needs.
+    unsafe { libc::close(s.sync_fd) };
+    let cfg = s.cfg;
+    nix::unistd::sethostname(&cfg.hostname)
+        .map_err(|e| setup_err(format!("setting hostname: {e}")))?;
+    if cfg.network == "none" {
+        mounts::loopback_up().map_err(setup_err)?;
+    }
+    mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
+
+    let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = passwd::resolve(&cfg.process.user, &pw, &gr).map_err(setup_err)?;
+    let mut env = cfg.process.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let cwd = if cfg.process.cwd.is_empty() {
+        "/"
+    } else {
+        &cfg.process.cwd
+    };
+    std::fs::create_dir_all(cwd).ok();
+    std::env::set_current_dir(cwd)
+        .map_err(|e| setup_err(format!("working directory {cwd}: {e}")))?;
+
+    let mask = security::capability_mask(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)
+        .map_err(setup_err)?;
+    security::drop_bounding(mask).map_err(|e| setup_err(format!("dropping capabilities: {e}")))?;
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups)
+        .map_err(|e| setup_err(format!("setting groups {:?}: {e}", user.groups)))?;
+    let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| {
+        setup_err(format!(
+            "setting gid {}: {e} (is it inside the id mapping?)",
+            user.gid
+        ))
+    })?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| {
+        setup_err(format!(
+            "setting uid {}: {e} (is it inside the id mapping?)",
+            user.uid
+        ))
+    })?;
+    security::set_caps(if user.uid == 0 { mask } else { 0 })
+        .map_err(|e| setup_err(format!("setting capabilities: {e}")))?;
+    if !cfg.privileged {
+        security::no_new_privs().map_err(|e| setup_err(format!("no_new_privs: {e}")))?;
+    }
+    if cfg.seccomp && !cfg.privileged {
+        security::install_seccomp().map_err(|e| setup_err(format!("seccomp: {e}")))?;
+    }
+    if cfg.init {
+        run_init(s, &cfg.process.args, &env)
+    } else {
+        exec(&cfg.process.args, &env)
+    }
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, Fail> {
+    v.iter()
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| setup_err(format!("argument contains a NUL byte: {s:?}")))
+        })
+        .collect()
+}
+
+/// execve with Docker's PATH search and exit codes: 127 not found, 126 not executable.
+fn exec(args: &[String], env: &[String]) -> Result<std::convert::Infallible, Fail> {
+    let Some(cmd) = args.first() else {
+        return Err(setup_err(
+            "no command: the image has no Cmd or Entrypoint; give one after the image name",
+        ));
+    };
+    let argv = cstrings(args)?;
+    let envp = cstrings(env)?;
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![cmd.clone()]
+    } else {
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/{cmd}"))
+            .collect()
+    };
+    let mut denied = None;
+    for c in &candidates {
+        let Ok(prog) = CString::new(c.as_bytes()) else {
+            continue;
+        };
+        let e = nix::unistd::execve(&prog, &argv, &envp).unwrap_err();
+        match e {
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => continue,
+            nix::errno::Errno::EACCES | nix::errno::Errno::ENOEXEC | nix::errno::Errno::EISDIR => {
+                denied = Some((c.clone(), e))
+            }
+            other => return Err((126, format!("exec {c}: {other}"))),
+        }
+    }
+    match denied {
+        Some((c, e)) => Err((126, format!("exec {c}: {}", e.desc().to_lowercase()))),
+        None if cmd.contains('/') => Err((127, format!("exec {cmd}: no such file or directory"))),
+        None => Err((
+            127,
+            format!("exec: \"{cmd}\": executable file not found in $PATH"),
+        )),
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// `--init`: stay as PID 1, run the command as a child, forward signals, reap every orphan, and
+/// exit with the command's status (128+N for a signal).
+fn run_init(
+    s: &ChildSetup<'_>,
+    args: &[String],
+    env: &[String],
+) -> Result<std::convert::Infallible, Fail> {
+    // SAFETY: this process is single-threaded; the child only execs or writes its error and exits.
+    match unsafe { nix::unistd::fork() }.map_err(setup_err)? {
+        nix::unistd::ForkResult::Child => {
+            let (code, msg) = match exec(args, env) {
+                Ok(never) => match never {},
+                Err(f) => f,
+            };
+            let line = format!("{msg}\n");
+            // SAFETY: write our buffer, then leave at once.
+            unsafe {
+                libc::write(s.err_fd, line.as_ptr().cast(), line.len());
+                libc::_exit(code)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            // SAFETY: closing our copy of the error pipe, so the monitor sees EOF at the child's exec.
+            unsafe { libc::close(s.err_fd) };
+            CHILD.store(child.as_raw(), Ordering::Relaxed);
+            for sig in [
+                Signal::SIGTERM,
+                Signal::SIGINT,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+                Signal::SIGWINCH,
+            ] {
+                // SAFETY: the handler only calls kill.
+                let _ = unsafe { signal::signal(sig, SigHandler::Handler(forward)) };
+            }
+            loop {
+                match nix::sys::wait::wait() {
+                    Ok(nix::sys::wait::WaitStatus::Exited(pid, code)) if pid == child => {
+                        std::process::exit(code)
+                    }
+                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                        std::process::exit(128 + sig as i32)
+                    }
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => std::process::exit(if e == nix::errno::Errno::ECHILD {
+                        0
+                    } else {
+                        125
+                    }),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The per-container monitor: the container's parent and a subreaper. It starts the container in
+//! its namespaces, then copies output to the log (and to the terminal when attached), forwards
+//! stdin and signals, records pid, start time, exit code and finish time in `state.json`, and
+//! removes the container afterwards for `--rm`. One small single-threaded process per container;
+//! with `-d` it runs in its own session and outlives the CLI.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::{ContainerConfig, Status};
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::idmap::IdMap;
+use crate::init::{child_main, ChildSetup};
+use crate::logs::LogWriter;
+use crate::procfs;
+use crate::tty::RawTerminal;
+
+/// How the monitor was started.
+pub struct MonitorOptions<'a> {
+    /// The user's terminal is ours: copy output to it, read stdin from it.
+    pub attached: bool,
+    /// Where to report "started" or the start error to a waiting `run -d`.
+    pub ready_fd: Option<RawFd>,
+    /// Forward SIGINT, SIGTERM, … to the container (`--sig-proxy`).
+    pub sig_proxy: bool,
+    /// Removes a container directory (files may belong to mapped ids), for `--rm`.
+    pub remove: &'a dyn Fn(&Path) -> Result<()>,
+}
+
+const PROXIED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+fn report(fd: Option<RawFd>, line: &str) {
+    if let Some(fd) = fd {
+        // SAFETY: the fd was handed to us for this purpose; we take ownership and close it.
+        let mut f = unsafe { File::from_raw_fd(fd) };
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container into its directory.
+fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| Error::Io {
+        context: format!("writing {}", p.display()),
+        source: e,
+    };
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        cfg.hostname
+    );
+    let resolv = if cfg.network == "none" {
+        String::new()
+    } else {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    };
+    for (name, text) in [
+        ("hosts", hosts),
+        ("hostname", format!("{}\n", cfg.hostname)),
+        ("resolv.conf", resolv),
+    ] {
+        let p = ctr.join(name);
+        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Maps the child's namespace: the user's subuid range, or just the user when it has none.
+fn map_ids(pid: i32) -> std::result::Result<bool, String> {
+    match IdMap::for_current_user() {
+        Some(map) => {
+            crate::userns::write_maps(pid, &map).map_err(|e| e.to_string())?;
+            Ok(map
+                .gids
+                .iter()
+                .any(|r| r.inside <= 5 && 5 < r.inside + r.count))
+        }
+        None => {
+            let uid = nix::unistd::getuid().as_raw();
+            let gid = nix::unistd::getgid().as_raw();
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .map_err(|e| format!("setgroups: {e}"))?;
+            std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {uid} 1"))
+                .map_err(|e| format!("uid_map: {e}"))?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {gid} 1"))
+                .map_err(|e| format!("gid_map: {e}"))?;
+            Ok(false)
+        }
+    }
+}
+
+/// Runs the container to completion; returns the exit code for the monitor to exit with.
+pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
+    match run_inner(containers, id, &opts) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = containers.update_state(id, |s| {
+                s.status = Status::Exited;
+                s.error = Some(msg.clone());
+                s.exit_code.get_or_insert(125);
+                s.finished_at = Some(now());
+            });
+            if opts.attached {
+                eprintln!("Error: {msg}");
+            }
+            report(opts.ready_fd, &format!("err 125 {msg}"));
+            125
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Setup(format!("pipe: {e}")))
+}
+
+fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
+    let (cfg, _) = containers.load(id)?;
+    let ctr = containers.dir(id);
+    write_etc_files(&cfg, &ctr)?;
+    let mut log = LogWriter::open(&containers.log_path(id))?;
+    let tty = cfg.process.terminal;
+    let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+
+    // The child's stdio, and our ends of it.
+    let devnull = File::open("/dev/null").map_err(|e| Error::Io {
+        context: "opening /dev/null".into(),
+        source: e,
+    })?;
+    let mut pty_master: Option<OwnedFd> = None;
+    let (mut out_r, mut err_r, mut in_w): (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>) =
+        (None, None, None);
+    let child_fds: [OwnedFd; 3];
+    if tty {
+        let ws = if stdin_is_tty {
+            crate::tty::window_size(0)
+        } else {
+            None
+        };
+        let pty = nix::pty::openpty(ws.as_ref(), None)
+            .map_err(|e| Error::Setup(format!("allocating a pty: {e}")))?;
+        let s = pty.slave;
+        child_fds = [
+            s.try_clone().map_err(|e| Error::Setup(e.to_string()))?,
+            s.try_clone().map_err(|e| Error::Setup(e.to_string()))?,
+            s,
+        ];
+        pty_master = Some(pty.master);
+    } else {
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        let stdin_child: OwnedFd = if cfg.process.stdin && opts.attached {
+            let (ir, iw) = pipe()?;
+            in_w = Some(iw);
+            ir
+        } else {
+            devnull
+                .try_clone()
+                .map_err(|e| Error::Setup(e.to_string()))?
+                .into()
+        };
+        child_fds = [stdin_child, ow, ew];
+        out_r = Some(or);
+        err_r = Some(er);
+    }
+    let (sync_r, sync_w) = pipe()?;
+    let (errp_r, errp_w) = pipe()?;
+
+    // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    for s in PROXIED {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| Error::Setup(format!("blocking signals: {e}")))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Setup(format!("signalfd: {e}")))?;
+
+    let userns = !nix::unistd::geteuid().is_root();
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if userns {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if cfg.network == "none" {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let gid5 = std::cell::Cell::new(!userns || IdMap::for_current_user().is_some());
+    let setup = ChildSetup {
+        cfg: &cfg,
+        ctr: &ctr,
+        userns,
+        gid5_mapped: gid5.get(),
+        sync_fd: sync_r.as_raw_fd(),
+        err_fd: errp_w.as_raw_fd(),
+        stdio: [
+            child_fds[0].as_raw_fd(),
+            child_fds[1].as_raw_fd(),
+            child_fds[2].as_raw_fd(),
+        ],
+        tty,
+    };
+    let mut stack = vec![0u8; 1 << 20];
+    // SAFETY: no CLONE_VM: the child gets a copy of this single-threaded process, like fork, and
+    // runs child_main on the given stack until it execs or exits.
+    let child = unsafe {
+        nix::sched::clone(
+            Box::new(|| child_main(&setup)),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(|e| {
+        Error::Setup(format!(
+            "creating the container's namespaces: {e}{}",
+            if userns {
+                " (are unprivileged user namespaces enabled?)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    drop(child_fds);
+    drop(sync_r);
+    drop(errp_w);
+    let mut sync_w = File::from(sync_w);
+    if userns {
+        if let Err(e) = map_ids(child.as_raw()) {
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(Error::Setup(format!("mapping ids for the container: {e}")));
+        }
+    }
+    let _ = sync_w.write_all(&[1]);
+    drop(sync_w);
+
+    // EOF on the error pipe means the command was exec'd; text means setup failed.
+    let mut errmsg = String::new();
+    let _ = std::io::Read::read_to_string(&mut File::from(errp_r), &mut errmsg);
+    if !errmsg.trim().is_empty() {
+        let code = waitpid(child, None).ok().and_then(exit_code).unwrap_or(125);
+        let msg = errmsg.trim().to_string();
+        containers.update_state(id, |s| {
+            s.status = Status::Exited;
+            s.exit_code = Some(code);
+            s.error = Some(msg.clone());
+            s.started_at = Some(now());
+            s.finished_at = Some(now());
+        })?;
+        if opts.attached {
+            eprintln!("Error: {msg}");
+        }
+        report(opts.ready_fd, &format!("err {code} {msg}"));
+        if cfg.auto_remove {
+            (opts.remove)(&ctr)?;
+        }
+        return Ok(code);
+    }
+    let me = std::process::id() as i32;
+    containers.update_state(id, |s| {
+        s.status = Status::Running;
+        s.pid = Some(child.as_raw());
+        s.pid_start = procfs::start_time(child.as_raw());
+        s.monitor_pid = Some(me);
+        s.monitor_start = procfs::start_time(me);
+        s.started_at = Some(now());
+        s.finished_at = None;
+        s.exit_code = None;
+        s.error = None;
+    })?;
+    report(opts.ready_fd, "ok");
+
+    let _raw = if opts.attached && tty && stdin_is_tty {
+        RawTerminal::enter(0)
+    } else {
+        None
+    };
+    let forward_stdin =
+        opts.attached && (cfg.process.stdin || tty) && (in_w.is_some() || pty_master.is_some());
+    let code = pump(
+        child,
+        &sfd,
+        &mut log,
+        opts,
+        Streams {
+            pty: pty_master.as_ref(),
+            out: out_r.as_ref(),
+            err: err_r.as_ref(),
+            stdin_to: if forward_stdin {
+                in_w.take()
+                    .or_else(|| pty_master.as_ref().and_then(|m| m.try_clone().ok()))
+            } else {
+                None
+            },
+        },
+    );
+    drop(_raw);
+    let _ = log.flush();
+    containers.update_state(id, |s| {
+        s.status = Status::Exited;
+        s.exit_code = code;
+        s.finished_at = Some(now());
+    })?;
+    if cfg.auto_remove {
+        (opts.remove)(&ctr)?;
+    }
+    Ok(code.unwrap_or(125))
+}
+
+struct Streams<'a> {
+    pty: Option<&'a OwnedFd>,
+    out: Option<&'a OwnedFd>,
+    err: Option<&'a OwnedFd>,
+    stdin_to: Option<OwnedFd>,
+}
+
+/// The event loop: output to log and terminal, stdin to the container, signals, reaping.
+fn pump(
+    child: Pid,
+    sfd: &SignalFd,
+    log: &mut LogWriter,
+    opts: &MonitorOptions<'_>,
+    mut st: Streams<'_>,
+) -> Option<i32> {
+    let mut code: Option<i32> = None;
+    let mut outputs: Vec<(BorrowedFd<'_>, &'static str)> = Vec::new();
+    if let Some(p) = st.pty {
+        outputs.push((p.as_fd(), "stdout"));
+    }
+    if let Some(o) = st.out {
+        outputs.push((o.as_fd(), "stdout"));
+    }
+    if let Some(e) = st.err {
+        outputs.push((e.as_fd(), "stderr"));
+    }
+    let stdin = std::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if outputs.is_empty() && code.is_some() {
+            break;
+        }
+        let mut fds: Vec<PollFd<'_>> = outputs
+            .iter()
+            .map(|(fd, _)| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        let stdin_idx = st.stdin_to.as_ref().map(|_| {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        // Once the container has exited, only drain what is already buffered.
+        let timeout = if code.is_some() {
+            PollTimeout::from(200u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) if code.is_some() => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        let mut closed = Vec::new();
+        for (i, (fd, stream)) in outputs.iter().enumerate() {
+            if revents[i].intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) | Err(nix::errno::Errno::EIO) => closed.push(i),
+                    Ok(n) => {
+                        log.record(stream, &buf[..n]);
+                        if opts.attached {
+                            let _ = if *stream == "stderr" {
+                                std::io::stderr().write_all(&buf[..n])
+                            } else {
+                                std::io::stdout()
+                                    .write_all(&buf[..n])
+                                    .and_then(|_| std::io::stdout().flush())
+                            };
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                    Err(_) => closed.push(i),
+                }
+            }
+        }
+        for i in closed.into_iter().rev() {
+            outputs.remove(i);
+        }
+        // Layout of the poll set: the outputs as they were, the signalfd, then stdin if forwarded.
+        let sig_idx = revents.len() - 1 - usize::from(stdin_idx.is_some());
+        if revents[sig_idx].contains(PollFlags::POLLIN) {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig == libc::SIGCHLD {
+                    loop {
+                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                            Ok(WaitStatus::StillAlive) | Err(_) => break,
+                            Ok(ws) => {
+                                if ws.pid() == Some(child) {
+                                    code = exit_code(ws);
+                                }
+                            }
+                        }
+                    }
+                } else if sig == libc::SIGWINCH {
+                    if let (Some(p), Some(ws)) = (st.pty, crate::tty::window_size(0)) {
+                        crate::tty::set_window_size(p.as_raw_fd(), &ws);
+                    }
+                } else if opts.sig_proxy && code.is_none() {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(child.as_raw(), sig) };
+                }
+            }
+        }
+        if let Some(si) = stdin_idx {
+            if revents[si].intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
+                match nix::unistd::read(&stdin, &mut buf) {
+                    Ok(0) | Err(_) => {
+                        // EOF: close the container's stdin (for a pty, send EOF as the terminal would).
+                        if let (Some(p), Some(_)) = (st.pty, st.stdin_to.as_ref()) {
+                            let _ = nix::unistd::write(p, &[4u8]);
+                        }
+                        st.stdin_to = None;
+                    }
+                    Ok(n) => {
+                        if let Some(to) = st.stdin_to.as_ref() {
+                            if nix::unistd::write(to, &buf[..n]).is_err() {
+                                st.stdin_to = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,361 @@
+//! The container's filesystem, built inside its own mount namespace before `pivot_root`: overlayfs
+//! of the image's shared layer dirs plus the container's upper dir, /proc, /sys, a minimal /dev,
+//! the /etc files skiff provides, the user's mounts, then masked and read-only paths.
+//!
+//! Mount points inside the rootfs are opened with `openat2(RESOLVE_IN_ROOT)` and mounted on through
+//! `/proc/self/fd/N`, so a symlink in the image cannot turn a mount point into a host path.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::fs::{self as rfs, Mode, OFlags};
+use skiff_store::inroot::{ensure_dir_in_root, ensure_file_in_root};
+
+use crate::config::{ContainerConfig, MountKind};
+
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// Paths hidden from the container (as Docker and podman mask them).
+pub const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// Paths the container sees read-only.
+pub const READ_ONLY: &[&str] = &[
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+type R<T> = Result<T, String>;
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn mnt(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &str,
+) -> R<()> {
+    mount(src, target, fstype, flags, data).map_err(|e| format!("mounting {what}: {e}"))
+}
+
+fn dir_in(root: &OwnedFd, p: &str) -> R<OwnedFd> {
+    ensure_dir_in_root(root, p)
+        .map_err(|e| format!("preparing mount point /{}: {e}", p.trim_start_matches('/')))
+}
+
+fn file_in(root: &OwnedFd, p: &str) -> R<OwnedFd> {
+    ensure_file_in_root(root, p)
+        .map_err(|e| format!("preparing mount point /{}: {e}", p.trim_start_matches('/')))
+}
+
+/// Remounts an existing mount read-only, keeping the flags the kernel locks in a user namespace.
+fn remount_ro(target: &str, what: &str) -> R<()> {
+    let st = nix::sys::statvfs::statvfs(target).map_err(|e| format!("statvfs {what}: {e}"))?;
+    let f = st.flags();
+    use nix::sys::statvfs::FsFlags;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            flags |= ms;
+        }
+    }
+    mnt(
+        None,
+        target,
+        None,
+        flags,
+        None,
+        &format!("{what} read-only"),
+    )
+}
+
+/// Builds the rootfs at `<ctr>/rootfs` and pivots into it. Runs in the container's namespaces.
+pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
+    mnt(
+        None,
+        "/",
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "/ private",
+    )?;
+    let rootfs = ctr.join("rootfs");
+    let rootfs_s = rootfs.to_string_lossy().into_owned();
+    let lower: Vec<String> = cfg
+        .layers
+        .iter()
+        .rev()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lower.join(":"),
+        ctr.join("upper").display(),
+        ctr.join("work").display()
+    );
+    if data.len() >= 4096 {
+        return Err(format!(
+            "the image has too many layers ({}) for one overlay mount",
+            lower.len()
+        ));
+    }
+    mnt(
+        Some("overlay"),
+        &rootfs_s,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+        "the image layers (overlayfs)",
+    )?;
+    let root: OwnedFd = rfs::open(
+        &rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("opening rootfs: {e}"))?;
+
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let p = dir_in(&root, "proc")?;
+    mnt(
+        Some("proc"),
+        &fd_path(&p),
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+        "/proc",
+    )?;
+    let s = dir_in(&root, "sys")?;
+    if mount(
+        Some("sysfs"),
+        fd_path(&s).as_str(),
+        Some("sysfs"),
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .is_err()
+    {
+        // A user namespace that does not own the network namespace may not mount sysfs: bind it.
+        mnt(
+            Some("/sys"),
+            &fd_path(&s),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            "/sys",
+        )?;
+        let _ = remount_ro(&fd_path(&dir_in(&root, "sys")?), "/sys");
+    }
+
+    let d = dir_in(&root, "dev")?;
+    mnt(
+        Some("tmpfs"),
+        &fd_path(&d),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+        "/dev",
+    )?;
+    for dev in DEVICES {
+        let f = file_in(&root, &format!("dev/{dev}"))?;
+        mnt(
+            Some(&format!("/dev/{dev}")),
+            &fd_path(&f),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &format!("/dev/{dev}"),
+        )?;
+    }
+    let pts = dir_in(&root, "dev/pts")?;
+    let pts_opts = if gid5_mapped {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
+    mnt(
+        Some("devpts"),
+        &fd_path(&pts),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(pts_opts),
+        "/dev/pts",
+    )?;
+    let shm = dir_in(&root, "dev/shm")?;
+    mnt(
+        Some("shm"),
+        &fd_path(&shm),
+        Some("tmpfs"),
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+        "/dev/shm",
+    )?;
+    let mq = dir_in(&root, "dev/mqueue")?;
+    let _ = mount(
+        Some("mqueue"),
+        fd_path(&mq).as_str(),
+        Some("mqueue"),
+        nosuid_nodev_noexec,
+        None::<&str>,
+    );
+    let devdir = dir_in(&root, "dev")?;
+    let devdir = rfs::openat(
+        &devdir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("opening /dev: {e}"))?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        rfs::symlinkat(target, &devdir, link).map_err(|e| format!("creating /dev/{link}: {e}"))?;
+    }
+
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        let f = file_in(&root, &format!("etc/{name}"))?;
+        mnt(
+            Some(&ctr.join(name).to_string_lossy()),
+            &fd_path(&f),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &format!("/etc/{name}"),
+        )?;
+    }
+
+    for m in &cfg.mounts {
+        match m.kind {
+            MountKind::Tmpfs => {
+                let t = dir_in(&root, &m.destination)?;
+                mnt(
+                    Some("tmpfs"),
+                    &fd_path(&t),
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some("mode=1777"),
+                    &format!("tmpfs on {}", m.destination),
+                )?;
+            }
+            MountKind::Bind | MountKind::Volume => {
+                let open = |root: &OwnedFd| {
+                    if m.source.is_dir() {
+                        dir_in(root, &m.destination)
+                    } else {
+                        file_in(root, &m.destination)
+                    }
+                };
+                let t = open(&root)?;
+                let what = format!("{} on {}", m.source.display(), m.destination);
+                mnt(
+                    Some(&m.source.to_string_lossy()),
+                    &fd_path(&t),
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    &what,
+                )?;
+                if m.readonly {
+                    // The old fd still names the directory under the new mount: look it up again.
+                    remount_ro(&fd_path(&open(&root)?), &what)?;
+                }
+            }
+        }
+    }
+    drop(root);
+    if cfg.read_only {
+        remount_ro(&rootfs_s, "the root filesystem")?;
+    }
+
+    std::env::set_current_dir(&rootfs).map_err(|e| format!("entering rootfs: {e}"))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    if !cfg.privileged {
+        for p in MASKED {
+            match std::fs::symlink_metadata(p) {
+                Ok(md) if md.is_dir() => mnt(
+                    Some("tmpfs"),
+                    p,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    Some("size=0"),
+                    p,
+                )?,
+                Ok(_) => mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None, p)?,
+                Err(_) => {}
+            }
+        }
+        for p in READ_ONLY {
+            if Path::new(p).exists() {
+                mnt(
+                    Some(p),
+                    p,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    p,
+                )?;
+                remount_ro(p, p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings up the loopback interface in a fresh network namespace (`--network none`).
+pub fn loopback_up() -> R<()> {
+    // SAFETY: a plain socket for the interface ioctls, closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: ifreq is plain data; we fill the name and read/write flags through the union.
+    let res = unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0
+        };
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("bringing up lo: {err}"))
+        }
+    };
+    res
+}

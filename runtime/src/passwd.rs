@@ -1,0 +1,137 @@
+//! Resolving `-u user[:group]` against the container's own /etc/passwd and /etc/group, as Docker
+//! does: names must exist there; numeric ids work even when absent.
+
+/// The identity the container process runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecUser {
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Supplementary groups (from /etc/group membership).
+    pub groups: Vec<u32>,
+    /// Home directory for HOME.
+    pub home: String,
+}
+
+struct PwEntry<'a> {
+    name: &'a str,
+    uid: u32,
+    gid: u32,
+    home: &'a str,
+}
+
+fn passwd_entries(passwd: &str) -> impl Iterator<Item = PwEntry<'_>> {
+    passwd.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6)
+            .then(|| {
+                Some(PwEntry {
+                    name: f[0],
+                    uid: f[2].parse().ok()?,
+                    gid: f[3].parse().ok()?,
+                    home: f[5],
+                })
+            })
+            .flatten()
+    })
+}
+
+fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
+    group.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 3 {
+            return None;
+        }
+        let members = f
+            .get(3)
+            .map(|m| m.split(',').filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        Some((f[0], f[2].parse().ok()?, members))
+    })
+}
+
+/// Resolves `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, …) with the container's files.
+pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, String> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let entry = match user.parse::<u32>() {
+        Ok(uid) => passwd_entries(passwd).find(|e| e.uid == uid),
+        Err(_) => Some(passwd_entries(passwd).find(|e| e.name == user).ok_or_else(|| format!("unable to find user {user}: no matching entries in the container's /etc/passwd"))?),
+    };
+    let uid = match &entry {
+        Some(e) => e.uid,
+        None => user.parse().map_err(|_| format!("invalid user {user}"))?,
+    };
+    let mut gid = entry.as_ref().map(|e| e.gid).unwrap_or(0);
+    if let Some(g) = grp {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group_entries(group).find(|(n, _, _)| *n == g).map(|(_, id, _)| id).ok_or_else(|| format!("unable to find group {g}: no matching entries in the container's /etc/group"))?,
+        };
+    }
+    let mut groups = vec![];
+    if let Some(e) = &entry {
+        for (_, id, members) in group_entries(group) {
+            if members.contains(&e.name) && id != gid && !groups.contains(&id) {
+                groups.push(id);
+            }
+        }
+    }
+    let home = entry
+        .as_ref()
+        .map(|e| e.home.to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into());
+    Ok(ExecUser {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PW: &str = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:u:/home/user:/bin/sh\n";
+    const GR: &str = "root:x:0:\nuser:x:1000:\nextra:x:2000:user,other\nwheel:x:10:root\n";
+
+    #[test]
+    fn names_and_numbers_resolve_like_docker() {
+        assert_eq!(
+            resolve("", PW, GR).unwrap(),
+            ExecUser {
+                uid: 0,
+                gid: 0,
+                groups: vec![10],
+                home: "/root".into()
+            }
+        );
+        assert_eq!(
+            resolve("user", PW, GR).unwrap(),
+            ExecUser {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![2000],
+                home: "/home/user".into()
+            }
+        );
+        assert_eq!(resolve("1000:extra", PW, GR).unwrap().gid, 2000);
+        let absent = resolve("4242:77", PW, GR).unwrap();
+        assert_eq!(
+            (absent.uid, absent.gid, absent.home.as_str()),
+            (4242, 77, "/")
+        );
+        assert!(resolve("nobody", PW, GR)
+            .unwrap_err()
+            .contains("unable to find user nobody"));
+        assert!(resolve("user:nogroup", PW, GR)
+            .unwrap_err()
+            .contains("unable to find group nogroup"));
+    }
+}

@@ -1,0 +1,369 @@
+//! Hardening applied to every container unless lifted: a bounded capability set (podman's default),
+//! `no_new_privs`, and a seccomp filter denying what Docker's default profile denies.
+
+use crate::error::{Error, Result};
+
+const CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// podman's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+fn cap_number(name: &str) -> Result<u32> {
+    let n = name.trim().to_ascii_uppercase();
+    let n = n.strip_prefix("CAP_").unwrap_or(&n);
+    CAPS.iter()
+        .position(|c| *c == n)
+        .map(|i| i as u32)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "unknown capability \"{name}\": use names like NET_ADMIN or CAP_NET_ADMIN"
+            ))
+        })
+}
+
+/// The highest capability this kernel knows.
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+        .min(63)
+}
+
+/// The capability mask for a container: everything for `--privileged`, else the default set with
+/// `--cap-add`/`--cap-drop` applied (`ALL` works in both).
+pub fn capability_mask(add: &[String], drop: &[String], privileged: bool) -> Result<u64> {
+    let all = (0..=last_cap()).fold(0u64, |m, c| m | (1 << c));
+    if privileged {
+        return Ok(all);
+    }
+    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
+    // As Docker: ALL applies first (add ALL, or drop ALL), then the named capabilities.
+    let mut mask = if add.iter().any(is_all) {
+        all
+    } else if drop.iter().any(is_all) {
+        0
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|c| cap_number(c))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .fold(0u64, |m, c| m | (1 << c))
+    };
+    for a in add.iter().filter(|c| !is_all(c)) {
+        mask |= 1 << cap_number(a)?;
+    }
+    for d in drop.iter().filter(|c| !is_all(c)) {
+        mask &= !(1u64 << cap_number(d)?);
+    }
+    Ok(mask & all)
+}
+
+/// Drops every capability outside `mask` from the bounding set (before changing uid).
+pub fn drop_bounding(mask: u64) -> std::io::Result<()> {
+    for c in 0..=last_cap() {
+        if mask & (1 << c) == 0 {
+            // SAFETY: plain prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// The calling thread's permitted capabilities.
+fn permitted() -> std::io::Result<u64> {
+    let hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a v3 header fills two data structs.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &hdr as *const CapHeader,
+            data.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
+}
+
+/// Sets effective, permitted and inheritable capabilities to `mask` (after the uid change),
+/// limited to what this process holds: `--privileged` cannot grant more than skiff's own.
+pub fn set_caps(mask: u64) -> std::io::Result<()> {
+    let mask = mask & permitted()?;
+    let hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = mask as u32;
+    let hi = (mask >> 32) as u32;
+    let data = [
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ];
+    // SAFETY: capset with a v3 header and two data structs, as the ABI requires.
+    if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `no_new_privs`: setuid binaries and file capabilities cannot raise privileges.
+pub fn no_new_privs() -> std::io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// System calls the default filter answers with EPERM: kernel modules, kexec, reboot, new mounts,
+/// the kernel keyring, bpf, clock and swap control, namespace changes, and friends.
+fn denied() -> Vec<libc::c_long> {
+    let mut v = vec![
+        libc::SYS_kexec_load,
+        libc::SYS_kexec_file_load,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_reboot,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_fsopen,
+        libc::SYS_fsmount,
+        libc::SYS_fsconfig,
+        libc::SYS_move_mount,
+        libc::SYS_open_tree,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_acct,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_adjtimex,
+        libc::SYS_syslog,
+        libc::SYS_quotactl,
+        libc::SYS_lookup_dcookie,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_vhangup,
+        libc::SYS_personality,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+        libc::SYS_uselib,
+        libc::SYS_nfsservctl,
+    ]);
+    v
+}
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// Installs the default seccomp filter (needs `no_new_privs` first).
+pub fn install_seccomp() -> std::io::Result<()> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code, k, jt, jf| libc::sock_filter { code, jt, jf, k };
+    let eperm = libc::SECCOMP_RET_ERRNO | (libc::EPERM as u32);
+    let mut prog = vec![
+        stmt(LD_W_ABS, 4), // arch
+        jump(JEQ_K, AUDIT_ARCH, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(LD_W_ABS, 0), // syscall number
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The x32 ABI shares the arch value: refuse it wholesale rather than filter it twice.
+        prog.push(jump(JSET_K, 0x4000_0000, 0, 1));
+        prog.push(stmt(RET_K, eperm));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = JSET_K;
+    for nr in denied() {
+        prog.push(jump(JEQ_K, nr as u32, 0, 1));
+        prog.push(stmt(RET_K, eperm));
+    }
+    prog.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: fprog points at a valid program that outlives the call.
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_follow_add_drop_and_privileged() {
+        let d = capability_mask(&[], &[], false).unwrap();
+        assert_eq!(d.count_ones(), 11);
+        assert!(d & (1 << 21) == 0, "no SYS_ADMIN by default");
+        let m = capability_mask(&["net_admin".into()], &["CAP_CHOWN".into()], false).unwrap();
+        assert!(m & (1 << 12) != 0 && m & 1 == 0);
+        assert_eq!(capability_mask(&[], &["ALL".into()], false).unwrap(), 0);
+        assert_eq!(
+            capability_mask(&["NET_ADMIN".into()], &["ALL".into()], false).unwrap(),
+            1 << 12,
+            "drop ALL, then add"
+        );
+        assert_eq!(
+            capability_mask(&["ALL".into()], &["SYS_ADMIN".into()], false)
+                .unwrap()
+                .count_ones(),
+            last_cap()
+        );
+        assert_eq!(
+            capability_mask(&[], &[], true).unwrap().count_ones(),
+            last_cap() + 1
+        );
+        assert!(capability_mask(&["BOGUS".into()], &[], false)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown capability"));
+    }
+
+    #[test]
+    fn the_filter_denies_in_a_child_and_allows_the_rest() {
+        // In a forked child: the filter cannot be removed once installed.
+        // SAFETY: the child only makes system calls and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                let ok = no_new_privs().is_ok() && install_seccomp().is_ok();
+                // SAFETY: plain system calls.
+                let denied = unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) } == -1
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+                // SAFETY: plain system call.
+                let allowed = unsafe { libc::getpid() } > 0;
+                // SAFETY: exits the child at once.
+                unsafe { libc::_exit(if ok && denied && allowed { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut st = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                assert!(
+                    libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+                    "status {st}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! Turning an image config and `run` flags into a [`ContainerConfig`], as Docker combines them:
+//! entrypoint and cmd, environment layering, user, workdir, mounts. Everything that can be wrong
+//! is checked here, before any record, mount or process exists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec};
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::{passwd, security};
+
+/// The `run`/`create` flags, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--name`.
+    pub name: Option<String>,
+    /// Command after the image (replaces the image's Cmd).
+    pub command: Vec<String>,
+    /// `--entrypoint` (Some("") clears it).
+    pub entrypoint: Option<String>,
+    /// `-e K=V` / `-e K`.
+    pub env: Vec<String>,
+    /// `--env-file` paths.
+    pub env_files: Vec<PathBuf>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `-l K=V`.
+    pub labels: Vec<String>,
+    /// `-v`.
+    pub volumes: Vec<String>,
+    /// `--tmpfs`.
+    pub tmpfs: Vec<String>,
+    /// `--network`.
+    pub network: Option<String>,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`.
+    pub security_opt: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--init`.
+    pub init: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+}
+
+/// What the image contributes, given by the CLI from the store.
+pub struct ImageInfo<'a> {
+    /// The full reference.
+    pub reference: String,
+    /// Image id.
+    pub id: String,
+    /// OCI image config JSON (with `config.Entrypoint`, `Cmd`, `Env`, …).
+    pub config: &'a Value,
+    /// Layer dirs, lowest first.
+    pub layers: Vec<PathBuf>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(kv);
+}
+
+/// `-e` and `--env-file` entries: `K=V`, or `K` taken from skiff's own environment (skipped when unset).
+fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
+    let key = raw.split('=').next().unwrap_or("");
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(Error::Invalid(format!(
+            "invalid environment variable {raw:?} in {origin}: use KEY=VALUE or KEY"
+        )));
+    }
+    Ok(if raw.contains('=') {
+        Some(raw.to_string())
+    } else {
+        std::env::var(key).ok().map(|v| format!("{key}={v}"))
+    })
+}
+
+/// Reads a file from the image's merged view (top layer first; a whiteout hides lower copies).
+pub fn read_image_file(layers: &[PathBuf], path: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    for l in layers.iter().rev() {
+        let p = l.join(path.trim_start_matches('/'));
+        match std::fs::symlink_metadata(&p) {
+            Ok(md) if md.file_type().is_char_device() => return None,
+            Ok(_) => return std::fs::read_to_string(&p).ok(),
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid -v {v:?}: use SRC:DST[:ro], NAME:DST[:ro] or DST"
+        ))
+    };
+    let (src, dst, opts) = match parts.as_slice() {
+        [dst] => ("", *dst, ""),
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        _ => return Err(bad()),
+    };
+    if !dst.starts_with('/') {
+        return Err(Error::Invalid(format!(
+            "invalid -v {v:?}: the destination {dst:?} must be an absolute path"
+        )));
+    }
+    let readonly = match opts {
+        "" | "rw" => false,
+        "ro" => true,
+        o => {
+            return Err(Error::Invalid(format!(
+                "invalid -v {v:?}: unknown option {o:?} (use ro or rw)"
+            )))
+        }
+    };
+    if src.starts_with('/') || src.starts_with('.') {
+        let p = Path::new(src);
+        if !p.exists() {
+            return Err(Error::Invalid(format!(
+                "bind source path does not exist: {src}; create it first or fix the -v value"
+            )));
+        }
+        let abs = std::fs::canonicalize(p)
+            .map_err(|e| Error::Invalid(format!("bind source {src}: {e}")))?;
+        Ok(MountSpec {
+            kind: MountKind::Bind,
+            source: abs,
+            name: None,
+            destination: dst.to_string(),
+            readonly,
+        })
+    } else {
+        let name = if src.is_empty() {
+            crate::containers::random_bytes::<16>()?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        } else {
+            src.to_string()
+        };
+        let dir = containers.volume(&name)?;
+        Ok(MountSpec {
+            kind: MountKind::Volume,
+            source: dir,
+            name: Some(name),
+            destination: dst.to_string(),
+            readonly,
+        })
+    }
+}
+
+/// Builds the container config (minus id and name) and checks every input.
+pub fn build(
+    image: &ImageInfo<'_>,
+    o: &RunOptions,
+    containers: &Containers,
+) -> Result<impl FnOnce(&str, &str) -> ContainerConfig> {
+    let c = &image.config["config"];
+    let network = o.network.clone().unwrap_or_else(|| "host".into());
+    if !matches!(network.as_str(), "host" | "none") {
+        return Err(Error::Invalid(format!(
+            "unknown --network {network:?}: use host or none (private networks and -p come later)"
+        )));
+    }
+    security::capability_mask(&o.cap_add, &o.cap_drop, o.privileged)?;
+    let mut seccomp = true;
+    for so in &o.security_opt {
+        match so.as_str() {
+            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {}
+            other => return Err(Error::Invalid(format!("unsupported --security-opt {other:?}: skiff knows seccomp=unconfined and no-new-privileges"))),
+        }
+    }
+    let entrypoint = match &o.entrypoint {
+        Some(e) if e.is_empty() => vec![],
+        Some(e) => vec![e.clone()],
+        None => strings(&c["Entrypoint"]),
+    };
+    let cmd = if !o.command.is_empty() {
+        o.command.clone()
+    } else if o.entrypoint.is_some() {
+        vec![]
+    } else {
+        strings(&c["Cmd"])
+    };
+    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no command specified: {} has no Cmd or Entrypoint; give one after the image name",
+            image.reference
+        )));
+    }
+
+    let mut env: Vec<String> = Vec::new();
+    for e in strings(&c["Env"]) {
+        set_env(&mut env, e);
+    }
+    for f in &o.env_files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", f.display())))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if let Some(kv) = env_entry(line, &f.display().to_string())? {
+                set_env(&mut env, kv);
+            }
+        }
+    }
+    for e in &o.env {
+        if let Some(kv) = env_entry(e, "-e")? {
+            set_env(&mut env, kv);
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+
+    let user = o
+        .user
+        .clone()
+        .unwrap_or_else(|| c["User"].as_str().unwrap_or("").to_string());
+    let pw = read_image_file(&image.layers, "etc/passwd").unwrap_or_default();
+    let gr = read_image_file(&image.layers, "etc/group").unwrap_or_default();
+    passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
+
+    let mut labels = BTreeMap::new();
+    for l in &o.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            return Err(Error::Invalid(format!(
+                "invalid label {l:?}: use KEY=VALUE"
+            )));
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut mounts = Vec::new();
+    for v in &o.volumes {
+        mounts.push(parse_volume(v, containers)?);
+    }
+    for t in &o.tmpfs {
+        let dst = t.split(':').next().unwrap_or("");
+        if !dst.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "invalid --tmpfs {t:?}: the destination must be an absolute path"
+            )));
+        }
+        mounts.push(MountSpec {
+            kind: MountKind::Tmpfs,
+            source: PathBuf::new(),
+            name: None,
+            destination: dst.to_string(),
+            readonly: false,
+        });
+    }
+    if let Some(h) = &o.hostname {
+        if h.is_empty()
+            || h.len() > 63
+            || !h
+                .chars()
+                .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '.')
+        {
+            return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
+        }
+    }
+    let workdir = o
+        .workdir
+        .clone()
+        .or_else(|| {
+            c["WorkingDir"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "/".into());
+    if !workdir.starts_with('/') {
+        return Err(Error::Invalid(format!(
+            "invalid -w {workdir:?}: the working directory must be an absolute path"
+        )));
+    }
+    let (reference, image_id, layers) = (
+        image.reference.clone(),
+        image.id.clone(),
+        image.layers.clone(),
+    );
+    let stop_signal = c["StopSignal"].as_str().map(String::from);
+    let o = o.clone();
+    Ok(move |id: &str, name: &str| {
+        let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+        set_env(&mut env, format!("HOSTNAME={hostname}"));
+        ContainerConfig {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            image: reference,
+            image_id,
+            layers,
+            entrypoint,
+            cmd,
+            process: ProcessSpec {
+                args,
+                env,
+                cwd: workdir,
+                user,
+                terminal: o.tty,
+                stdin: o.interactive,
+            },
+            hostname,
+            labels,
+            mounts,
+            read_only: o.read_only,
+            network,
+            cap_add: o.cap_add,
+            cap_drop: o.cap_drop,
+            privileged: o.privileged,
+            seccomp,
+            init: o.init,
+            auto_remove: o.auto_remove,
+            stop_signal,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn containers(t: &Path) -> Containers {
+        Containers::open(&skiff_store::Dirs {
+            data: t.join("d"),
+            config: t.join("c"),
+            cache: t.join("k"),
+            runtime: t.join("r"),
+        })
+        .unwrap()
+    }
+
+    fn image(cfg: &Value) -> ImageInfo<'_> {
+        ImageInfo {
+            reference: "r".into(),
+            id: "sha256:x".into(),
+            config: cfg,
+            layers: vec![],
+        }
+    }
+
+    #[test]
+    fn entrypoint_cmd_and_env_combine_like_docker() {
+        let t = tempfile::tempdir().unwrap();
+        let c = containers(t.path());
+        let cfg = serde_json::json!({"config": {"Entrypoint": ["/ep"], "Cmd": ["a"], "Env": ["PATH=/x", "A=1", "B=2"]}});
+        let o = RunOptions {
+            env: vec!["A=9".into(), "C=3".into()],
+            ..Default::default()
+        };
+        let built = build(&image(&cfg), &o, &c).unwrap()(&"f".repeat(64), "n");
+        assert_eq!(built.process.args, ["/ep", "a"]);
+        assert_eq!(
+            built.process.env,
+            ["PATH=/x", "B=2", "A=9", "C=3", "HOSTNAME=ffffffffffff"]
+        );
+        let o = RunOptions {
+            command: vec!["b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            build(&image(&cfg), &o, &c).unwrap()("0".repeat(64).as_str(), "n")
+                .process
+                .args,
+            ["/ep", "b"]
+        );
+        let o = RunOptions {
+            entrypoint: Some("/other".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            build(&image(&cfg), &o, &c).unwrap()("0".repeat(64).as_str(), "n")
+                .process
+                .args,
+            ["/other"],
+            "--entrypoint resets Cmd"
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_the_reason() {
+        let t = tempfile::tempdir().unwrap();
+        let c = containers(t.path());
+        let cfg = serde_json::json!({"config": {"Cmd": ["sh"]}});
+        let err = |o: RunOptions| {
+            build(&image(&cfg), &o, &c)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(RunOptions {
+            network: Some("bridge".into()),
+            ..Default::default()
+        })
+        .contains("unknown --network"));
+        assert!(err(RunOptions {
+            volumes: vec!["/no/such/dir:/x".into()],
+            ..Default::default()
+        })
+        .contains("bind source path does not exist"));
+        assert!(err(RunOptions {
+            volumes: vec!["a:b:c:d".into()],
+            ..Default::default()
+        })
+        .contains("invalid -v"));
+        assert!(err(RunOptions {
+            volumes: vec!["vol:relative".into()],
+            ..Default::default()
+        })
+        .contains("absolute"));
+        assert!(err(RunOptions {
+            env: vec!["=x".into()],
+            ..Default::default()
+        })
+        .contains("invalid environment variable"));
+        assert!(err(RunOptions {
+            user: Some("nobody".into()),
+            ..Default::default()
+        })
+        .contains("unable to find user"));
+        assert!(err(RunOptions {
+            cap_add: vec!["NOPE".into()],
+            ..Default::default()
+        })
+        .contains("unknown capability"));
+        let empty = serde_json::json!({"config": {}});
+        assert!(build(&image(&empty), &RunOptions::default(), &c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("no command"));
+    }
+}
