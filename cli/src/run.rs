@@ -241,7 +241,14 @@ pub fn monitor(
         );
     }
     let remover = unpacker::for_this_user(&dirs);
-    let remove = |p: &std::path::Path| -> skiff_runtime::Result<()> { Ok(remover.remove(p)?) };
+    // Most container dirs hold only the user's own files: remove directly, and pay for the
+    // mapped helper only when something belongs to a subordinate id.
+    let remove = |p: &std::path::Path| -> skiff_runtime::Result<()> {
+        match skiff_store::unpack::remove_tree(p) {
+            Ok(()) => Ok(()),
+            Err(_) => Ok(remover.remove(p)?),
+        }
+    };
     let code = monitor::run(
         &containers,
         id,

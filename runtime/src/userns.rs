@@ -87,19 +87,37 @@ pub fn spawn_mapped(mut cmd: Command, map: &IdMap) -> Result<Child, Error> {
 /// Writes `map` for process `pid` with newuidmap and newgidmap (the process must be in a new,
 /// unmapped user namespace owned by us).
 pub fn write_maps(pid: i32, map: &IdMap) -> Result<(), Error> {
-    run_map_tool("newuidmap", pid, &IdMap::args(&map.uids))?;
-    run_map_tool("newgidmap", pid, &IdMap::args(&map.gids))
+    // The two helpers are independent: run them side by side (each is a setuid exec).
+    let uid = start_map_tool("newuidmap", pid, &IdMap::args(&map.uids))?;
+    let gid = start_map_tool("newgidmap", pid, &IdMap::args(&map.gids));
+    let uid_done = finish_map_tool("newuidmap", uid);
+    let gid_done = gid.and_then(|c| finish_map_tool("newgidmap", c));
+    uid_done.and(gid_done)
 }
 
-fn run_map_tool(tool: &'static str, pid: i32, args: &[String]) -> Result<(), Error> {
-    let out = Command::new(tool)
+fn start_map_tool(
+    tool: &'static str,
+    pid: i32,
+    args: &[String],
+) -> Result<std::process::Child, Error> {
+    Command::new(tool)
         .arg(pid.to_string())
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| Error::Map {
             tool,
             detail: e.to_string(),
-        })?;
+        })
+}
+
+fn finish_map_tool(tool: &'static str, child: std::process::Child) -> Result<(), Error> {
+    let out = child.wait_with_output().map_err(|e| Error::Map {
+        tool,
+        detail: e.to_string(),
+    })?;
     if out.status.success() {
         Ok(())
     } else {

@@ -498,12 +498,30 @@ fn times(mtime: u64) -> Timestamps {
 /// Removes `name` below `parent` recursively without following symlinks; directories are made
 /// writable first so read-only trees (mode 0555) owned by the user can still be removed.
 pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
-    let dir = match rfs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let opened = match rfs::openat(parent, name, flags, Mode::empty()) {
+        // A directory without read permission (overlayfs leaves work/work at 000): make it
+        // ours to list through an O_PATH fd (no permission needed, symlinks not followed), retry.
+        Err(rustix::io::Errno::ACCESS) => {
+            let p = rfs::openat(
+                parent,
+                name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            if let Ok(p) = p {
+                // Through the fd's magic link: exactly this inode, even if the name is swapped.
+                use std::os::fd::AsRawFd;
+                let _ = rfs::chmod(
+                    format!("/proc/self/fd/{}", p.as_raw_fd()).as_str(),
+                    Mode::from_raw_mode(0o700),
+                );
+            }
+            rfs::openat(parent, name, flags, Mode::empty())
+        }
+        other => other,
+    };
+    let dir = match opened {
         Ok(d) => d,
         Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
             return rfs::unlinkat(parent, name, AtFlags::empty()).ctx(|| format!("removing {name}"))

@@ -362,3 +362,19 @@ fn device_nodes_are_created_or_skipped_with_a_count() {
         rep.skipped_devices
     );
 }
+
+#[test]
+fn directories_without_permissions_are_removed() {
+    let (_t, dest) = setup();
+    std::fs::create_dir_all(dest.join("work/work/inner")).unwrap();
+    std::fs::write(dest.join("work/work/inner/f"), b"x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dest.join("work/work/inner"),
+        std::fs::Permissions::from_mode(0),
+    )
+    .unwrap();
+    std::fs::set_permissions(dest.join("work/work"), std::fs::Permissions::from_mode(0)).unwrap();
+    remove_tree(&dest).unwrap();
+    assert!(!dest.exists());
+}

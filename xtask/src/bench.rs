@@ -49,10 +49,11 @@ fn configure_podman(home: &Path) -> Result<()> {
     sh::run(cmd("chown", &["-R", &format!("{TEST_USER}:{TEST_USER}")]).arg(home.join(".config")))
 }
 
-/// Runs the pull benchmark and prints a Markdown table.
-pub fn pull() -> Result<()> {
+/// Everything both benchmarks need: the environment, podman set up for the test user, and a
+/// release skiff the test user can run. Returns the test user's uid and the skiff path.
+fn prepare() -> Result<(u32, String)> {
     if !sh::is_root() {
-        bail!("bench pull runs as root: it installs podman and runs both tools as {TEST_USER}");
+        bail!("benchmarks run as root: they install podman and run every tool as {TEST_USER}");
     }
     testenv::up()?;
     testenv::install_packages(&["podman", "crun", "fuse-overlayfs"])?;
@@ -68,11 +69,130 @@ pub fn pull() -> Result<()> {
             .args(["build", "--release", "-q", "-p", "skiff"])
             .current_dir(&ws),
     )?;
-    let skiff_src = ws.join("target/release/skiff");
     let skiff = Path::new("/tmp/skiff-bench-bin");
-    std::fs::copy(&skiff_src, skiff)?;
+    std::fs::copy(ws.join("target/release/skiff"), skiff)?;
     sh::run(cmd("chmod", &["0755"]).arg(skiff))?;
-    let skiff = skiff.to_string_lossy().into_owned();
+    Ok((uid, skiff.to_string_lossy().into_owned()))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn row(name: &str, v: &[Duration]) {
+    let mut s = v.to_vec();
+    s.sort();
+    println!(
+        "| {name} | {} | {} | {} |",
+        ms(s[s.len() / 2]),
+        ms(s[0]),
+        ms(s[s.len() - 1])
+    );
+}
+
+/// `skiff run --rm busybox true` against `podman run --rm` and raw `crun run` of a rootless bundle
+/// with the same busybox, and `skiff run --rm` of the 100 MB image, all as the test user.
+pub fn run() -> Result<()> {
+    let (uid, skiff) = prepare()?;
+    // crun 1.8 refuses containers on this hybrid cgroup layout until the stray controller is mounted.
+    if !std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .contains("/sys/fs/cgroup/hugetlb")
+    {
+        let _ = std::fs::create_dir_all("/sys/fs/cgroup/hugetlb");
+        let _ = Command::new("mount")
+            .args([
+                "-t",
+                "cgroup",
+                "-o",
+                "hugetlb",
+                "cgroup",
+                "/sys/fs/cgroup/hugetlb",
+            ])
+            .status();
+    }
+    let bundle = Path::new("/tmp/skiff-bench-bundle");
+    let _ = std::fs::remove_dir_all(bundle);
+    std::fs::create_dir_all(bundle)?;
+    sh::run(cmd("chown", &[TEST_USER]).arg(bundle))?;
+    let script = "cd /tmp/skiff-bench-bundle && mkdir -p rootfs/bin rootfs/proc rootfs/dev rootfs/sys rootfs/etc rootfs/tmp && cp /bin/busybox rootfs/bin/ && ln -s busybox rootfs/bin/true && crun spec --rootless && sed -i -e 's/\"terminal\": true/\"terminal\": false/' -e 's/\"sh\"/\"true\"/' config.json";
+    sh::output(&mut as_user(uid, "/bin/sh", &["-c", script]))?;
+    let image = format!("{REGISTRY}/busybox:latest");
+    let big = format!("{REGISTRY}/big:latest");
+    sh::output(&mut as_user(uid, &skiff, &["pull", "-q", &image]))?;
+    sh::output(&mut as_user(uid, &skiff, &["pull", "-q", &big]))?;
+    sh::output(&mut as_user(uid, "podman", &["pull", "-q", &image]))?;
+    // Time from inside one process of the test user, so no per-run `runuser` skews the figures.
+    let me = std::env::current_exe()?;
+    let xtask_dir = me.parent().context("xtask dir")?;
+    let mut p = xtask_dir.to_path_buf();
+    while let Some(parent) = p.parent() {
+        let _ = Command::new("chmod").arg("a+x").arg(parent).status();
+        p = parent.to_path_buf();
+    }
+    sh::run(cmd("chmod", &["a+rx"]).arg(&me))?;
+    let mut inner = testenv::as_test_user(uid, &[], &me);
+    inner.args(["bench", "run-inner", &skiff]);
+    sh::run(&mut inner)
+}
+
+/// The measuring half of `bench run`, as the test user.
+pub fn run_inner(skiff: &str) -> Result<()> {
+    let image = format!("{REGISTRY}/busybox:latest");
+    let big = format!("{REGISTRY}/big:latest");
+    let direct = |program: &str, args: &[&str]| {
+        let mut c = Command::new(program);
+        c.args(args).current_dir("/tmp");
+        c
+    };
+    let crun = |i: usize| {
+        let name = format!("skiff-bench-{}-{i}", std::process::id());
+        let mut c = direct("crun", &["--cgroup-manager=disabled", "run", &name]);
+        c.current_dir("/tmp/skiff-bench-bundle");
+        c
+    };
+    // Warm-up of each, then interleaved measured runs.
+    timed(&mut direct(skiff, &["run", "--rm", &image, "true"]))?;
+    timed(&mut direct("podman", &["run", "--rm", &image, "true"]))?;
+    timed(&mut crun(0))?;
+    timed(&mut direct(skiff, &["run", "--rm", &big, "true"]))?;
+    const N: usize = 21;
+    let (mut s, mut p, mut c, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 1..=N {
+        s.push(timed(&mut direct(skiff, &["run", "--rm", &image, "true"]))?);
+        p.push(timed(&mut direct(
+            "podman",
+            &["run", "--rm", &image, "true"],
+        ))?);
+        c.push(timed(&mut crun(i))?);
+        b.push(timed(&mut direct(skiff, &["run", "--rm", &big, "true"]))?);
+    }
+    let podman_version = sh::output(&mut cmd("podman", &["--version"])).unwrap_or_default();
+    println!("run --rm … true as {TEST_USER}, {N} runs each (whole process, interleaved, timed from one process of the user)");
+    println!();
+    println!("| what | median | min | max |");
+    println!("|---|---|---|---|");
+    row("skiff run --rm busybox true (release)", &s);
+    row(
+        &format!("{} run --rm busybox true", podman_version.trim()),
+        &p,
+    );
+    row("crun 1.8.1 run (rootless bundle, same busybox)", &c);
+    row("skiff run --rm big true (≈107 MB image)", &b);
+    let med = |v: &[Duration]| median(&mut v.to_vec()).as_secs_f64();
+    println!();
+    println!(
+        "skiff/crun: {:.2} (target ≤ 1.5); skiff/podman: {:.3} (target ≤ 0.1); big/busybox: {:.2} (target ≤ 1.2)",
+        med(&s) / med(&c),
+        med(&s) / med(&p),
+        med(&b) / med(&s)
+    );
+    Ok(())
+}
+
+/// Runs the pull benchmark and prints a Markdown table.
+pub fn pull() -> Result<()> {
+    let (uid, skiff) = prepare()?;
     let image = format!("{REGISTRY}/big:latest");
 
     // Warm-up: one pull each (page cache for the registry's blobs), then measured runs.

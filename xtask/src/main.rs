@@ -26,6 +26,10 @@ fn run() -> Result<()> {
         ["ci"] => ci::run(),
         ["demo"] => ci::demo(),
         ["bench", "pull"] => bench::pull(),
-        _ => bail!("usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull"),
+        ["bench", "run"] => bench::run(),
+        ["bench", "run-inner", skiff] => bench::run_inner(skiff),
+        _ => bail!(
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull|run"
+        ),
     }
 }
