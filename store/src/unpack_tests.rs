@@ -371,10 +371,14 @@ fn directories_without_permissions_are_removed() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
         dest.join("work/work/inner"),
-        std::fs::Permissions::from_mode(0),
+        std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
-    std::fs::set_permissions(dest.join("work/work"), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(
+        dest.join("work/work"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     remove_tree(&dest).unwrap();
     assert!(!dest.exists());
 }
