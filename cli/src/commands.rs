@@ -40,6 +40,45 @@ enum Cmd {
     Logout(LogoutArgs),
     /// Run a command in a new container
     Run(Box<crate::run::RunArgs>),
+    /// Create a container without starting it
+    Create(Box<crate::run::RunArgs>),
+    /// List containers
+    Ps(crate::containers_cmd::PsArgs),
+    /// Show a container's output
+    Logs(crate::containers_cmd::LogsArgs),
+    /// Stop containers (stop signal, then SIGKILL)
+    Stop(crate::containers_cmd::StopArgs),
+    /// Send a signal to containers
+    Kill(crate::containers_cmd::KillArgs),
+    /// Start stopped or created containers
+    Start(crate::containers_cmd::StartArgs),
+    /// Restart containers
+    Restart(crate::containers_cmd::StopArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait {
+        /// Containers
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers
+    Rm(crate::containers_cmd::RmArgs),
+    /// Rename a container
+    Rename {
+        /// Current name or id
+        container: String,
+        /// New name
+        new_name: String,
+    },
+    /// Show a container's processes
+    Top {
+        /// Container
+        container: String,
+    },
+    /// Run a command in a running container
+    Exec(crate::containers_cmd::ExecArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Run a command inside your user namespace (as podman unshare): see image files with the
     /// owners they have in containers, or remove them
     Unshare {
@@ -65,6 +104,25 @@ enum Cmd {
     },
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(crate::containers_cmd::PsArgs),
+    /// Remove stopped containers
+    Prune(crate::containers_cmd::PruneArgs),
+    /// Remove containers
+    Rm(crate::containers_cmd::RmArgs),
+    /// Inspect containers
+    Inspect(InspectArgs),
+    /// Stop containers
+    Stop(crate::containers_cmd::StopArgs),
+    /// Start containers
+    Start(crate::containers_cmd::StartArgs),
+    /// Show a container's output
+    Logs(crate::containers_cmd::LogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -129,9 +187,12 @@ struct InspectArgs {
     /// Images by name, id or id prefix
     #[arg(required = true)]
     names: Vec<String>,
-    /// Only `image` is known until containers exist
-    #[arg(long = "type", default_value = "image")]
-    kind: String,
+    /// container or image (default: whichever the name finds, containers first)
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Go template applied to each object
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 #[derive(Args)]
@@ -181,6 +242,26 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_sig_proxy,
         } => crate::run::monitor(&id, attached, ready_fd, !no_sig_proxy),
         Cmd::Run(a) => crate::run::run(*a),
+        Cmd::Create(a) => crate::run::create(*a),
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => crate::containers_cmd::ps(a),
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => crate::containers_cmd::logs(a),
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => crate::containers_cmd::stop(a),
+        Cmd::Kill(a) => crate::containers_cmd::kill(a),
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => crate::containers_cmd::start(a),
+        Cmd::Restart(a) => crate::containers_cmd::restart(a),
+        Cmd::Wait { containers } => crate::containers_cmd::wait(containers),
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => crate::containers_cmd::rm(a),
+        Cmd::Container(ContainerCmd::Prune(a)) => crate::containers_cmd::prune(a),
+        Cmd::Container(ContainerCmd::Inspect(a)) => inspect(InspectArgs {
+            kind: Some("container".into()),
+            ..a
+        }),
+        Cmd::Rename {
+            container,
+            new_name,
+        } => crate::containers_cmd::rename(&container, &new_name),
+        Cmd::Top { container } => crate::containers_cmd::top(&container),
+        Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(a),
@@ -351,20 +432,50 @@ fn rmi(a: RmiArgs) -> Result<ExitCode> {
 }
 
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
-    if a.kind != "image" {
-        bail!(
-            "--type {}: only images can be inspected so far (containers come with `skiff run`)",
-            a.kind
-        );
+    let kind = a.kind.as_deref().unwrap_or("");
+    if !matches!(kind, "" | "container" | "image") {
+        bail!("invalid --type {kind:?}: use container or image");
     }
-    let store = open_store()?;
+    let dirs = Dirs::from_env();
+    let containers = skiff_runtime::Containers::open(&dirs)?;
     let mut out = Vec::new();
+    let mut store: Option<ImageStore> = None;
     for n in &a.names {
-        for img in store.find(n)?.into_iter().take(1) {
-            out.push(store.inspect(&img)?);
+        if kind != "image" {
+            match containers.resolve(n) {
+                Ok(id) => {
+                    let v = containers.view(&id)?;
+                    out.push(crate::containers_cmd::inspect_container(&containers, &v));
+                    continue;
+                }
+                Err(e) if kind == "container" => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        if store.is_none() {
+            store = Some(open_store()?);
+        }
+        let s = store.as_ref().context("store")?;
+        let img = s.find(n).map_err(|e| {
+            if kind.is_empty() {
+                anyhow::anyhow!("no such object: {n}")
+            } else {
+                e.into()
+            }
+        })?;
+        if let Some(img) = img.into_iter().next() {
+            out.push(s.inspect(&img)?);
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match a.format {
+        Some(f) => {
+            let fmt = crate::format::Format::parse(&f, &std::collections::HashMap::new())?;
+            for o in &out {
+                println!("{}", fmt.render(o)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,8 @@
 //! and maps failures to Docker's exit codes (125 for skiff's own errors).
 
 mod commands;
+mod containers_cmd;
+mod format;
 mod human;
 mod progress;
 mod prompt;

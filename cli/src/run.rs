@@ -93,6 +93,12 @@ pub struct RunArgs {
     /// Forward signals received by skiff to the container
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     sig_proxy: bool,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped
+    #[arg(long)]
+    restart: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10)
+    #[arg(long)]
+    stop_timeout: Option<u64>,
     /// Image to run
     image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -137,12 +143,12 @@ fn resolve_image(store: &ImageStore, a: &RunArgs) -> Result<skiff_store::LocalIm
     Ok(store.find(&pulled.reference.to_string())?.remove(0))
 }
 
-/// `skiff run`.
-pub fn run(a: RunArgs) -> Result<ExitCode> {
+/// Resolves the image and writes the container record (nothing runs yet).
+fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let dirs = Dirs::from_env();
     let store = ImageStore::open(dirs.clone())?;
     let containers = Containers::open(&dirs)?;
-    let img = resolve_image(&store, &a)?;
+    let img = resolve_image(&store, a)?;
     let config = store.image_config(&img)?;
     let layers = store.layer_dirs(&img)?;
     let info = ImageInfo {
@@ -173,16 +179,43 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         auto_remove: a.rm,
         tty: a.tty,
         interactive: a.interactive,
+        restart: a.restart.clone(),
+        stop_timeout: a.stop_timeout,
     };
     let build = spec::build(&info, &opts, &containers)?;
-    let cfg = containers.create(a.name.as_deref(), build)?;
+    Ok(containers.create(a.name.as_deref(), build)?)
+}
+
+/// `skiff run`.
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let cfg = create_container(&a)?;
+    if a.detach {
+        let code = start_monitor(&cfg.id, false, a.sig_proxy)?;
+        if code == ExitCode::SUCCESS {
+            println!("{}", cfg.id);
+        }
+        return Ok(code);
+    }
+    start_monitor(&cfg.id, true, a.sig_proxy)
+}
+
+/// `skiff create`: like run, without starting.
+pub fn create(a: RunArgs) -> Result<ExitCode> {
+    let cfg = create_container(&a)?;
+    println!("{}", cfg.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts a container's monitor. Attached: exec it in place (never returns on success). Detached:
+/// spawn it in its own session and wait for "started" or the start error (then its exit code).
+pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the skiff binary")?;
     let mut cmd = Command::new(exe);
-    cmd.args(["__monitor", &cfg.id]);
-    if !a.sig_proxy {
+    cmd.args(["__monitor", id]);
+    if !sig_proxy {
         cmd.arg("--no-sig-proxy");
     }
-    if !a.detach {
+    if attached {
         cmd.arg("--attached");
         let err = cmd.exec();
         bail!("starting the monitor: {err}");
@@ -208,7 +241,6 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         .context("waiting for the container to start")?;
     let line = line.trim();
     if line == "ok" {
-        println!("{}", cfg.id);
         return Ok(ExitCode::SUCCESS);
     }
     let _ = child.try_wait();
@@ -219,7 +251,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         }
         None => bail!(
             "the monitor of {} exited before the container started",
-            &cfg.id[..12]
+            &id[..12.min(id.len())]
         ),
     }
 }

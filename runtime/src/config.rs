@@ -101,6 +101,65 @@ pub struct ContainerConfig {
     /// The image's StopSignal, if any.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (default 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    /// `--restart`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    #[serde(default = "no_restart")]
+    pub restart: String,
+}
+
+fn no_restart() -> String {
+    "no".into()
+}
+
+/// A parsed `--restart` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Never.
+    No,
+    /// When the exit code is not 0, at most N times (0 = no limit).
+    OnFailure(u32),
+    /// Always, unless the user stopped it.
+    Always,
+    /// Like always; kept distinct for inspect.
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses Docker's spelling.
+    pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+        match s.split_once(':') {
+            None => match s {
+                "" | "no" => Ok(RestartPolicy::No),
+                "on-failure" => Ok(RestartPolicy::OnFailure(0)),
+                "always" => Ok(RestartPolicy::Always),
+                "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+                _ => Err(format!(
+                    "invalid --restart {s:?}: use no, on-failure[:N], always or unless-stopped"
+                )),
+            },
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(RestartPolicy::OnFailure)
+                .map_err(|_| format!("invalid --restart {s:?}: the retry count must be a number")),
+            Some(_) => Err(format!(
+                "invalid --restart {s:?}: only on-failure takes a count"
+            )),
+        }
+    }
+
+    /// Whether to start again after an exit with `code`, having restarted `count` times already.
+    pub fn should_restart(self, code: Option<i32>, count: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure(max) => code != Some(0) && (max == 0 || count < max),
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
 }
 
 /// Lifecycle status as `ps` shows it.
@@ -136,6 +195,9 @@ pub struct State {
     pub finished_at: Option<String>,
     /// Why it could not start, if so.
     pub error: Option<String>,
+    /// How many times the restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl State {
@@ -151,6 +213,29 @@ impl State {
             started_at: None,
             finished_at: None,
             error: None,
+            restart_count: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RestartPolicy;
+
+    #[test]
+    fn restart_policies_decide_like_docker() {
+        let p = |s: &str| RestartPolicy::parse(s).unwrap();
+        assert!(!p("no").should_restart(Some(1), 0, false));
+        assert!(p("on-failure").should_restart(Some(1), 9, false));
+        assert!(!p("on-failure").should_restart(Some(0), 0, false));
+        assert!(p("on-failure:2").should_restart(Some(3), 1, false));
+        assert!(!p("on-failure:2").should_restart(Some(3), 2, false));
+        assert!(p("always").should_restart(Some(0), 5, false));
+        assert!(
+            !p("always").should_restart(Some(0), 5, true),
+            "a user's stop is final"
+        );
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("always:3").is_err());
     }
 }

@@ -224,6 +224,8 @@ mod tests {
             init: false,
             auto_remove: false,
             stop_signal: None,
+            stop_timeout: None,
+            restart: "no".into(),
         }
     }
 

@@ -6,6 +6,12 @@ pub enum Error {
     /// `--name` already taken.
     #[error("the container name \"{0}\" is already in use: remove that container (skiff rm {0}) or choose another --name")]
     NameInUse(String),
+    /// `rm` of a running container without `-f`.
+    #[error("container {0} is running: stop it first (skiff stop {0}) or remove it with -f")]
+    Running(String),
+    /// `exec` could not run the command: the exit code (125, 126, 127) and why.
+    #[error("{1}")]
+    Exec(i32, String),
     /// No container by that name or id.
     #[error("no such container: {0}")]
     NoSuchContainer(String),

@@ -33,7 +33,8 @@ pub struct ChildSetup<'a> {
     pub tty: bool,
 }
 
-type Fail = (i32, String);
+/// An exit code and the message explaining it.
+pub type Fail = (i32, String);
 
 fn setup_err(e: impl std::fmt::Display) -> Fail {
     (125, e.to_string())
@@ -92,22 +93,40 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     }
     mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
 
+    let (env, _) = take_identity(cfg, &cfg.process.user, &cfg.process.cwd, &cfg.process.env)?;
+    // If the monitor dies, so does the container: nothing outlives the process that records it.
+    // (Set after the uid change, which clears it; the monitor is blocked on our error pipe until
+    // the exec, so it cannot be gone unnoticed before this.)
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if cfg.init {
+        run_init(s, &cfg.process.args, &env)
+    } else {
+        exec(&cfg.process.args, &env)
+    }
+}
+
+/// The identity and confinement a container process gets, shared by the container's first process
+/// and `exec`: `-u` resolved in the container's own files (visible at /), the working directory,
+/// HOME, the capability bounding and sets, groups and ids, `no_new_privs`, and seccomp. Returns
+/// the final environment and the uid.
+pub fn take_identity(
+    cfg: &ContainerConfig,
+    user_spec: &str,
+    cwd: &str,
+    env: &[String],
+) -> Result<(Vec<String>, u32), Fail> {
     let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let user = passwd::resolve(&cfg.process.user, &pw, &gr).map_err(setup_err)?;
-    let mut env = cfg.process.env.clone();
+    let user = passwd::resolve(user_spec, &pw, &gr).map_err(setup_err)?;
+    let mut env = env.to_vec();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let cwd = if cfg.process.cwd.is_empty() {
-        "/"
-    } else {
-        &cfg.process.cwd
-    };
+    let cwd = if cwd.is_empty() { "/" } else { cwd };
     std::fs::create_dir_all(cwd).ok();
     std::env::set_current_dir(cwd)
         .map_err(|e| setup_err(format!("working directory {cwd}: {e}")))?;
-
     let mask = security::capability_mask(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)
         .map_err(setup_err)?;
     security::drop_bounding(mask).map_err(|e| setup_err(format!("dropping capabilities: {e}")))?;
@@ -135,11 +154,15 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     if cfg.seccomp && !cfg.privileged {
         security::install_seccomp().map_err(|e| setup_err(format!("seccomp: {e}")))?;
     }
-    if cfg.init {
-        run_init(s, &cfg.process.args, &env)
-    } else {
-        exec(&cfg.process.args, &env)
-    }
+    Ok((env, user.uid))
+}
+
+/// Writes a failure to the error pipe and returns its exit code (for forked helpers).
+pub fn report_failure(err_fd: RawFd, (code, msg): Fail) -> i32 {
+    let line = format!("{msg}\n");
+    // SAFETY: writing a buffer we own to an fd we own.
+    unsafe { libc::write(err_fd, line.as_ptr().cast(), line.len()) };
+    code
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, Fail> {
@@ -152,7 +175,7 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, Fail> {
 }
 
 /// execve with Docker's PATH search and exit codes: 127 not found, 126 not executable.
-fn exec(args: &[String], env: &[String]) -> Result<std::convert::Infallible, Fail> {
+pub fn exec(args: &[String], env: &[String]) -> Result<std::convert::Infallible, Fail> {
     let Some(cmd) = args.first() else {
         return Err(setup_err(
             "no command: the image has no Cmd or Entrypoint; give one after the image name",

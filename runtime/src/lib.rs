@@ -5,8 +5,10 @@
 pub mod config;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod idmap;
 pub mod init;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod mounts;

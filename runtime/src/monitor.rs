@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
@@ -16,7 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::{ContainerConfig, Status};
+use crate::config::{ContainerConfig, RestartPolicy, Status};
 use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::idmap::IdMap;
@@ -146,52 +147,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let ctr = containers.dir(id);
     write_etc_files(&cfg, &ctr)?;
     let mut log = LogWriter::open(&containers.log_path(id))?;
-    let tty = cfg.process.terminal;
-    let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-
-    // The child's stdio, and our ends of it.
-    let devnull = File::open("/dev/null").map_err(|e| Error::Io {
-        context: "opening /dev/null".into(),
-        source: e,
-    })?;
-    let mut pty_master: Option<OwnedFd> = None;
-    let (mut out_r, mut err_r, mut in_w): (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>) =
-        (None, None, None);
-    let child_fds: [OwnedFd; 3];
-    if tty {
-        let ws = if stdin_is_tty {
-            crate::tty::window_size(0)
-        } else {
-            None
-        };
-        let pty = nix::pty::openpty(ws.as_ref(), None)
-            .map_err(|e| Error::Setup(format!("allocating a pty: {e}")))?;
-        let s = pty.slave;
-        child_fds = [
-            s.try_clone().map_err(|e| Error::Setup(e.to_string()))?,
-            s.try_clone().map_err(|e| Error::Setup(e.to_string()))?,
-            s,
-        ];
-        pty_master = Some(pty.master);
-    } else {
-        let (or, ow) = pipe()?;
-        let (er, ew) = pipe()?;
-        let stdin_child: OwnedFd = if cfg.process.stdin && opts.attached {
-            let (ir, iw) = pipe()?;
-            in_w = Some(iw);
-            ir
-        } else {
-            devnull
-                .try_clone()
-                .map_err(|e| Error::Setup(e.to_string()))?
-                .into()
-        };
-        child_fds = [stdin_child, ow, ew];
-        out_r = Some(or);
-        err_r = Some(er);
-    }
-    let (sync_r, sync_w) = pipe()?;
-    let (errp_r, errp_w) = pipe()?;
+    let policy = RestartPolicy::parse(&cfg.restart).map_err(Error::Invalid)?;
 
     // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -206,6 +162,158 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| Error::Setup(format!("signalfd: {e}")))?;
 
+    let mut ready_fd = opts.ready_fd;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let code = match launch(&cfg, &ctr, opts.attached)? {
+            Launch::Failed { code, msg } => {
+                containers.update_state(id, |s| {
+                    s.status = Status::Exited;
+                    s.exit_code = Some(code);
+                    s.error = Some(msg.clone());
+                    s.started_at = Some(now());
+                    s.finished_at = Some(now());
+                })?;
+                if opts.attached {
+                    eprintln!("Error: {msg}");
+                }
+                report(ready_fd.take(), &format!("err {code} {msg}"));
+                if cfg.auto_remove {
+                    (opts.remove)(&ctr)?;
+                }
+                return Ok(code);
+            }
+            Launch::Started(mut l) => {
+                let me = std::process::id() as i32;
+                containers.update_state(id, |s| {
+                    s.status = Status::Running;
+                    s.pid = Some(l.child.as_raw());
+                    s.pid_start = procfs::start_time(l.child.as_raw());
+                    s.monitor_pid = Some(me);
+                    s.monitor_start = procfs::start_time(me);
+                    s.started_at = Some(now());
+                    s.finished_at = None;
+                    s.exit_code = None;
+                    s.error = None;
+                })?;
+                report(ready_fd.take(), "ok");
+                let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+                let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
+                    RawTerminal::enter(0)
+                } else {
+                    None
+                };
+                let forward_stdin = opts.attached && (cfg.process.stdin || cfg.process.terminal);
+                let stdin_to = if forward_stdin {
+                    l.in_w
+                        .take()
+                        .or_else(|| l.pty.as_ref().and_then(|m| m.try_clone().ok()))
+                } else {
+                    None
+                };
+                let code = pump(
+                    l.child,
+                    &sfd,
+                    &mut log,
+                    opts,
+                    Streams {
+                        pty: l.pty.as_ref(),
+                        out: l.out.as_ref(),
+                        err: l.err.as_ref(),
+                        stdin_to,
+                    },
+                );
+                drop(raw);
+                let _ = log.flush();
+                code
+            }
+        };
+        let (_, st) = containers.load(id)?;
+        let again = policy.should_restart(code, st.restart_count, containers.stopped_by_user(id));
+        containers.update_state(id, |s| {
+            s.status = Status::Exited;
+            s.exit_code = code;
+            s.finished_at = Some(now());
+            if again {
+                s.restart_count += 1;
+            }
+        })?;
+        if !again {
+            if cfg.auto_remove {
+                (opts.remove)(&ctr)?;
+            }
+            return Ok(code.unwrap_or(125));
+        }
+        // Docker's back-off: wait a little longer after each quick failure, at most a minute.
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+        if containers.stopped_by_user(id) {
+            return Ok(code.unwrap_or(125));
+        }
+    }
+}
+
+/// A started (or failed) container process and our ends of its stdio.
+enum Launch {
+    Started(Launched),
+    Failed { code: i32, msg: String },
+}
+
+struct Launched {
+    child: Pid,
+    pty: Option<OwnedFd>,
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    in_w: Option<OwnedFd>,
+}
+
+/// Makes the stdio, clones the child into its namespaces, maps its ids and waits until it has
+/// exec'd the command (EOF on the error pipe) or failed (text on it).
+fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
+    let tty = cfg.process.terminal;
+    let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+    let devnull = File::open("/dev/null").map_err(|e| Error::Io {
+        context: "opening /dev/null".into(),
+        source: e,
+    })?;
+    let mut l = Launched {
+        child: Pid::from_raw(0),
+        pty: None,
+        out: None,
+        err: None,
+        in_w: None,
+    };
+    let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::Setup(e.to_string()));
+    let child_fds: [OwnedFd; 3] = if tty {
+        let ws = if stdin_is_tty {
+            crate::tty::window_size(0)
+        } else {
+            None
+        };
+        let pty = nix::pty::openpty(ws.as_ref(), None)
+            .map_err(|e| Error::Setup(format!("allocating a pty: {e}")))?;
+        let s = pty.slave;
+        l.pty = Some(pty.master);
+        [dup(&s)?, dup(&s)?, s]
+    } else {
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        let stdin_child: OwnedFd = if cfg.process.stdin && attached {
+            let (ir, iw) = pipe()?;
+            l.in_w = Some(iw);
+            ir
+        } else {
+            devnull
+                .try_clone()
+                .map_err(|e| Error::Setup(e.to_string()))?
+                .into()
+        };
+        l.out = Some(or);
+        l.err = Some(er);
+        [stdin_child, ow, ew]
+    };
+    let (sync_r, sync_w) = pipe()?;
+    let (errp_r, errp_w) = pipe()?;
     let userns = !nix::unistd::geteuid().is_root();
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -217,12 +325,11 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     if cfg.network == "none" {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    let gid5 = std::cell::Cell::new(!userns || IdMap::for_current_user().is_some());
     let setup = ChildSetup {
-        cfg: &cfg,
-        ctr: &ctr,
+        cfg,
+        ctr,
         userns,
-        gid5_mapped: gid5.get(),
+        gid5_mapped: !userns || IdMap::for_current_user().is_some(),
         sync_fd: sync_r.as_raw_fd(),
         err_fd: errp_w.as_raw_fd(),
         stdio: [
@@ -266,78 +373,17 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     }
     let _ = sync_w.write_all(&[1]);
     drop(sync_w);
-
-    // EOF on the error pipe means the command was exec'd; text means setup failed.
     let mut errmsg = String::new();
     let _ = std::io::Read::read_to_string(&mut File::from(errp_r), &mut errmsg);
     if !errmsg.trim().is_empty() {
         let code = waitpid(child, None).ok().and_then(exit_code).unwrap_or(125);
-        let msg = errmsg.trim().to_string();
-        containers.update_state(id, |s| {
-            s.status = Status::Exited;
-            s.exit_code = Some(code);
-            s.error = Some(msg.clone());
-            s.started_at = Some(now());
-            s.finished_at = Some(now());
-        })?;
-        if opts.attached {
-            eprintln!("Error: {msg}");
-        }
-        report(opts.ready_fd, &format!("err {code} {msg}"));
-        if cfg.auto_remove {
-            (opts.remove)(&ctr)?;
-        }
-        return Ok(code);
+        return Ok(Launch::Failed {
+            code,
+            msg: errmsg.trim().to_string(),
+        });
     }
-    let me = std::process::id() as i32;
-    containers.update_state(id, |s| {
-        s.status = Status::Running;
-        s.pid = Some(child.as_raw());
-        s.pid_start = procfs::start_time(child.as_raw());
-        s.monitor_pid = Some(me);
-        s.monitor_start = procfs::start_time(me);
-        s.started_at = Some(now());
-        s.finished_at = None;
-        s.exit_code = None;
-        s.error = None;
-    })?;
-    report(opts.ready_fd, "ok");
-
-    let _raw = if opts.attached && tty && stdin_is_tty {
-        RawTerminal::enter(0)
-    } else {
-        None
-    };
-    let forward_stdin =
-        opts.attached && (cfg.process.stdin || tty) && (in_w.is_some() || pty_master.is_some());
-    let code = pump(
-        child,
-        &sfd,
-        &mut log,
-        opts,
-        Streams {
-            pty: pty_master.as_ref(),
-            out: out_r.as_ref(),
-            err: err_r.as_ref(),
-            stdin_to: if forward_stdin {
-                in_w.take()
-                    .or_else(|| pty_master.as_ref().and_then(|m| m.try_clone().ok()))
-            } else {
-                None
-            },
-        },
-    );
-    drop(_raw);
-    let _ = log.flush();
-    containers.update_state(id, |s| {
-        s.status = Status::Exited;
-        s.exit_code = code;
-        s.finished_at = Some(now());
-    })?;
-    if cfg.auto_remove {
-        (opts.remove)(&ctr)?;
-    }
-    Ok(code.unwrap_or(125))
+    l.child = child;
+    Ok(Launch::Started(l))
 }
 
 struct Streams<'a> {

@@ -57,6 +57,10 @@ pub struct RunOptions {
     pub tty: bool,
     /// `-i`.
     pub interactive: bool,
+    /// `--restart`.
+    pub restart: Option<String>,
+    /// `--stop-timeout` seconds.
+    pub stop_timeout: Option<u64>,
 }
 
 /// What the image contributes, given by the CLI from the store.
@@ -300,6 +304,13 @@ pub fn build(
             return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
         }
     }
+    let restart = o.restart.clone().unwrap_or_else(|| "no".into());
+    let policy = crate::config::RestartPolicy::parse(&restart).map_err(Error::Invalid)?;
+    if o.auto_remove && policy != crate::config::RestartPolicy::No {
+        return Err(Error::Invalid(
+            "--restart and --rm conflict: a container removed on exit cannot be restarted".into(),
+        ));
+    }
     let workdir = o
         .workdir
         .clone()
@@ -354,6 +365,8 @@ pub fn build(
             init: o.init,
             auto_remove: o.auto_remove,
             stop_signal,
+            stop_timeout: o.stop_timeout,
+            restart,
         }
     })
 }

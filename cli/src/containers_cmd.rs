@@ -1,0 +1,888 @@
+//! Container commands after `run`: ps, logs, inspect, stop, kill, start, restart, wait, rm,
+//! container prune, rename, top, exec. Every answer comes from the per-user state files and the
+//! processes themselves; there is no daemon to ask.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{ArgAction, Args};
+use skiff_runtime::exec::ExecOptions;
+use skiff_runtime::lifecycle::View;
+use skiff_runtime::{Containers, Status};
+use skiff_store::Dirs;
+
+use crate::format::Format;
+use crate::{human, unpacker};
+
+fn containers() -> Result<(Dirs, Containers)> {
+    let dirs = Dirs::from_env();
+    let c = Containers::open(&dirs)?;
+    Ok((dirs, c))
+}
+
+/// Exit code for a runtime error: 2 for rm of a running container (as podman), else 125.
+fn code_of(e: &skiff_runtime::Error) -> u8 {
+    match e {
+        skiff_runtime::Error::Running(_) => 2,
+        skiff_runtime::Error::Exec(c, _) => u8::try_from(*c).unwrap_or(125),
+        _ => 125,
+    }
+}
+
+/// Runs `f` for each name; errors are printed and the last one's code returned, as Docker does.
+fn for_each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> std::result::Result<(), skiff_runtime::Error>,
+) -> ExitCode {
+    let mut code = 0u8;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("Error: {e}");
+            code = code_of(&e);
+        }
+    }
+    ExitCode::from(code)
+}
+
+fn signal_number(s: &str) -> Result<i32> {
+    let up = s.trim().to_ascii_uppercase();
+    if let Ok(n) = up.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = if up.starts_with("SIG") {
+        up.clone()
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| {
+            anyhow::anyhow!("invalid signal {s:?}: use a name like TERM or SIGKILL, or a number")
+        })
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return DateTime::from_timestamp(secs, 0).context("timestamp out of range");
+    }
+    // Relative: 10m, 1h30m, 45s, 2d.
+    let mut total = 0i64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let n: i64 = num.parse().map_err(|_| anyhow::anyhow!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m or 1h30m"))?;
+        num.clear();
+        total += n * match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m or 1h30m"),
+        };
+    }
+    if !num.is_empty() || s.is_empty() {
+        bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m or 1h30m");
+    }
+    Ok(Utc::now() - chrono::Duration::seconds(total))
+}
+
+fn since(t: &Option<String>) -> i64 {
+    t.as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds())
+        .unwrap_or(0)
+}
+
+/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(v: &View) -> String {
+    match v.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            human::ago(since(&v.state.started_at)).trim_end_matches(" ago")
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {}",
+            v.state.exit_code.unwrap_or(-1),
+            human::ago(since(&v.state.finished_at))
+        ),
+    }
+}
+
+fn command_text(v: &View, full: bool) -> String {
+    let c = v.cfg.process.args.join(" ");
+    if full || c.chars().count() <= 20 {
+        format!("\"{c}\"")
+    } else {
+        format!("\"{}…\"", c.chars().take(19).collect::<String>())
+    }
+}
+
+/// The fields `ps --format` knows, as Docker names them.
+fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
+    let labels: Vec<String> = v
+        .cfg
+        .labels
+        .iter()
+        .map(|(k, val)| format!("{k}={val}"))
+        .collect();
+    serde_json::json!({
+        "ID": if no_trunc { v.cfg.id.clone() } else { v.cfg.id[..12].to_string() },
+        "Image": v.cfg.image,
+        "Command": command_text(v, no_trunc),
+        "CreatedAt": v.cfg.created,
+        "RunningFor": human::ago(since(&Some(v.cfg.created.clone()))),
+        "Status": status_text(v),
+        "State": match v.state.status { Status::Created => "created", Status::Running => "running", Status::Exited => "exited" },
+        "Ports": "",
+        "Names": v.cfg.name,
+        "Labels": labels.join(","),
+        "ExitCode": v.state.exit_code,
+    })
+}
+
+/// `ps` flags.
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate
+    #[arg(long)]
+    no_trunc: bool,
+    /// The last N created (any state)
+    #[arg(short = 'n', long)]
+    last: Option<usize>,
+    /// The latest created (any state)
+    #[arg(short, long)]
+    latest: bool,
+    /// Show the size of each container's writable layer
+    #[arg(short, long)]
+    size: bool,
+    /// Filter: status=, name=, id=, label=, ancestor=, exited=, before=, since=
+    #[arg(short, long, action = ArgAction::Append)]
+    filter: Vec<String>,
+    /// Go template, `table …`, or json
+    #[arg(long)]
+    format: Option<String>,
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `skiff ps`.
+pub fn ps(a: PsArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let views = c.views()?;
+    // Docker's rule: values of one key OR together, different keys AND; a status or exited filter
+    // looks at every container.
+    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
+    for f in &a.filter {
+        let (k, val) = f
+            .split_once('=')
+            .with_context(|| format!("invalid --filter {f:?}: use KEY=VALUE"))?;
+        if !matches!(
+            k,
+            "status" | "name" | "id" | "label" | "ancestor" | "exited" | "before" | "since"
+        ) {
+            bail!("invalid --filter {k:?}: use status, name, id, label, ancestor, exited, before or since");
+        }
+        if k == "status"
+            && !matches!(
+                val,
+                "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+            )
+        {
+            bail!("invalid --filter status={val:?}: use created, running or exited");
+        }
+        match filters.iter_mut().find(|(key, _)| key == k) {
+            Some((_, vals)) => vals.push(val.to_string()),
+            None => filters.push((k.to_string(), vec![val.to_string()])),
+        }
+    }
+    let all = a.all
+        || a.last.is_some()
+        || a.latest
+        || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    // Views are newest first, so "before X" means a larger index than X's.
+    let index_of = |key: &str| -> Result<usize> {
+        let id = c.resolve(key)?;
+        views
+            .iter()
+            .position(|v| v.cfg.id == id)
+            .context("container vanished")
+    };
+    let mut keep = Vec::with_capacity(views.len());
+    for (i, v) in views.iter().enumerate() {
+        let mut ok = all || v.running();
+        for (k, vals) in &filters {
+            let mut any = false;
+            for val in vals {
+                any |= match k.as_str() {
+                    "status" => ps_item(v, false)["State"] == val.as_str(),
+                    "name" => v.cfg.name.contains(val.as_str()),
+                    "id" => v.cfg.id.starts_with(val.as_str()),
+                    "label" => match val.split_once('=') {
+                        Some((lk, lv)) => v.cfg.labels.get(lk).is_some_and(|x| x == lv),
+                        None => v.cfg.labels.contains_key(val.as_str()),
+                    },
+                    "ancestor" => {
+                        v.cfg.image == *val
+                            || v.cfg
+                                .image_id
+                                .trim_start_matches("sha256:")
+                                .starts_with(val.trim_start_matches("sha256:"))
+                            || skiff_store::Reference::parse(val)
+                                .is_ok_and(|r| r.to_string() == v.cfg.image)
+                    }
+                    "exited" => {
+                        v.state.status == Status::Exited
+                            && v.state.exit_code.map(|x| x.to_string()).as_deref()
+                                == Some(val.as_str())
+                    }
+                    "before" => i > index_of(val)?,
+                    _ => i < index_of(val)?,
+                };
+            }
+            ok &= any;
+        }
+        keep.push(ok);
+    }
+    let mut views = views;
+    let mut selected: Vec<View> = views
+        .drain(..)
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(v, _)| v)
+        .collect();
+    if a.latest {
+        selected.truncate(1);
+    } else if let Some(n) = a.last {
+        selected.truncate(n);
+    }
+    if a.quiet {
+        for v in &selected {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    v.cfg.id.clone()
+                } else {
+                    v.cfg.id[..12].to_string()
+                }
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut items: Vec<serde_json::Value> =
+        selected.iter().map(|v| ps_item(v, a.no_trunc)).collect();
+    if a.size {
+        for (item, v) in items.iter_mut().zip(&selected) {
+            item["Size"] =
+                serde_json::json!(human::size(dir_size(&c.dir(&v.cfg.id).join("upper"))));
+        }
+    }
+    match a.format.as_deref() {
+        Some("json") => {
+            for i in &items {
+                println!("{}", serde_json::to_string(i)?);
+            }
+        }
+        Some(t) => Format::parse(t, &ps_headers())?.print_all(&items)?,
+        None => {
+            let mut t = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
+            if a.size {
+                t.push_str("\t{{.Size}}");
+            }
+            Format::parse(&t, &ps_headers())?.print_all(&items)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ps_headers() -> HashMap<&'static str, &'static str> {
+    HashMap::from([
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Ports", "PORTS"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Size", "SIZE"),
+        ("ExitCode", "EXIT CODE"),
+    ])
+}
+
+/// `logs` flags.
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Keep following (until the container exits for good)
+    #[arg(short, long)]
+    follow: bool,
+    /// Show only the last N lines ("all" by default)
+    #[arg(long, short = 'n')]
+    tail: Option<String>,
+    /// Prefix each line with its time
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Only output since this time (RFC 3339, Unix time, or relative like 10m)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only output until this time
+    #[arg(long)]
+    until: Option<String>,
+    /// Container
+    container: String,
+}
+
+struct LogFilter {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    timestamps: bool,
+}
+
+impl LogFilter {
+    /// Prints a record's lines to stdout or stderr, as the container wrote them.
+    fn emit(&self, rec: &skiff_runtime::logs::Record) {
+        let t = DateTime::parse_from_rfc3339(&rec.time)
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        if let (Some(s), Some(t)) = (self.since, t) {
+            if t < s {
+                return;
+            }
+        }
+        if let (Some(u), Some(t)) = (self.until, t) {
+            if t > u {
+                return;
+            }
+        }
+        let text = if self.timestamps {
+            rec.log
+                .split_inclusive('\n')
+                .map(|l| format!("{} {l}", rec.time))
+                .collect()
+        } else {
+            rec.log.clone()
+        };
+        if rec.stream == "stderr" {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        } else {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+/// `skiff logs`.
+pub fn logs(a: LogsArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let id = c.resolve(&a.container)?;
+    let filter = LogFilter {
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+        timestamps: a.timestamps,
+    };
+    let tail: Option<usize> = match a.tail.as_deref() {
+        None | Some("all") | Some("-1") => None,
+        Some(n) => Some(
+            n.parse()
+                .with_context(|| format!("invalid --tail {n:?}: use a number or all"))?,
+        ),
+    };
+    let path = c.log_path(&id);
+    let mut file =
+        std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let records: Vec<skiff_runtime::logs::Record> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let start = match tail {
+        Some(n) => {
+            // --tail counts lines, and a record may hold several or part of one.
+            let mut lines = 0;
+            let mut i = records.len();
+            while i > 0 && lines < n {
+                i -= 1;
+                lines += records[i].log.matches('\n').count().max(1);
+            }
+            i
+        }
+        None => 0,
+    };
+    for r in &records[start..] {
+        filter.emit(r);
+    }
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Follow: read what is appended; stop once the container is down and its monitor gone (so a
+    // restart policy's next run is followed too).
+    let mut offset = text.len() as u64;
+    let mut pending = String::new();
+    loop {
+        let before = offset;
+        if let Ok(mut f) = std::fs::File::open(&path) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                offset = 0; // the log was trimmed and rewritten
+            }
+            f.seek(SeekFrom::Start(offset))?;
+            let mut more = String::new();
+            f.read_to_string(&mut more)?;
+            offset += more.len() as u64;
+            pending.push_str(&more);
+            while let Some(nl) = pending.find('\n') {
+                let line: String = pending.drain(..=nl).collect();
+                if let Ok(r) = serde_json::from_str::<skiff_runtime::logs::Record>(&line) {
+                    filter.emit(&r);
+                }
+            }
+        }
+        if offset == before {
+            let v = c.view(&id)?;
+            let monitor_alive = matches!((v.state.monitor_pid, v.state.monitor_start), (Some(p), Some(s)) if skiff_runtime::procfs::alive(p, s));
+            if !v.running() && !monitor_alive {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `inspect` document of a container, with the field names Docker users know.
+pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
+    let st = &v.state;
+    let status = match st.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    };
+    let mounts: Vec<serde_json::Value> = v
+        .cfg
+        .mounts
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "Type": match m.kind { skiff_runtime::MountKind::Bind => "bind", skiff_runtime::MountKind::Volume => "volume", skiff_runtime::MountKind::Tmpfs => "tmpfs" },
+                "Name": m.name, "Source": m.source, "Destination": m.destination, "RW": !m.readonly,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Id": v.cfg.id,
+        "Created": v.cfg.created,
+        "Path": v.cfg.process.args.first(),
+        "Args": v.cfg.process.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status, "Running": st.status == Status::Running, "Paused": false, "Restarting": false,
+            "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
+            "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
+            "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "Error": st.error.clone().unwrap_or_default(),
+        },
+        "Image": v.cfg.image_id,
+        "ImageName": v.cfg.image,
+        "Name": format!("/{}", v.cfg.name),
+        "RestartCount": st.restart_count,
+        "Config": {
+            "Hostname": v.cfg.hostname, "User": v.cfg.process.user, "Env": v.cfg.process.env,
+            "Cmd": v.cfg.cmd, "Entrypoint": v.cfg.entrypoint, "WorkingDir": v.cfg.process.cwd,
+            "Labels": v.cfg.labels, "Image": v.cfg.image, "Tty": v.cfg.process.terminal,
+            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
+        },
+        "HostConfig": {
+            "NetworkMode": v.cfg.network, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
+            "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
+            "RestartPolicy": { "Name": v.cfg.restart.split(':').next(), "MaximumRetryCount": v.cfg.restart.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) },
+            "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
+        },
+        "Mounts": mounts,
+        "NetworkSettings": { "Networks": { v.cfg.network.clone(): {} } },
+        "LogPath": c.log_path(&v.cfg.id),
+    })
+}
+
+/// `stop`/`restart` flags.
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait before SIGKILL
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<u64>,
+    /// Signal to send first (default: the image's StopSignal or SIGTERM)
+    #[arg(short, long)]
+    signal: Option<String>,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+fn stop_one(
+    c: &Containers,
+    key: &str,
+    time: Option<u64>,
+    signal: &Option<String>,
+) -> std::result::Result<String, skiff_runtime::Error> {
+    let id = c.resolve(key)?;
+    let (cfg, _) = c.load(&id)?;
+    let sig = signal
+        .clone()
+        .or(cfg.stop_signal.clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    let sig = signal_number(&sig).map_err(|e| skiff_runtime::Error::Invalid(e.to_string()))?;
+    let timeout = Duration::from_secs(time.or(cfg.stop_timeout).unwrap_or(10));
+    c.stop(&id, timeout, sig)?;
+    Ok(id)
+}
+
+/// `skiff stop`.
+pub fn stop(a: StopArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    Ok(for_each(&a.containers, |k| {
+        stop_one(&c, k, a.time, &a.signal)?;
+        println!("{k}");
+        Ok(())
+    }))
+}
+
+/// `skiff restart`.
+pub fn restart(a: StopArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    Ok(for_each(&a.containers, |k| {
+        let id = stop_one(&c, k, a.time, &a.signal)?;
+        start_one(&c, &id)?;
+        println!("{k}");
+        Ok(())
+    }))
+}
+
+fn start_one(c: &Containers, id: &str) -> std::result::Result<(), skiff_runtime::Error> {
+    let v = c.view(id)?;
+    if v.running() {
+        return Ok(());
+    }
+    c.clear_stopped_by_user(id)?;
+    match crate::run::start_monitor(id, false, true) {
+        Ok(code) if code == ExitCode::SUCCESS => Ok(()),
+        Ok(_) => Err(skiff_runtime::Error::Setup(format!(
+            "container {} failed to start",
+            v.cfg.name
+        ))),
+        Err(e) => Err(skiff_runtime::Error::Setup(e.to_string())),
+    }
+}
+
+/// `start` flags.
+#[derive(Args)]
+pub struct StartArgs {
+    /// Attach to the container's output (and exit with its code)
+    #[arg(short, long)]
+    attach: bool,
+    /// Attach stdin (as it was set up at create time with -i)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `skiff start`.
+pub fn start(a: StartArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    if a.attach || a.interactive {
+        if a.containers.len() != 1 {
+            bail!("start -a attaches to one container at a time");
+        }
+        let id = c.resolve(&a.containers[0])?;
+        if c.view(&id)?.running() {
+            bail!("container {} is already running", a.containers[0]);
+        }
+        c.clear_stopped_by_user(&id)?;
+        return crate::run::start_monitor(&id, true, true);
+    }
+    Ok(for_each(&a.containers, |k| {
+        let id = c.resolve(k)?;
+        start_one(&c, &id)?;
+        println!("{k}");
+        Ok(())
+    }))
+}
+
+/// `kill` flags.
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal (default KILL)
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `skiff kill`.
+pub fn kill(a: KillArgs) -> Result<ExitCode> {
+    let sig = signal_number(&a.signal)?;
+    let (_, c) = containers()?;
+    Ok(for_each(&a.containers, |k| {
+        let id = c.resolve(k)?;
+        if sig == libc::SIGKILL || sig == libc::SIGTERM {
+            // A kill from the user is a stop: restart policies leave it down (except `always`
+            // after a daemon restart, which skiff has no notion of).
+            let _ = std::fs::write(c.dir(&id).join("stopped-by-user"), b"1");
+        }
+        c.kill(&id, sig)?;
+        println!("{k}");
+        Ok(())
+    }))
+}
+
+/// `skiff wait`.
+pub fn wait(names: Vec<String>) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    Ok(for_each(&names, |k| {
+        let id = c.resolve(k)?;
+        let v = loop {
+            let v = c.wait_exit(&id, None)?;
+            let monitor_alive = matches!((v.state.monitor_pid, v.state.monitor_start), (Some(p), Some(s)) if skiff_runtime::procfs::alive(p, s));
+            if !monitor_alive || v.state.status == Status::Created {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(20)); // a restart may be coming
+            if !c.view(&id)?.running() && !monitor_alive {
+                break v;
+            }
+        };
+        println!("{}", v.state.exit_code.unwrap_or(-1));
+        Ok(())
+    }))
+}
+
+/// `rm` flags.
+#[derive(Args)]
+pub struct RmArgs {
+    /// Kill a running container first
+    #[arg(short, long)]
+    force: bool,
+    /// Also remove its anonymous volumes
+    #[arg(short, long)]
+    volumes: bool,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+fn remover(dirs: &Dirs) -> impl Fn(&std::path::Path) -> skiff_runtime::Result<()> {
+    let slow = unpacker::for_this_user(dirs);
+    move |p: &std::path::Path| match skiff_store::unpack::remove_tree(p) {
+        Ok(()) => Ok(()),
+        Err(_) => Ok(slow.remove(p)?),
+    }
+}
+
+fn anonymous(m: &skiff_runtime::MountSpec) -> bool {
+    m.kind == skiff_runtime::MountKind::Volume
+        && m.name
+            .as_ref()
+            .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `skiff rm`.
+pub fn rm(a: RmArgs) -> Result<ExitCode> {
+    let (dirs, c) = containers()?;
+    let remove = remover(&dirs);
+    Ok(for_each(&a.containers, |k| {
+        let id = c.resolve(k)?;
+        let (cfg, _) = c.load(&id)?;
+        c.remove(&id, a.force, &remove)?;
+        if a.volumes {
+            for m in cfg.mounts.iter().filter(|m| anonymous(m)) {
+                remove(&m.source)?;
+            }
+        }
+        println!("{k}");
+        Ok(())
+    }))
+}
+
+/// `container prune` flags.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask
+    #[arg(short, long)]
+    force: bool,
+    /// until=TIME: only containers created before
+    #[arg(long, action = ArgAction::Append)]
+    filter: Vec<String>,
+}
+
+/// `skiff container prune`.
+pub fn prune(a: PruneArgs) -> Result<ExitCode> {
+    let mut until = None;
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("until", t)) => until = Some(parse_time(t)?),
+            _ => bail!("invalid --filter {f:?}: container prune knows until=TIME"),
+        }
+    }
+    if !a.force {
+        if !std::io::stdin().is_terminal() {
+            bail!("container prune asks for confirmation: pass -f to prune without a terminal");
+        }
+        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let (dirs, c) = containers()?;
+    let remove = remover(&dirs);
+    let mut freed = 0u64;
+    println!("Deleted Containers:");
+    for v in c.views()? {
+        if v.running() {
+            continue;
+        }
+        if let (Some(u), Ok(created)) = (until, DateTime::parse_from_rfc3339(&v.cfg.created)) {
+            if created.with_timezone(&Utc) >= u {
+                continue;
+            }
+        }
+        let size = dir_size(&c.dir(&v.cfg.id).join("upper"));
+        match c.remove(&v.cfg.id, false, &remove) {
+            Ok(()) => {
+                freed += size;
+                println!("{}", v.cfg.id);
+            }
+            Err(e) => eprintln!("Error: {e}"),
+        }
+    }
+    println!("\nTotal reclaimed space: {}", human::size(freed));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff rename`.
+pub fn rename(old: &str, new: &str) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let id = c.resolve(old)?;
+    c.rename(&id, new)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff top`.
+pub fn top(name: &str) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let id = c.resolve(name)?;
+    let mut lines = vec!["PID\tUID\tCOMMAND".to_string()];
+    for (pid, uid, cmd) in c.top(&id)? {
+        lines.push(format!("{pid}\t{uid}\t{cmd}"));
+    }
+    crate::format::print_aligned(&lines);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `exec` flags.
+#[derive(Args)]
+pub struct ExecArgs {
+    /// Run in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open (the command shares skiff's stdin)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Use skiff's terminal (the command shares it)
+    #[arg(short, long)]
+    tty: bool,
+    /// Environment (KEY=VALUE or KEY)
+    #[arg(short, long, action = ArgAction::Append)]
+    env: Vec<String>,
+    /// Environment file
+    #[arg(long, action = ArgAction::Append)]
+    env_file: Vec<std::path::PathBuf>,
+    /// user[:group]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Container
+    container: String,
+    /// Command
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+/// `skiff exec`.
+pub fn exec(a: ExecArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let id = c.resolve(&a.container)?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("--env-file {}", f.display()))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    env.extend(a.env.iter().cloned());
+    let env = env
+        .into_iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e)
+            } else {
+                std::env::var(&e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    let _ = (a.interactive, a.tty);
+    let o = ExecOptions {
+        args: a.command,
+        env,
+        user: a.user,
+        workdir: a.workdir,
+        detach: a.detach,
+    };
+    match skiff_runtime::exec::exec_in(&c, &id, &o) {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(125))),
+        Err(skiff_runtime::Error::Exec(code, msg)) => {
+            eprintln!("Error: {msg}");
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

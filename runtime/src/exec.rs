@@ -1,0 +1,178 @@
+//! `exec`: run another command in a running container — its namespaces, its rootfs, its identity
+//! rules and its confinement (capabilities, no_new_privs, seccomp) — and exit with its code.
+//!
+//! The caller must be single-threaded (joining a user namespace requires it). A forked child joins
+//! the container's namespaces; joining a pid namespace only applies to children, so it forks once
+//! more, and that grandchild becomes the command.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::ForkResult;
+
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::init::{exec, report_failure, take_identity};
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Command and arguments.
+    pub args: Vec<String>,
+    /// Extra `KEY=VALUE`s over the container's environment.
+    pub env: Vec<String>,
+    /// `-u` (default: the container's user).
+    pub user: Option<String>,
+    /// `-w` (default: the container's working directory).
+    pub workdir: Option<String>,
+    /// `-d`: start it and return.
+    pub detach: bool,
+}
+
+fn ns_fd(pid: i32, ns: &str) -> Result<OwnedFd> {
+    File::open(format!("/proc/{pid}/ns/{ns}"))
+        .map(OwnedFd::from)
+        .map_err(|e| Error::Io {
+            context: format!("opening the {ns} namespace of the container"),
+            source: e,
+        })
+}
+
+fn same_ns(pid: i32, ns: &str) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()
+        == std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
+}
+
+fn exit_code(ws: WaitStatus) -> i32 {
+    match ws {
+        WaitStatus::Exited(_, c) => c,
+        WaitStatus::Signaled(_, s, _) => 128 + s as i32,
+        _ => 125,
+    }
+}
+
+fn die(err_fd: std::os::fd::RawFd, f: crate::init::Fail) -> ! {
+    std::process::exit(report_failure(err_fd, f))
+}
+
+/// Runs the command in the container; returns its exit code (0 at once with `detach`).
+pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32> {
+    let v = containers.view(id)?;
+    if !v.running() {
+        return Err(Error::Invalid(format!(
+            "container {} is not running: start it first (skiff start {})",
+            v.cfg.name, v.cfg.name
+        )));
+    }
+    if o.args.is_empty() {
+        return Err(Error::Invalid("no command given to exec".into()));
+    }
+    let pid = v
+        .state
+        .pid
+        .ok_or_else(|| Error::Invalid("no pid recorded".into()))?;
+    let mut order = vec![];
+    if !same_ns(pid, "user") {
+        order.push(("user", CloneFlags::CLONE_NEWUSER));
+    }
+    for (ns, flag) in [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        // A namespace the container shares with us (the network with --network host) is not
+        // joined: we are in it already, and the container's user namespace may not own it.
+        if !same_ns(pid, ns) {
+            order.push((ns, flag));
+        }
+    }
+    let fds: Vec<(OwnedFd, CloneFlags, &str)> = order
+        .iter()
+        .map(|(ns, f)| ns_fd(pid, ns).map(|fd| (fd, *f, *ns)))
+        .collect::<Result<_>>()?;
+    let mut env = v.cfg.process.env.clone();
+    for e in &o.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let user = o.user.clone().unwrap_or_else(|| v.cfg.process.user.clone());
+    let cwd = o
+        .workdir
+        .clone()
+        .unwrap_or_else(|| v.cfg.process.cwd.clone());
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
+    let cfg = v.cfg.clone();
+
+    // SAFETY: the caller is single-threaded; the child only joins namespaces, forks and execs.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
+        ForkResult::Child => {
+            drop(err_r);
+            let efd = err_w.as_raw_fd();
+            for (fd, flag, ns) in &fds {
+                if let Err(e) = nix::sched::setns(fd, *flag) {
+                    die(
+                        efd,
+                        (125, format!("joining the container's {ns} namespace: {e}")),
+                    );
+                }
+            }
+            if o.detach {
+                let _ = nix::unistd::setsid();
+                if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                    for i in 0..3 {
+                        // SAFETY: pointing our stdio at /dev/null.
+                        unsafe { libc::dup2(null.as_raw_fd(), i) };
+                    }
+                }
+            }
+            // SAFETY: still single-threaded.
+            match unsafe { nix::unistd::fork() } {
+                Ok(ForkResult::Child) => {
+                    let r = take_identity(&cfg, &user, &cwd, &env)
+                        .and_then(|(env, _)| exec(&o.args, &env));
+                    match r {
+                        Ok(never) => match never {},
+                        Err(f) => die(efd, f),
+                    }
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    drop(err_w);
+                    let code = waitpid(child, None).map(exit_code).unwrap_or(125);
+                    std::process::exit(code)
+                }
+                Err(e) => die(efd, (125, format!("fork: {e}"))),
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            drop(fds);
+            let mut msg = String::new();
+            if o.detach {
+                let _ = std::io::Read::read_to_string(&mut File::from(err_r), &mut msg);
+                if !msg.trim().is_empty() {
+                    let code = waitpid(child, None).map(exit_code).unwrap_or(125);
+                    return Err(Error::Exec(code, msg.trim().to_string()));
+                }
+                return Ok(0);
+            }
+            // The terminal's ^C and ^\\ are for the command, which shares our process group.
+            // SAFETY: ignoring two signals in this process while it waits.
+            unsafe {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            }
+            let _ = std::io::Read::read_to_string(&mut File::from(err_r), &mut msg);
+            let code = waitpid(child, None).map(exit_code).unwrap_or(125);
+            if !msg.trim().is_empty() {
+                return Err(Error::Exec(code, msg.trim().to_string()));
+            }
+            Ok(code)
+        }
+    }
+}

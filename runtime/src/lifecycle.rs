@@ -1,0 +1,272 @@
+//! What happens to a container after `run`, answered from its files and its processes: the true
+//! status (a pid counts as alive only with its recorded start time; a monitor that died is noticed
+//! and its container put down), stop, kill, wait, remove, rename and top. No daemon is asked.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use skiff_store::fsutil::{write_atomic, LockFile};
+
+use crate::config::{ContainerConfig, State, Status};
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::procfs;
+
+/// A container as it truly is now.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Its config.
+    pub cfg: ContainerConfig,
+    /// Its state, corrected against the processes.
+    pub state: State,
+}
+
+impl View {
+    /// Whether its PID 1 runs now.
+    pub fn running(&self) -> bool {
+        self.state.status == Status::Running
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn alive(pid: Option<i32>, start: Option<u64>) -> bool {
+    matches!((pid, start), (Some(p), Some(s)) if procfs::alive(p, s))
+}
+
+impl Containers {
+    /// Loads a container and checks its recorded status against its processes: if the state says
+    /// running but the monitor is gone, the container is put down (its PID 1 killed, so nothing
+    /// lingers) and recorded as exited with an unknown code, as podman shows it.
+    pub fn view(&self, id: &str) -> Result<View> {
+        let (cfg, state) = self.load(id)?;
+        if state.status != Status::Running {
+            return Ok(View { cfg, state });
+        }
+        let ctr_alive = alive(state.pid, state.pid_start);
+        let mon_alive = alive(state.monitor_pid, state.monitor_start);
+        if ctr_alive && mon_alive {
+            return Ok(View { cfg, state });
+        }
+        if !mon_alive {
+            if ctr_alive {
+                if let Some(pid) = state.pid {
+                    // SAFETY: the pid was just verified by its start time.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let state = self.update_state(id, |s| {
+                if s.status == Status::Running {
+                    s.status = Status::Exited;
+                    s.exit_code = None;
+                    s.finished_at = Some(now());
+                    s.error = Some("the container's monitor died; exit code unknown".into());
+                }
+            })?;
+            return Ok(View { cfg, state });
+        }
+        // The container ended and its monitor is recording it: give it a moment.
+        let t = Instant::now();
+        loop {
+            let (_, st) = self.load(id)?;
+            if st.status != Status::Running || t.elapsed() > Duration::from_secs(2) {
+                return Ok(View { cfg, state: st });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every container, corrected as [`Containers::view`] does.
+    pub fn views(&self) -> Result<Vec<View>> {
+        let mut out = Vec::new();
+        for (cfg, _) in self.list()? {
+            if let Ok(v) = self.view(&cfg.id) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `signal` to the container's PID 1 (verified by start time).
+    pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let v = self.view(id)?;
+        if !v.running() {
+            return Err(Error::Invalid(format!(
+                "container {} is not running",
+                v.cfg.name
+            )));
+        }
+        let pid = v
+            .state
+            .pid
+            .ok_or_else(|| Error::Invalid(format!("container {} has no pid", v.cfg.name)))?;
+        // SAFETY: the pid was verified alive with its start time by view().
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(Error::Io {
+                context: format!("signalling {}", v.cfg.name),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until the container is no longer running (or `limit` passes); returns its view.
+    pub fn wait_exit(&self, id: &str, limit: Option<Duration>) -> Result<View> {
+        let t = Instant::now();
+        loop {
+            let v = self.view(id)?;
+            if !v.running() || limit.is_some_and(|l| t.elapsed() >= l) {
+                return Ok(v);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops a running container: its stop signal, then SIGKILL after `timeout`. Marks the stop as
+    /// the user's, so restart policies other than `always` leave it down. No-op if not running.
+    pub fn stop(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
+        let v = self.view(id)?;
+        // Mark first, even between two runs of a restart policy: the monitor checks the mark
+        // before it starts the container again.
+        if v.running() || alive(v.state.monitor_pid, v.state.monitor_start) {
+            self.set_stopped_by_user(id, true)?;
+        }
+        if !v.running() {
+            return Ok(v);
+        }
+        let _ = self.kill(id, signal);
+        let v = self.wait_exit(id, Some(timeout))?;
+        if v.running() {
+            let _ = self.kill(id, libc::SIGKILL);
+            return self.wait_exit(id, Some(Duration::from_secs(10)));
+        }
+        Ok(v)
+    }
+
+    fn set_stopped_by_user(&self, id: &str, yes: bool) -> Result<()> {
+        let p = self.dir(id).join("stopped-by-user");
+        if yes {
+            write_atomic(&p, b"1")?;
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+
+    /// Whether the last stop came from the user (read by the monitor's restart policy).
+    pub fn stopped_by_user(&self, id: &str) -> bool {
+        self.dir(id).join("stopped-by-user").exists()
+    }
+
+    /// Clears the user-stop mark (when the user starts the container again).
+    pub fn clear_stopped_by_user(&self, id: &str) -> Result<()> {
+        self.set_stopped_by_user(id, false)
+    }
+
+    /// Removes a container; a running one only with `force` (killed first). `remove_dir` removes
+    /// the directory (its files may belong to mapped ids).
+    pub fn remove(
+        &self,
+        id: &str,
+        force: bool,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let v = self.view(id)?;
+        if v.running() {
+            if !force {
+                return Err(Error::Running(v.cfg.name.clone()));
+            }
+            self.set_stopped_by_user(id, true)?;
+            let _ = self.kill(id, libc::SIGKILL);
+            let v = self.wait_exit(id, Some(Duration::from_secs(10)))?;
+            if v.running() {
+                return Err(Error::Setup(format!(
+                    "container {} did not die",
+                    v.cfg.name
+                )));
+            }
+        }
+        // Hold the container's lock while its directory goes, so no state write races the removal.
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        let tomb = dir.with_file_name(format!(".rm-{id}"));
+        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        })?;
+        drop(lock);
+        remove_dir(&tomb)
+    }
+
+    /// Renames a container (names stay unique per user).
+    pub fn rename(&self, id: &str, new: &str) -> Result<()> {
+        if !crate::names::valid(new) {
+            return Err(Error::Invalid(format!("invalid container name \"{new}\"")));
+        }
+        let _names = LockFile::acquire(&self.dir(".names.lock"))?;
+        if self.list()?.iter().any(|(c, _)| c.name == new) {
+            return Err(Error::NameInUse(new.to_string()));
+        }
+        let _lock = self.lock(id)?;
+        let (mut cfg, _) = self.load(id)?;
+        cfg.name = new.to_string();
+        let bytes = serde_json::to_vec_pretty(&cfg).map_err(|source| Error::Json {
+            context: "encoding config.json".into(),
+            source,
+        })?;
+        Ok(write_atomic(&self.dir(id).join("config.json"), &bytes)?)
+    }
+
+    /// The container's processes: (pid on the host, uid, command line) of every process in its pid
+    /// namespace.
+    pub fn top(&self, id: &str) -> Result<Vec<(i32, u32, String)>> {
+        let v = self.view(id)?;
+        let pid =
+            v.state.pid.filter(|_| v.running()).ok_or_else(|| {
+                Error::Invalid(format!("container {} is not running", v.cfg.name))
+            })?;
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).map_err(|e| Error::Io {
+            context: format!("reading the pid namespace of {pid}"),
+            source: e,
+        })?;
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc")
+            .map_err(|e| Error::Io {
+                context: "listing /proc".into(),
+                source: e,
+            })?
+            .flatten()
+        {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                != Some(&ns)
+            {
+                continue;
+            }
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = cmd
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Uid:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                })
+                .unwrap_or(0);
+            out.push((p, uid, cmd));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
