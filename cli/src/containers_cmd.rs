@@ -423,23 +423,22 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
         std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
+    // --tail counts lines, and one record may hold several lines (or part of one): split them.
     let records: Vec<skiff_runtime::logs::Record> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|l| serde_json::from_str::<skiff_runtime::logs::Record>(l).ok())
+        .flat_map(|r| {
+            r.log
+                .split_inclusive('\n')
+                .map(|part| skiff_runtime::logs::Record {
+                    log: part.to_string(),
+                    stream: r.stream.clone(),
+                    time: r.time.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let start = match tail {
-        Some(n) => {
-            // --tail counts lines, and a record may hold several or part of one.
-            let mut lines = 0;
-            let mut i = records.len();
-            while i > 0 && lines < n {
-                i -= 1;
-                lines += records[i].log.matches('\n').count().max(1);
-            }
-            i
-        }
-        None => 0,
-    };
+    let start = tail.map(|n| records.len().saturating_sub(n)).unwrap_or(0);
     for r in &records[start..] {
         filter.emit(r);
     }

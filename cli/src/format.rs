@@ -114,6 +114,8 @@ impl Format {
             None => (text.to_string(), false),
         };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        check_actions_closed(&body)
+            .map_err(|e| anyhow!("template parsing error in {text:?}: {e}"))?;
         let mut tmpl = gtmpl::Template::default();
         tmpl.add_funcs(&[
             ("json", f_json as gtmpl::Func),
@@ -158,6 +160,44 @@ impl Format {
         }
         Ok(())
     }
+}
+
+/// Every `{{` must be closed by `}}` (outside quoted strings). gtmpl 0.7 loops forever on some
+/// unterminated actions (`{{.State.`), so this is checked first, with the position.
+fn check_actions_closed(t: &str) -> Result<(), String> {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if &b[i..i + 2] != b"{{" {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 2;
+        let mut quote: Option<u8> = None;
+        loop {
+            if i >= b.len() {
+                let col = t[..start].chars().count() + 1;
+                return Err(match quote {
+                    Some(_) => format!("unterminated quoted string in the action at column {col}"),
+                    None => format!("unclosed action at column {col}: add }}}}"),
+                });
+            }
+            match (quote, b[i]) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(b'"'), b'\\') => i += 1,
+                (Some(_), _) => {}
+                (None, c @ (b'"' | b'`' | b'\'')) => quote = Some(c),
+                (None, b'}') if b.get(i + 1) == Some(&b'}') => {
+                    i += 2;
+                    break;
+                }
+                (None, _) => {}
+            }
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Prints tab-separated lines as columns padded to their widest cell plus three spaces.
@@ -220,5 +260,23 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("template parsing error"), "{e}");
+    }
+
+    #[test]
+    fn unclosed_actions_are_caught_before_gtmpl_sees_them() {
+        let e = Format::parse("x {{.State.", &HashMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unclosed action at column 3"), "{e}");
+        let e = Format::parse("{{.A.}}", &HashMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unexpected ."), "{e}");
+        assert!(
+            Format::parse(r#"{{index .L "}}"}}"#, &HashMap::new()).is_ok(),
+            "braces inside strings are text"
+        );
     }
 }

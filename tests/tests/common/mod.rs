@@ -78,9 +78,47 @@ impl Env {
         c
     }
 
-    /// Runs skiff to completion.
+    /// Runs skiff to completion; a run that hangs past two minutes is killed and fails the test,
+    /// so the suite always ends.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.cmd(args).output().expect("running skiff").into()
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running skiff");
+        let (mut out, mut err) = (
+            child.stdout.take().expect("stdout"),
+            child.stderr.take().expect("stderr"),
+        );
+        let out_t = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut v);
+            v
+        });
+        let err_t = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut err, &mut v);
+            v
+        });
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("waiting for skiff") {
+                break st;
+            }
+            if t.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("skiff {args:?} hung for two minutes");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let output = Output {
+            status,
+            stdout: out_t.join().unwrap_or_default(),
+            stderr: err_t.join().unwrap_or_default(),
+        };
+        output.into()
     }
 
     /// Runs skiff and requires success.

@@ -1,0 +1,613 @@
+//! The container lifecycle from per-user state files and monitors, no daemon: ps, logs, inspect,
+//! stop, kill, start, restart, create, wait, rm, container prune, rename, top, exec, --restart,
+//! and the truth of state when processes die or pids are recycled.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn bb() -> String {
+    format!("{REGISTRY}/busybox")
+}
+
+fn state(env: &Env, name: &str) -> serde_json::Value {
+    let out = env.ok(&["inspect", "--type", "container", name]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ps_shows_docker_columns_statuses_and_filters() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up1",
+        "-l",
+        "tier=web",
+        &bb(),
+        "sleep",
+        "60",
+    ]);
+    env.run(&["run", "--name", "ex3", &bb(), "sh", "-c", "exit 3"]);
+    env.ok(&["create", "--name", "cr", &bb(), "true"]);
+    let out = env.ok(&["ps"]).stdout;
+    let header = out.lines().next().unwrap();
+    let cols: Vec<&str> = header
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    assert_eq!(out.lines().count(), 2, "only running by default: {out}");
+    assert!(out.contains("up1") && out.contains(" Up "), "{out}");
+    let all = env.ok(&["ps", "-a"]).stdout;
+    assert!(
+        all.contains("Exited (3) ") && all.contains(" ago") && all.contains("Created"),
+        "{all}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).stdout.lines().count(), 3);
+    assert!(env
+        .ok(&["ps", "-aq", "--no-trunc"])
+        .stdout
+        .lines()
+        .all(|l| l.len() == 64));
+    assert_eq!(
+        env.ok(&["ps", "-l", "--format", "{{.Names}}"]).stdout,
+        "cr\n",
+        "-l is the latest created"
+    );
+    assert_eq!(
+        env.ok(&["ps", "-n", "2", "--format", "{{.Names}}"]).stdout,
+        "cr\nex3\n"
+    );
+    let f = |filter: &str| {
+        env.ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+            .stdout
+    };
+    assert_eq!(f("status=exited"), "ex3\n");
+    assert_eq!(f("status=created"), "cr\n");
+    assert_eq!(f("name=up"), "up1\n");
+    assert_eq!(f("label=tier=web"), "up1\n");
+    assert_eq!(f("label=tier"), "up1\n");
+    assert_eq!(f("exited=3"), "ex3\n");
+    assert_eq!(f("before=cr"), "ex3\nup1\n");
+    assert_eq!(f("since=up1"), "cr\nex3\n");
+    assert_eq!(f(&format!("ancestor={}", bb())).lines().count(), 3);
+    assert_eq!(
+        env.ok(&["ps", "--filter", "status=exited", "-q"])
+            .stdout
+            .lines()
+            .count(),
+        1,
+        "a status filter looks beyond running ones"
+    );
+    let table = env
+        .ok(&["ps", "-a", "--format", "table {{.Names}}\t{{.Status}}"])
+        .stdout;
+    assert!(table.starts_with("NAMES   STATUS"), "{table}");
+    let json: Vec<serde_json::Value> = env
+        .ok(&["ps", "-a", "--format", "json"])
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 3);
+    assert!(json
+        .iter()
+        .any(|j| j["Names"] == "up1" && j["State"] == "running" && j["Labels"] == "tier=web"));
+    let r = env.fails(&["ps", "--format", "{{.Names"], "template parsing error");
+    assert!(r.stderr.contains("{{.Names"), "{}", r.stderr);
+    env.fails(&["ps", "--filter", "colour=red"], "invalid --filter");
+    env.ok(&["rm", "-f", "up1", "ex3", "cr"]);
+    assert!(env.ok(&["ps", "-aq"]).stdout.is_empty());
+}
+
+#[test]
+fn logs_keep_streams_apart_and_filter() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.run(&[
+        "run",
+        "--name",
+        "talk",
+        &bb(),
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done",
+    ]);
+    let r = env.ok(&["logs", "talk"]);
+    assert_eq!(r.stdout, "out1\nout2\nout3\nout4\nout5\n");
+    assert_eq!(r.stderr, "err1\nerr2\nerr3\nerr4\nerr5\n");
+    let tail = env.ok(&["logs", "--tail", "2", "talk"]);
+    assert_eq!(
+        tail.stdout.lines().count() + tail.stderr.lines().count(),
+        2,
+        "{tail:?}",
+        tail = (tail.stdout.clone(), tail.stderr.clone())
+    );
+    let ts = env.ok(&["logs", "-t", "talk"]).stdout;
+    let first = ts.lines().next().unwrap();
+    let (t, text) = first.split_once(' ').unwrap();
+    assert!(chrono_like(t), "{first}");
+    assert_eq!(text, "out1");
+    assert!(env
+        .ok(&["logs", "--since", "2099-01-01T00:00:00Z", "talk"])
+        .stdout
+        .is_empty());
+    assert_eq!(
+        env.ok(&["logs", "--since", "10m", "talk"])
+            .stdout
+            .lines()
+            .count(),
+        5
+    );
+    assert!(env
+        .ok(&["logs", "--until", "2000-01-01T00:00:00Z", "talk"])
+        .stdout
+        .is_empty());
+    env.fails(
+        &["logs", "--since", "yesterday-ish", "talk"],
+        "invalid time",
+    );
+    env.fails(&["logs", "nobody"], "no such container");
+}
+
+fn chrono_like(t: &str) -> bool {
+    t.len() > 20 && t.as_bytes()[4] == b'-' && t.contains('T') && t.ends_with('Z')
+}
+
+#[test]
+fn logs_follow_until_the_container_exits() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        &bb(),
+        "sh",
+        "-c",
+        "for i in 1 2 3 4; do echo line$i; sleep 0.3; done",
+    ]);
+    let t = Instant::now();
+    let r = env.ok(&["logs", "-f", "slow"]);
+    assert_eq!(r.stdout, "line1\nline2\nline3\nline4\n");
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn inspect_has_docker_fields_and_templates() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.run(&[
+        "run",
+        "--name",
+        "insp",
+        "-e",
+        "A=1",
+        "-l",
+        "k=v",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "h1",
+        &bb(),
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    let s = state(&env, "insp");
+    assert_eq!(s["Name"], "/insp");
+    assert_eq!(s["Path"], "sh");
+    assert_eq!(s["Args"], serde_json::json!(["-c", "exit 5"]));
+    assert_eq!(s["State"]["Status"], "exited");
+    assert_eq!(s["State"]["Running"], false);
+    assert_eq!(s["State"]["ExitCode"], 5);
+    assert!(s["State"]["StartedAt"].as_str().unwrap().starts_with("20"));
+    assert_eq!(s["Config"]["Hostname"], "h1");
+    assert_eq!(s["Config"]["WorkingDir"], "/tmp");
+    assert_eq!(s["Config"]["Labels"]["k"], "v");
+    assert!(s["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "A=1"));
+    assert_eq!(s["RestartCount"], 0);
+    assert!(s["LogPath"].as_str().unwrap().ends_with("ctr.log"));
+    let f = |t: &str| env.ok(&["inspect", "-f", t, "insp"]).stdout;
+    assert_eq!(f("{{.State.ExitCode}}"), "5\n");
+    assert!(f("{{json .Config.Env}}").starts_with("[\"PATH="));
+    assert_eq!(f(r#"{{index .Config.Labels "k"}}"#), "v\n");
+    assert_eq!(f("{{range .Args}}<{{.}}>{{end}}"), "<-c><exit 5>\n");
+    let both: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "insp", &bb()]).stdout).unwrap();
+    assert_eq!(
+        both.as_array().unwrap().len(),
+        2,
+        "containers and images in one call"
+    );
+    assert!(both[1]["RepoTags"].is_array());
+    env.fails(
+        &["inspect", "-f", "{{.State.", "insp"],
+        "template parsing error",
+    );
+}
+
+#[test]
+fn stop_kill_start_restart_wait_and_rm() {
+    let env = Env::new();
+    env.pull("busybox");
+    // sh as PID 1 ignores SIGTERM: stop must escalate to SIGKILL after the timeout.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        &bb(),
+        "sh",
+        "-c",
+        "echo persisted > /kept; sleep 600",
+    ]);
+    let t = Instant::now();
+    assert_eq!(
+        env.ok(&["stop", "-t", "1", "stubborn"]).stdout,
+        "stubborn\n"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "waited for the timeout"
+    );
+    assert_eq!(state(&env, "stubborn")["State"]["ExitCode"], 137);
+    env.ok(&["stop", "stubborn"]); // a stopped container: no-op
+                                   // start keeps the container's writable layer.
+    env.ok(&["start", "stubborn"]);
+    assert_eq!(state(&env, "stubborn")["State"]["Running"], true);
+    assert_eq!(
+        env.ok(&["exec", "stubborn", "cat", "/kept"]).stdout,
+        "persisted\n"
+    );
+    // A trapped signal reaches the process.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "--init",
+        &bb(),
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["kill", "-s", "USR1", "trapper"]);
+    eventually("the trap to log", || {
+        env.ok(&["logs", "trapper"]).stdout.contains("got-usr1")
+    });
+    env.ok(&["kill", "trapper"]);
+    assert_eq!(env.ok(&["wait", "trapper"]).stdout, "137\n");
+    // restart, wait and rm of several at once.
+    env.ok(&["restart", "-t", "0", "stubborn"]);
+    assert_eq!(state(&env, "stubborn")["State"]["Running"], true);
+    let r = env.run(&["rm", "stubborn"]);
+    assert_eq!(
+        r.code, 2,
+        "rm of a running container is refused with exit 2: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("is running"), "{}", r.stderr);
+    let ids = env.ok(&["ps", "-aq"]).stdout;
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.lines());
+    env.ok(&args);
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    env.fails(&["stop", "ghost"], "no such container");
+}
+
+#[test]
+fn create_then_start_attached_and_rename() {
+    let env = Env::new();
+    env.pull("busybox");
+    let id = env
+        .ok(&[
+            "create",
+            "--name",
+            "later",
+            &bb(),
+            "sh",
+            "-c",
+            "echo started; exit 9",
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(state(&env, "later")["State"]["Status"], "created");
+    let r = env.run(&["start", "-a", "later"]);
+    assert_eq!((r.code, r.stdout.as_str()), (9, "started\n"));
+    env.ok(&["rename", "later", "renamed"]);
+    assert_eq!(state(&env, &id[..8])["Name"], "/renamed");
+    env.ok(&["create", "--name", "other", &bb(), "true"]);
+    env.fails(&["rename", "other", "renamed"], "already in use");
+    env.fails(
+        &["run", "--name", "renamed", &bb(), "true"],
+        "already in use",
+    );
+}
+
+#[test]
+fn an_ambiguous_id_prefix_lists_the_candidates() {
+    let env = Env::new();
+    env.pull("busybox");
+    // 17 containers: two must share a first hex digit.
+    let ids: Vec<String> = (0..17)
+        .map(|_| env.ok(&["create", &bb(), "true"]).stdout.trim().to_string())
+        .collect();
+    let c = ids
+        .iter()
+        .map(|i| &i[..1])
+        .find(|p| ids.iter().filter(|i| i.starts_with(*p)).count() > 1)
+        .unwrap();
+    let r = env.fails(&["inspect", "--type", "container", c], "ambiguous");
+    assert!(r.stderr.contains("matches"), "{}", r.stderr);
+    env.ok(&["container", "prune", "-f"]);
+    assert!(env.containers().is_empty());
+}
+
+#[test]
+fn top_and_exec_work_inside_the_running_container() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "box", &bb(), "sleep", "600"]);
+    let top = env.ok(&["top", "box"]).stdout;
+    assert!(
+        top.lines().next().unwrap().contains("PID") && top.contains("sleep 600"),
+        "{top}"
+    );
+    let r = env
+        .ok(&[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "ps -o pid,comm | tail -n +2; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status",
+        ])
+        .stdout;
+    assert!(
+        r.lines().next().unwrap().trim() == "1 sleep",
+        "the exec'd process sees the container's processes: {r}"
+    );
+    assert!(
+        r.contains("NoNewPrivs:\t1") && r.contains("Seccomp:\t2"),
+        "exec keeps the confinement: {r}"
+    );
+    assert_eq!(env.run(&["exec", "box", "sh", "-c", "exit 6"]).code, 6);
+    assert_eq!(env.run(&["exec", "box", "no-such-thing"]).code, 127);
+    assert!(
+        env.ok(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=y",
+            "box",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ])
+        .stdout
+            == "1000\n/tmp\ny\n"
+    );
+    env.ok(&["stop", "-t", "0", "box"]);
+    env.fails(&["exec", "box", "true"], "is not running");
+}
+
+#[test]
+fn restart_policies_are_carried_out_by_the_monitor() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &bb(),
+        "sh",
+        "-c",
+        "echo try; exit 1",
+    ]);
+    eventually("two restarts", || {
+        let s = state(&env, "flaky");
+        s["RestartCount"] == 2
+            && s["State"]["Running"] == false
+            && env.ok(&["logs", "flaky"]).stdout.lines().count() == 3
+    });
+    assert_eq!(env.ok(&["wait", "flaky"]).stdout, "1\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        &bb(),
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    eventually("a restart", || {
+        state(&env, "always")["RestartCount"].as_u64().unwrap_or(0) >= 1
+    });
+    env.ok(&["stop", "-t", "1", "always"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = state(&env, "always");
+    assert_eq!(s["State"]["Running"], false, "a user's stop is final");
+    env.fails(
+        &["run", "--rm", "--restart", "always", &bb(), "true"],
+        "conflict",
+    );
+    env.fails(
+        &["run", "--restart", "sometimes", &bb(), "true"],
+        "invalid --restart",
+    );
+}
+
+/// The first process's pid and start time from state.json, as the monitor recorded them.
+fn pids(env: &Env, name: &str) -> (i32, i32) {
+    let id = env
+        .ok(&["inspect", "-f", "{{.Id}}", name])
+        .stdout
+        .trim()
+        .to_string();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.data().join("containers").join(id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    (
+        st["pid"].as_i64().unwrap() as i32,
+        st["monitor_pid"].as_i64().unwrap() as i32,
+    )
+}
+
+fn dead(pid: i32) -> bool {
+    // This machine's init reaps orphans late: a zombie counts as dead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+    }
+}
+
+#[test]
+fn a_killed_monitor_is_noticed_and_its_container_does_not_linger() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "orphan", &bb(), "sleep", "600"]);
+    let (ctr, monitor) = pids(&env, "orphan");
+    // SAFETY: killing the monitor this test started.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    eventually("the container to die with its monitor", || dead(ctr));
+    let t = Instant::now();
+    let ps = env
+        .ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .stdout;
+    assert!(t.elapsed() < Duration::from_secs(5), "no command hangs");
+    assert!(
+        ps.starts_with("orphan Exited (-1)"),
+        "shown exited with an unknown code: {ps}"
+    );
+    assert_eq!(env.ok(&["wait", "orphan"]).stdout, "-1\n");
+    env.ok(&["rm", "orphan"]);
+}
+
+#[test]
+fn a_recycled_pid_never_looks_alive() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "reboot", &bb(), "sleep", "600"]);
+    let id = env
+        .ok(&["inspect", "-f", "{{.Id}}", "reboot"])
+        .stdout
+        .trim()
+        .to_string();
+    env.ok(&["kill", "reboot"]);
+    env.ok(&["wait", "reboot"]);
+    // As after a reboot: state.json says running, and its pid now belongs to another process
+    // (this test) with another start time.
+    let path = env.data().join("containers").join(&id).join("state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    st["status"] = "running".into();
+    st["pid"] = (std::process::id() as i64).into();
+    st["pid_start"] = 1.into();
+    st["monitor_pid"] = (std::process::id() as i64).into();
+    st["monitor_start"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
+    let ps = env
+        .ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+        .stdout;
+    assert_eq!(ps, "reboot exited\n");
+    // (and this process, whose pid was in the file, is still here to assert it)
+}
+
+#[test]
+fn fifty_parallel_shells_lose_nothing() {
+    let env = std::sync::Arc::new(Env::new());
+    env.pull("busybox");
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                let name = format!("par{i}");
+                let r = env.run(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    &name,
+                    &bb(),
+                    "sh",
+                    "-c",
+                    "echo hello; sleep 600",
+                ]);
+                assert_eq!(r.code, 0, "run {name}: {}", r.stderr);
+                assert_eq!(env.run(&["ps", "-a", "-q"]).code, 0);
+                eventually("output", || env.run(&["logs", &name]).stdout == "hello\n");
+                let s = env.run(&["stop", "-t", "0", &name]);
+                assert_eq!(s.code, 0, "stop {name}: {}", s.stderr);
+                let r = env.run(&["rm", &name]);
+                assert_eq!(r.code, 0, "rm {name}: {}", r.stderr);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(
+        env.containers().is_empty(),
+        "every record removed: {:?}",
+        env.containers()
+    );
+    assert!(env.ok(&["ps", "-aq"]).stdout.is_empty());
+    let leftovers: Vec<String> = env
+        .entries("containers")
+        .into_iter()
+        .filter(|n| n != ".names.lock")
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no half-written or stale files: {leftovers:?}"
+    );
+    env.ok(&["run", "--rm", &bb(), "true"]); // no stale lock
+}
