@@ -210,8 +210,17 @@ pub fn create(a: RunArgs) -> Result<ExitCode> {
 /// spawn it in its own session and wait for "started" or the start error (then its exit code).
 pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the skiff binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["__monitor", id]);
+    // The small monitor executable beside skiff, or skiff itself if it is missing.
+    let small = exe.with_file_name("skiff-monitor");
+    let mut cmd = if small.is_file() {
+        let mut c = Command::new(small);
+        c.arg(id);
+        c
+    } else {
+        let mut c = Command::new(exe);
+        c.args(["__monitor", id]);
+        c
+    };
     if !sig_proxy {
         cmd.arg("--no-sig-proxy");
     }

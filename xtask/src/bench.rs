@@ -69,9 +69,14 @@ fn prepare() -> Result<(u32, String)> {
             .args(["build", "--release", "-q", "-p", "skiff"])
             .current_dir(&ws),
     )?;
+    // skiff and, beside it, the small monitor executable it starts.
     let skiff = Path::new("/tmp/skiff-bench-bin");
     std::fs::copy(ws.join("target/release/skiff"), skiff)?;
-    sh::run(cmd("chmod", &["0755"]).arg(skiff))?;
+    std::fs::copy(
+        ws.join("target/release/skiff-monitor"),
+        "/tmp/skiff-monitor",
+    )?;
+    sh::run(cmd("chmod", &["0755", "/tmp/skiff-monitor"]).arg(skiff))?;
     Ok((uid, skiff.to_string_lossy().into_owned()))
 }
 
@@ -187,6 +192,128 @@ pub fn run_inner(skiff: &str) -> Result<()> {
         med(&s) / med(&p),
         med(&b) / med(&s)
     );
+    Ok(())
+}
+
+/// `skiff ps -a` with 50 and 1000 exited containers against `podman ps -a` with 50, and one
+/// monitor's memory against conmon's for the same detached `sleep`, as the test user.
+pub fn ps() -> Result<()> {
+    let (uid, skiff) = prepare()?;
+    let me = std::env::current_exe()?;
+    sh::run(cmd("chmod", &["a+rx"]).arg(&me))?;
+    let mut p = me.clone();
+    while let Some(parent) = p.parent() {
+        let _ = Command::new("chmod").arg("a+x").arg(parent).status();
+        p = parent.to_path_buf();
+    }
+    let mut inner = testenv::as_test_user(uid, &[], &me);
+    inner.args(["bench", "ps-inner", &skiff]);
+    sh::run(&mut inner)
+}
+
+/// Memory of a process: (RSS, PSS) in KiB.
+fn memory(pid: &str) -> (u64, u64) {
+    let field = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    (field("status", "VmRSS:"), field("smaps_rollup", "Pss:"))
+}
+
+/// The measuring half of `bench ps`, as the test user.
+pub fn ps_inner(skiff: &str) -> Result<()> {
+    let image = format!("{REGISTRY}/busybox:latest");
+    let data = |n: usize| format!("/tmp/skiff-bench-ps-{n}");
+    let with_data = |n: usize, args: &[&str]| {
+        let mut c = Command::new(skiff);
+        c.args(args)
+            .env("XDG_DATA_HOME", data(n))
+            .current_dir("/tmp");
+        c
+    };
+    let mut rows = Vec::new();
+    for n in [50usize, 1000] {
+        let _ = std::fs::remove_dir_all(data(n));
+        sh::output(&mut with_data(n, &["pull", "-q", &image]))?;
+        for _ in 0..n {
+            sh::output(&mut with_data(n, &["run", &image, "true"]))?;
+        }
+        timed(&mut with_data(n, &["ps", "-a"]))?;
+        let v: Vec<Duration> = (0..21)
+            .map(|_| timed(&mut with_data(n, &["ps", "-a"])))
+            .collect::<Result<_>>()?;
+        let lines = sh::output(&mut with_data(n, &["ps", "-aq"]))?
+            .lines()
+            .count();
+        if lines != n {
+            bail!("expected {n} containers, ps shows {lines}");
+        }
+        rows.push((format!("skiff ps -a, {n} exited containers (release)"), v));
+    }
+    let _ = sh::output(&mut cmd("podman", &["rm", "-a", "-f"]));
+    for _ in 0..50 {
+        sh::output(&mut cmd("podman", &["run", &image, "true"]))?;
+    }
+    timed(&mut cmd("podman", &["ps", "-a"]))?;
+    let v: Vec<Duration> = (0..21)
+        .map(|_| timed(&mut cmd("podman", &["ps", "-a"])))
+        .collect::<Result<_>>()?;
+    let podman_version = sh::output(&mut cmd("podman", &["--version"])).unwrap_or_default();
+    rows.push((
+        format!("{} ps -a, 50 exited containers", podman_version.trim()),
+        v,
+    ));
+    let _ = sh::output(&mut cmd("podman", &["rm", "-a", "-f"]));
+
+    // One detached sleep each: the monitor against conmon.
+    let id = sh::output(&mut with_data(50, &["run", "-d", &image, "sleep", "60"]))?
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(format!(
+        "{}/skiff/containers/{id}/state.json",
+        data(50)
+    ))?)?;
+    let monitor = st["monitor_pid"]
+        .as_i64()
+        .context("monitor pid")?
+        .to_string();
+    let (m_rss, m_pss) = memory(&monitor);
+    let pid = sh::output(&mut cmd("podman", &["run", "-d", &image, "sleep", "60"]))?
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let conmon = sh::output(&mut cmd(
+        "podman",
+        &["inspect", "-f", "{{.State.ConmonPid}}", &pid],
+    ))?
+    .trim()
+    .to_string();
+    let (c_rss, c_pss) = memory(&conmon);
+    let _ = sh::output(&mut with_data(50, &["rm", "-f", &id]));
+    let _ = sh::output(&mut cmd("podman", &["rm", "-f", &pid]));
+    for n in [50usize, 1000] {
+        let _ = sh::output(&mut Command::new(skiff).args(["unshare", "rm", "-rf", &data(n)]));
+    }
+
+    println!("ps -a as {TEST_USER}, 21 runs each after one warm-up (whole process)");
+    println!();
+    println!("| what | median | min | max |");
+    println!("|---|---|---|---|");
+    for (name, v) in &rows {
+        row(name, v);
+    }
+    println!();
+    println!("| monitor of a detached `sleep 60` | RSS | PSS |");
+    println!("|---|---|---|");
+    println!("| skiff-monitor | {m_rss} KiB | {m_pss} KiB |");
+    println!("| conmon (podman) | {c_rss} KiB | {c_pss} KiB |");
     Ok(())
 }
 

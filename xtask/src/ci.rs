@@ -50,7 +50,8 @@ fn open_to_test_user(target: &Path) -> Result<()> {
     sh::run(
         cmd("chmod", &["-R", "a+rX"])
             .arg(target.join("debug/deps"))
-            .arg(target.join("debug/skiff")),
+            .arg(target.join("debug/skiff"))
+            .arg(target.join("debug/skiff-monitor")),
     )
 }
 

@@ -27,9 +27,11 @@ fn run() -> Result<()> {
         ["demo"] => ci::demo(),
         ["bench", "pull"] => bench::pull(),
         ["bench", "run"] => bench::run(),
+        ["bench", "ps"] => bench::ps(),
+        ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull|run"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull|run|ps"
         ),
     }
 }
