@@ -299,7 +299,7 @@ pub fn ps_inner(skiff: &str) -> Result<()> {
     let _ = sh::output(&mut with_data(50, &["rm", "-f", &id]));
     let _ = sh::output(&mut cmd("podman", &["rm", "-f", &pid]));
     for n in [50usize, 1000] {
-        let _ = sh::output(&mut Command::new(skiff).args(["unshare", "rm", "-rf", &data(n)]));
+        let _ = sh::output(Command::new(skiff).args(["unshare", "rm", "-rf", &data(n)]));
     }
 
     println!("ps -a as {TEST_USER}, 21 runs each after one warm-up (whole process)");
