@@ -458,7 +458,9 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         let s = store.as_ref().context("store")?;
         let img = s.find(n).map_err(|e| {
             if kind.is_empty() {
-                anyhow::anyhow!("no such object: {n}")
+                anyhow::anyhow!(
+                    "no such container or image: {n} (see skiff ps -a and skiff images)"
+                )
             } else {
                 e.into()
             }

@@ -298,6 +298,7 @@ pub fn monitor(
             ready_fd,
             sig_proxy,
             remove: &remove,
+            log_max: skiff_runtime::logs::max_size_from_config(&dirs.config)?,
         },
     );
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))

@@ -1,6 +1,6 @@
 //! The container log, `ctr.log`: one JSON object per line, as Docker's json-file driver writes it:
-//! `{"log":"text","stream":"stdout"|"stderr","time":"RFC 3339 with nanoseconds"}`. Output is
-//! recorded in the chunks it arrives in; a line may span records.
+//! `{"log":"text","stream":"stdout"|"stderr","time":"RFC 3339 with nanoseconds"}`, one record per
+//! line of output (a partial line without its newline is a record too).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -8,9 +8,65 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Appends records to a container's log.
+/// Appends records to a container's log, keeping it under a size cap.
 pub struct LogWriter {
     out: BufWriter<File>,
+    path: std::path::PathBuf,
+    size: u64,
+    max: Option<u64>,
+}
+
+/// The `[logs]` table of config.toml: `max_size = "10MB"` caps each container's log, keeping the
+/// newest records (default: no cap).
+pub fn max_size_from_config(config_dir: &Path) -> Result<Option<u64>> {
+    let path = config_dir.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Io {
+                context: format!("reading {}", path.display()),
+                source: e,
+            })
+        }
+    };
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: {}",
+            path.display(),
+            e.to_string().replace('\n', " ")
+        ))
+    })?;
+    let Some(v) = doc.get("logs").and_then(|l| l.get("max_size")) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::Invalid(format!(
+            "{}: logs.max_size must be a size like \"10MB\", \"512k\" or a number of bytes",
+            path.display()
+        ))
+    };
+    match v {
+        toml::Value::Integer(n) if *n > 0 => Ok(Some(*n as u64)),
+        toml::Value::String(s) => parse_size(s).map(Some).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// `10MB`, `512k`, `2KiB`, `1048576` → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    (n > 0).then_some(n * mult)
 }
 
 /// One record as read back.
@@ -26,9 +82,20 @@ pub struct Record {
 
 impl LogWriter {
     /// Opens the log for appending (0600: output can hold secrets).
-    pub fn open(path: &Path) -> Result<LogWriter> {
+    pub fn open(path: &Path, max: Option<u64>) -> Result<LogWriter> {
+        let f = Self::append(path)?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(LogWriter {
+            out: BufWriter::new(f),
+            path: path.to_path_buf(),
+            size,
+            max,
+        })
+    }
+
+    fn append(path: &Path) -> Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
-        let f = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
@@ -36,23 +103,78 @@ impl LogWriter {
             .map_err(|e| Error::Io {
                 context: format!("opening {}", path.display()),
                 source: e,
-            })?;
-        Ok(LogWriter {
-            out: BufWriter::new(f),
-        })
+            })
     }
 
-    /// Appends one record and flushes it, so `logs` sees output as it happens.
+    /// Over the cap: keep the newest records that fit in half of it (whole lines), written to a
+    /// temp file and renamed over the log, so readers see either log whole.
+    fn trim(&mut self, max: u64) -> Result<()> {
+        let _ = self.out.flush();
+        let text = std::fs::read(&self.path).map_err(|e| Error::Io {
+            context: format!("reading {}", self.path.display()),
+            source: e,
+        })?;
+        let keep_from = text.len().saturating_sub((max / 2) as usize);
+        let start = text[keep_from..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|p| keep_from + p + 1)
+            .unwrap_or(text.len());
+        let tmp = self.path.with_extension("log.tmp");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| Error::Io {
+                    context: format!("writing {}", tmp.display()),
+                    source: e,
+                })?;
+            f.write_all(&text[start..]).map_err(|e| Error::Io {
+                context: format!("writing {}", tmp.display()),
+                source: e,
+            })?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::Io {
+            context: format!("replacing {}", self.path.display()),
+            source: e,
+        })?;
+        self.out = BufWriter::new(Self::append(&self.path)?);
+        self.size = (text.len() - start) as u64;
+        Ok(())
+    }
+    /// Appends the output as one record per line (as Docker's json-file does; a trailing partial
+    /// line is a record of its own) and flushes, so `logs` sees output as it happens. Under a cap,
+    /// a line longer than a quarter of it is split, so trimming always has whole records to keep.
     pub fn record(&mut self, stream: &str, bytes: &[u8]) {
-        let rec = Record {
-            log: String::from_utf8_lossy(bytes).into_owned(),
-            stream: stream.to_string(),
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        };
-        if let Ok(line) = serde_json::to_string(&rec) {
-            let _ = self.out.write_all(line.as_bytes());
-            let _ = self.out.write_all(b"\n");
-            let _ = self.out.flush();
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let piece = self
+            .max
+            .map(|m| (m / 4).max(64) as usize)
+            .unwrap_or(usize::MAX);
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            for part in line.chunks(piece) {
+                let rec = Record {
+                    log: String::from_utf8_lossy(part).into_owned(),
+                    stream: stream.to_string(),
+                    time: time.clone(),
+                };
+                let Ok(json) = serde_json::to_string(&rec) else {
+                    continue;
+                };
+                let _ = self.out.write_all(json.as_bytes());
+                let _ = self.out.write_all(b"\n");
+                self.size += json.len() as u64 + 1;
+            }
+        }
+        let _ = self.out.flush();
+        if let Some(max) = self.max {
+            if self.size > max {
+                let _ = self.trim(max);
+            }
         }
     }
 
@@ -72,4 +194,50 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_keeps_the_newest_whole_records() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("ctr.log");
+        let mut w = LogWriter::open(&p, Some(4096)).unwrap();
+        for i in 0..250 {
+            w.record(
+                "stdout",
+                format!("line {}\nline {}\n", 2 * i, 2 * i + 1).as_bytes(),
+            );
+        }
+        let big: String = (500..700).map(|i| format!("line {i}\n")).collect();
+        w.record("stdout", big.as_bytes());
+        w.flush().unwrap();
+        let size = std::fs::metadata(&p).unwrap().len();
+        assert!(size <= 4096, "{size}");
+        let recs = read(&p).unwrap();
+        assert_eq!(
+            recs.last().unwrap().log,
+            "line 699\n",
+            "one chunk of many lines is kept line by line"
+        );
+        assert!(recs.iter().all(|r| r.log != "line 0\n"));
+        assert!(
+            std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .all(|l| serde_json::from_str::<Record>(l).is_ok()),
+            "whole records only"
+        );
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10MB"), Some(10 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("2048"), Some(2048));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("0"), None);
+    }
 }

@@ -36,6 +36,8 @@ pub struct MonitorOptions<'a> {
     pub sig_proxy: bool,
     /// Removes a container directory (files may belong to mapped ids), for `--rm`.
     pub remove: &'a dyn Fn(&Path) -> Result<()>,
+    /// Cap on the log file (config.toml `[logs] max_size`).
+    pub log_max: Option<u64>,
 }
 
 const PROXIED: [Signal; 6] = [
@@ -146,7 +148,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let (cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
     write_etc_files(&cfg, &ctr)?;
-    let mut log = LogWriter::open(&containers.log_path(id))?;
+    let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
     let policy = RestartPolicy::parse(&cfg.restart).map_err(Error::Invalid)?;
 
     // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.

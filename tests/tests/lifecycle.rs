@@ -611,3 +611,42 @@ fn fifty_parallel_shells_lose_nothing() {
     );
     env.ok(&["run", "--rm", &bb(), "true"]); // no stale lock
 }
+
+#[test]
+fn logs_are_capped_at_the_configured_size_keeping_the_newest() {
+    let env = Env::new();
+    env.pull("busybox");
+    std::fs::create_dir_all(env.config()).unwrap();
+    std::fs::write(
+        env.config().join("config.toml"),
+        "[logs]\nmax_size = \"8KB\"\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        &bb(),
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done",
+    ]);
+    let id = env
+        .ok(&["inspect", "-f", "{{.Id}}", "chatty"])
+        .stdout
+        .trim()
+        .to_string();
+    let size = std::fs::metadata(env.data().join("containers").join(id).join("ctr.log"))
+        .unwrap()
+        .len();
+    assert!(size <= 8 * 1024, "the log stays under the cap: {size}");
+    let out = env.ok(&["logs", "chatty"]).stdout;
+    assert!(out.ends_with("line1999\n"), "the newest output is kept");
+    assert!(!out.starts_with("line0\n"), "the oldest is dropped");
+    std::fs::write(
+        env.config().join("config.toml"),
+        "[logs]\nmax_size = \"lots\"\n",
+    )
+    .unwrap();
+    env.fails(&["run", "--rm", &bb(), "true"], "logs.max_size");
+}

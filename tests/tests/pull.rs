@@ -387,7 +387,11 @@ fn bad_input_gets_one_line_errors_and_exit_125() {
         ],
         "platform must be os/arch",
     );
-    env.fails(&["inspect", "nothing-here"], "not known locally");
+    env.fails(&["inspect", "nothing-here"], "no such container or image");
+    env.fails(
+        &["inspect", "--type", "image", "nothing-here"],
+        "not known locally",
+    );
     assert!(
         env.entries("layers").is_empty(),
         "failed pulls leave no layers"

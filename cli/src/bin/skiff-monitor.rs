@@ -57,7 +57,10 @@ fn main() -> ExitCode {
         // SAFETY: setting FD_CLOEXEC on an fd this process was handed.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
-    let containers = match Containers::open(&Dirs::from_env()) {
+    let dirs = Dirs::from_env();
+    let setup = Containers::open(&dirs)
+        .and_then(|c| Ok((c, skiff_runtime::logs::max_size_from_config(&dirs.config)?)));
+    let (containers, log_max) = match setup {
         Ok(c) => c,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             ready_fd,
             sig_proxy,
             remove: &remove,
+            log_max,
         },
     );
     ExitCode::from(u8::try_from(code).unwrap_or(125))
