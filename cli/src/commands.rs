@@ -86,16 +86,6 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    #[command(name = "__monitor", hide = true)]
-    HelperMonitor {
-        id: String,
-        #[arg(long)]
-        attached: bool,
-        #[arg(long)]
-        ready_fd: Option<i32>,
-        #[arg(long)]
-        no_sig_proxy: bool,
-    },
     #[command(name = "__unpack", hide = true)]
     HelperUnpack {
         blob: PathBuf,
@@ -235,12 +225,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             dest,
         } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
         Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
-        Cmd::HelperMonitor {
-            id,
-            attached,
-            ready_fd,
-            no_sig_proxy,
-        } => crate::run::monitor(&id, attached, ready_fd, !no_sig_proxy),
         Cmd::Run(a) => crate::run::run(*a),
         Cmd::Create(a) => crate::run::create(*a),
         Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => crate::containers_cmd::ps(a),
@@ -277,7 +261,8 @@ fn open_store() -> Result<ImageStore> {
     Ok(ImageStore::open(Dirs::from_env())?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime for registry work (two workers: this is a CLI, not a server).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -380,33 +365,8 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
         row.extend([id(i), created, human::size(i.size)]);
         rows.push(row);
     }
-    print_table(&rows);
+    crate::format::print_aligned(&rows.iter().map(|r| r.join("\t")).collect::<Vec<_>>());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints rows as left-aligned columns separated by three spaces, like Docker's tables.
-fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
-        }
-        println!("{}", line.trim_end());
-    }
 }
 
 fn rmi(a: RmiArgs) -> Result<ExitCode> {

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
-use skiff_runtime::monitor::{self, MonitorOptions};
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore, NoProgress, Platform, Progress, PullOptions, Reference};
@@ -133,11 +132,7 @@ fn resolve_image(store: &ImageStore, a: &RunArgs) -> Result<skiff_store::LocalIm
         unpacker: unpacker::for_this_user(&store.dirs),
         progress,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::commands::runtime()?;
     let pulled = rt.block_on(store.pull(&reference, &opts))?;
     drop(rt); // back to one thread before the monitor forks
     Ok(store.find(&pulled.reference.to_string())?.remove(0))
@@ -210,17 +205,13 @@ pub fn create(a: RunArgs) -> Result<ExitCode> {
 /// spawn it in its own session and wait for "started" or the start error (then its exit code).
 pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the skiff binary")?;
-    // The small monitor executable beside skiff, or skiff itself if it is missing.
-    let small = exe.with_file_name("skiff-monitor");
-    let mut cmd = if small.is_file() {
-        let mut c = Command::new(small);
-        c.arg(id);
-        c
-    } else {
-        let mut c = Command::new(exe);
-        c.args(["__monitor", id]);
-        c
-    };
+    // The monitor is its own small executable, installed beside skiff.
+    let monitor = exe.with_file_name("skiff-monitor");
+    if !monitor.is_file() {
+        bail!("{} is missing: skiff-monitor must be installed beside skiff (cargo install builds both)", monitor.display());
+    }
+    let mut cmd = Command::new(monitor);
+    cmd.arg(id);
     if !sig_proxy {
         cmd.arg("--no-sig-proxy");
     }
@@ -263,43 +254,4 @@ pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCo
             &id[..12.min(id.len())]
         ),
     }
-}
-
-/// `skiff __monitor ID [--attached] [--ready-fd N] [--no-sig-proxy]`: the container's monitor.
-pub fn monitor(
-    id: &str,
-    attached: bool,
-    ready_fd: Option<i32>,
-    sig_proxy: bool,
-) -> Result<ExitCode> {
-    let dirs = Dirs::from_env();
-    let containers = Containers::open(&dirs)?;
-    if let Some(fd) = ready_fd {
-        // Not for the container: close it at exec.
-        let _ = nix::fcntl::fcntl(
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-    }
-    let remover = unpacker::for_this_user(&dirs);
-    // Most container dirs hold only the user's own files: remove directly, and pay for the
-    // mapped helper only when something belongs to a subordinate id.
-    let remove = |p: &std::path::Path| -> skiff_runtime::Result<()> {
-        match skiff_store::unpack::remove_tree(p) {
-            Ok(()) => Ok(()),
-            Err(_) => Ok(remover.remove(p)?),
-        }
-    };
-    let code = monitor::run(
-        &containers,
-        id,
-        MonitorOptions {
-            attached,
-            ready_fd,
-            sig_proxy,
-            remove: &remove,
-            log_max: skiff_runtime::logs::max_size_from_config(&dirs.config)?,
-        },
-    );
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
 }
