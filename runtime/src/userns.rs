@@ -39,10 +39,15 @@ pub fn spawn_mapped(mut cmd: Command, map: &IdMap) -> Result<Child, Error> {
     let (go_r, go_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
     let (ready_fd, go_fd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    // The parent's ends: the child must not hold them, or a parent killed mid-handshake would
+    // leave the child waiting forever for a byte (and holding whatever locks it inherited).
+    let (parent_ready, parent_go) = (ready_r.as_raw_fd(), go_w.as_raw_fd());
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (unshare, getpid, write, read), allocating nothing.
+    // system calls (close, unshare, getpid, write, read), allocating nothing.
     unsafe {
         cmd.pre_exec(move || {
+            libc::close(parent_ready);
+            libc::close(parent_go);
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
                 .map_err(std::io::Error::from)?;
             let pid = libc::getpid().to_ne_bytes();
