@@ -261,6 +261,32 @@ fn open_store() -> Result<ImageStore> {
     Ok(ImageStore::open(Dirs::from_env())?)
 }
 
+/// Pulls `reference` for this user: per-layer bars on a terminal unless `quiet`, the platform
+/// asked for or the host's, the unpacker that fits the user. The async runtime is gone again when
+/// this returns (the caller may fork a monitor next).
+pub(crate) fn pull_with_progress(
+    store: &ImageStore,
+    reference: &Reference,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<skiff_store::pull::Pulled> {
+    let platform = match platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let progress: Arc<dyn Progress> = if !quiet && std::io::stderr().is_terminal() {
+        Arc::new(progress::Bars::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let opts = PullOptions {
+        platform,
+        unpacker: unpacker::for_this_user(&store.dirs),
+        progress,
+    };
+    Ok(runtime()?.block_on(store.pull(reference, &opts))?)
+}
+
 /// The async runtime for registry work (two workers: this is a CLI, not a server).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -272,23 +298,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn pull(a: PullArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&a.image)?;
-    let platform = match &a.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
-    };
     let store = open_store()?;
-    let show_bars = !a.quiet && std::io::stderr().is_terminal();
-    let progress: Arc<dyn Progress> = if show_bars {
-        Arc::new(progress::Bars::new())
-    } else {
-        Arc::new(NoProgress)
-    };
-    let opts = PullOptions {
-        platform,
-        unpacker: unpacker::for_this_user(&store.dirs),
-        progress,
-    };
-    let pulled = runtime()?.block_on(store.pull(&reference, &opts))?;
+    let pulled = pull_with_progress(&store, &reference, a.platform.as_deref(), a.quiet)?;
     for n in &pulled.notes {
         eprintln!("note: {n}");
     }

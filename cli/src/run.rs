@@ -7,15 +7,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::Containers;
-use skiff_store::{Dirs, ImageStore, NoProgress, Platform, Progress, PullOptions, Reference};
-
-use crate::{progress, unpacker};
+use skiff_store::{Dirs, ImageStore, Reference};
 
 /// `run` flags, as Docker and podman spell them.
 #[derive(Args)]
@@ -117,24 +114,8 @@ fn resolve_image(store: &ImageStore, a: &RunArgs) -> Result<skiff_store::LocalIm
         _ => {}
     }
     let reference = Reference::parse(&a.image)?;
-    let platform = match &a.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
-    };
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let progress: Arc<dyn Progress> = if show {
-        Arc::new(progress::Bars::new())
-    } else {
-        Arc::new(NoProgress)
-    };
-    let opts = PullOptions {
-        platform,
-        unpacker: unpacker::for_this_user(&store.dirs),
-        progress,
-    };
-    let rt = crate::commands::runtime()?;
-    let pulled = rt.block_on(store.pull(&reference, &opts))?;
-    drop(rt); // back to one thread before the monitor forks
+    let pulled =
+        crate::commands::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
     Ok(store.find(&pulled.reference.to_string())?.remove(0))
 }
 
