@@ -131,21 +131,25 @@ pub fn take_identity(
         .map_err(setup_err)?;
     security::drop_bounding(mask).map_err(|e| setup_err(format!("dropping capabilities: {e}")))?;
     let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups)
-        .map_err(|e| setup_err(format!("setting groups {:?}: {e}", user.groups)))?;
+    // In a namespace mapping only the user (no subuid range) the kernel requires setgroups to be
+    // denied: supplementary groups cannot be set there, and the process keeps none.
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !setgroups_denied {
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| setup_err(format!("setting groups {:?}: {e}", user.groups)))?;
+    }
+    let unmapped = |what: &str, id: u32, e: nix::Error| {
+        let hint = if setgroups_denied {
+            "only root is mapped: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) to use other ids"
+        } else {
+            "is it inside the id mapping?"
+        };
+        setup_err(format!("setting {what} {id}: {e} ({hint})"))
+    };
     let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| {
-        setup_err(format!(
-            "setting gid {}: {e} (is it inside the id mapping?)",
-            user.gid
-        ))
-    })?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| {
-        setup_err(format!(
-            "setting uid {}: {e} (is it inside the id mapping?)",
-            user.uid
-        ))
-    })?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| unmapped("gid", user.gid, e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| unmapped("uid", user.uid, e))?;
     security::set_caps(if user.uid == 0 { mask } else { 0 })
         .map_err(|e| setup_err(format!("setting capabilities: {e}")))?;
     if !cfg.privileged {

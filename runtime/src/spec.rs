@@ -263,7 +263,16 @@ pub fn build(
         .unwrap_or_else(|| c["User"].as_str().unwrap_or("").to_string());
     let pw = read_image_file(&image.layers, "etc/passwd").unwrap_or_default();
     let gr = read_image_file(&image.layers, "etc/group").unwrap_or_default();
-    passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
+    let who = passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
+    // A rootless user without a subordinate range has only root mapped in its containers.
+    let only_root_mapped =
+        !nix::unistd::geteuid().is_root() && crate::IdMap::for_current_user().is_none();
+    if only_root_mapped && (who.uid != 0 || who.gid != 0) {
+        return Err(Error::Invalid(format!(
+            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
+            who.uid, who.gid
+        )));
+    }
 
     let mut labels = BTreeMap::new();
     for l in &o.labels {

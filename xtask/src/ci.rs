@@ -56,6 +56,15 @@ fn open_to_test_user(target: &Path) -> Result<()> {
 }
 
 fn run_tests(bins: &[PathBuf], as_user: Option<u32>, skiff: &Path) -> Result<()> {
+    run_tests_as(bins, as_user.map(|u| (TEST_USER, u)), skiff, &[])
+}
+
+fn run_tests_as(
+    bins: &[PathBuf],
+    as_user: Option<(&str, u32)>,
+    skiff: &Path,
+    extra: &[&str],
+) -> Result<()> {
     for b in bins {
         let mut c = match as_user {
             None => {
@@ -63,9 +72,11 @@ fn run_tests(bins: &[PathBuf], as_user: Option<u32>, skiff: &Path) -> Result<()>
                 c.env("SKIFF_BIN", skiff);
                 c
             }
-            Some(uid) => testenv::as_test_user(uid, &[format!("SKIFF_BIN={}", skiff.display())], b),
+            Some((user, uid)) => {
+                testenv::as_user(user, uid, &[format!("SKIFF_BIN={}", skiff.display())], b)
+            }
         };
-        c.current_dir("/tmp");
+        c.args(extra).current_dir("/tmp");
         sh::run(&mut c).with_context(|| format!("tests in {}", b.display()))?;
     }
     Ok(())
@@ -111,6 +122,25 @@ pub fn run() -> Result<()> {
         run_tests(&unit, Some(uid), &skiff)?;
         eprintln!("== integration tests ({TEST_USER}, rootless)");
         run_tests(&integration, Some(uid), &skiff)?;
+        let nosub: Vec<PathBuf> = integration
+            .iter()
+            .filter(|b| {
+                b.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("nosubuid-"))
+            })
+            .cloned()
+            .collect();
+        let nosub_uid = testenv::user_uid(testenv::NOSUB_USER)?;
+        eprintln!(
+            "== integration tests ({}, rootless without a subuid range)",
+            testenv::NOSUB_USER
+        );
+        run_tests_as(
+            &nosub,
+            Some((testenv::NOSUB_USER, nosub_uid)),
+            &skiff,
+            &["--ignored"],
+        )?;
     } else {
         eprintln!("xtask: not root: the rootless pass runs as you");
     }

@@ -126,6 +126,7 @@ fn prepare_host() -> Result<()> {
         &[&format!("{TEST_USER}:{TEST_USER}"), &run.to_string_lossy()],
     ))?;
     sh::run(&mut cmd("chmod", &["0700", &run.to_string_lossy()]))?;
+    prepare_nosub_user()?;
     for dev in ["/dev/net/tun", "/dev/fuse"] {
         if std::path::Path::new(dev).exists() {
             let _ = Command::new("chmod").args(["0666", dev]).status();
@@ -137,16 +138,71 @@ fn prepare_host() -> Result<()> {
 /// A command that runs `program` as the test user with a clean login-like environment (its HOME,
 /// its /run/user dir) plus `extra_env` (`KEY=VALUE`), from /tmp.
 pub fn as_test_user(uid: u32, extra_env: &[String], program: &Path) -> Command {
+    as_user(TEST_USER, uid, extra_env, program)
+}
+
+/// [`as_test_user`] for any user.
+pub fn as_user(user: &str, uid: u32, extra_env: &[String], program: &Path) -> Command {
     let mut c = Command::new("runuser");
-    c.args(["-u", TEST_USER, "--", "env", "-i"])
-        .arg(format!("HOME=/home/{TEST_USER}"))
-        .arg(format!("USER={TEST_USER}"))
+    c.args(["-u", user, "--", "env", "-i"])
+        .arg(format!("HOME=/home/{user}"))
+        .arg(format!("USER={user}"))
         .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
         .args(extra_env)
         .arg(program)
         .current_dir("/tmp");
     c
+}
+
+/// A second unprivileged user without any subuid/subgid range (rootless with only itself mapped).
+pub const NOSUB_USER: &str = "skiff-nosub";
+
+/// Creates NOSUB_USER (removing the ranges useradd adds by default) and its runtime dir.
+fn prepare_nosub_user() -> Result<()> {
+    if Command::new("id")
+        .arg(NOSUB_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        sh::run(&mut cmd(
+            "useradd",
+            &["--create-home", "--shell", "/bin/sh", NOSUB_USER],
+        ))?;
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{NOSUB_USER}:")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if kept != text {
+            std::fs::write(file, kept).with_context(|| format!("editing {file}"))?;
+        }
+    }
+    let uid = user_uid(NOSUB_USER)?;
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    std::fs::create_dir_all(&run)?;
+    sh::run(&mut cmd(
+        "chown",
+        &[
+            &format!("{NOSUB_USER}:{NOSUB_USER}"),
+            &run.to_string_lossy(),
+        ],
+    ))?;
+    sh::run(&mut cmd("chmod", &["0700", &run.to_string_lossy()]))
+}
+
+/// A user's uid.
+pub fn user_uid(user: &str) -> Result<u32> {
+    sh::output(&mut cmd("id", &["-u", user]))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parsing the uid of {user}"))
 }
 
 /// The test user's uid.
