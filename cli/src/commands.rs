@@ -380,12 +380,56 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What containers (in any state) hold on to in the image store.
+struct InUse {
+    /// Layer directories they stack on.
+    layers: Vec<PathBuf>,
+    /// (image id, container name) pairs.
+    users: Vec<(String, String)>,
+}
+
+fn containers_in_use(dirs: &Dirs) -> Result<InUse> {
+    let c = skiff_runtime::Containers::open(dirs)?;
+    let mut u = InUse {
+        layers: Vec::new(),
+        users: Vec::new(),
+    };
+    for (cfg, _) in c.list()? {
+        u.layers.extend(cfg.layers.iter().cloned());
+        u.users.push((cfg.image_id.clone(), cfg.name.clone()));
+    }
+    Ok(u)
+}
+
 fn rmi(a: RmiArgs) -> Result<ExitCode> {
     let store = open_store()?;
     let unpacker = unpacker::for_this_user(&store.dirs);
+    let InUse {
+        layers: in_use,
+        users,
+    } = containers_in_use(&store.dirs)?;
     let mut failed = None;
     for name in &a.images {
-        match store.remove(name, a.force, &*unpacker) {
+        // An image a container uses stays unless forced, as in Docker; even then its layers stay
+        // for the container.
+        let using: Vec<&str> = store
+            .find(name)
+            .ok()
+            .and_then(|v| v.first().map(|i| i.id.to_string()))
+            .map(|id| {
+                users
+                    .iter()
+                    .filter(|(img, _)| *img == id)
+                    .map(|(_, n)| n.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !using.is_empty() && !a.force {
+            eprintln!("Error: image {name} is in use by container {}: remove the container first (skiff rm {}) or untag with -f", using.join(", "), using[0]);
+            failed = Some(ExitCode::from(125));
+            continue;
+        }
+        match store.remove(name, a.force, &*unpacker, &in_use) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -455,7 +499,8 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
 fn prune(_a: PruneArgs) -> Result<ExitCode> {
     let store = open_store()?;
     let unpacker = unpacker::for_this_user(&store.dirs);
-    let r = store.prune(&*unpacker)?;
+    let in_use = containers_in_use(&store.dirs)?.layers;
+    let r = store.prune(&*unpacker, &in_use)?;
     println!("Deleted {} blobs and {} layers", r.blobs, r.layers);
     println!("Total reclaimed space: {}", human::size(r.reclaimed));
     Ok(ExitCode::SUCCESS)

@@ -238,11 +238,14 @@ impl ImageStore {
 
     /// Removes images as `rmi` does: a reference untags; an id removes every tag of the image, which
     /// needs `force` when it has more than one. Returns `Untagged: …` / `Deleted: …` lines.
+    ///
+    /// `in_use` are layer directories that containers stack on: never collected.
     pub fn remove(
         &self,
         name: &str,
         force: bool,
         unpacker: &dyn LayerUnpacker,
+        in_use: &[PathBuf],
     ) -> Result<Vec<String>> {
         let hits = self.find(name)?;
         let by_id = !hits
@@ -270,13 +273,14 @@ impl ImageStore {
         let id = hits[0].id.clone();
         if !self.list()?.iter().any(|i| i.id == id) {
             lines.push(format!("Deleted: {id}"));
-            self.prune(unpacker)?;
+            self.prune(unpacker, in_use)?;
         }
         Ok(lines)
     }
 
     /// Deletes every blob and layer directory no image references, and leftovers of killed pulls.
-    pub fn prune(&self, unpacker: &dyn LayerUnpacker) -> Result<PruneReport> {
+    /// Layer directories in `in_use` (those containers stack on) are kept whatever the images say.
+    pub fn prune(&self, unpacker: &dyn LayerUnpacker, in_use: &[PathBuf]) -> Result<PruneReport> {
         let _gc = self.gc_guard_exclusive()?;
         let _lock = self.layout.lock()?;
         let mut report = PruneReport {
@@ -284,7 +288,10 @@ impl ImageStore {
             ..Default::default()
         };
         let mut keep_blobs = HashSet::new();
-        let mut keep_layers = HashSet::new();
+        let mut keep_layers: HashSet<String> = in_use
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
         for m in self.layout.index()?.manifests {
             keep_blobs.insert(m.digest.clone());
             if let Some(d) = m

@@ -650,3 +650,36 @@ fn logs_are_capped_at_the_configured_size_keeping_the_newest() {
     .unwrap();
     env.fails(&["run", "--rm", &bb(), "true"], "logs.max_size");
 }
+
+#[test]
+fn images_used_by_containers_keep_their_layers() {
+    let env = Env::new();
+    env.pull("layers");
+    let image = format!("{REGISTRY}/layers");
+    env.run(&["run", "--name", "user1", &image, "cat", "/etc/motd"]);
+    env.fails(&["rmi", &image], "in use by container user1");
+    // Forced: the name goes, the layers stay for the container, even through a prune.
+    env.ok(&["rmi", "-f", &image]);
+    env.ok(&["image", "prune", "-f"]);
+    let r = env.run(&["start", "-a", "user1"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "upper motd\n"),
+        "the container still starts: {}",
+        r.stderr
+    );
+    env.ok(&["rm", "user1"]);
+    env.ok(&["image", "prune", "-f"]);
+    assert!(
+        env.entries("layers")
+            .iter()
+            .all(|n| n.ends_with(".size") || n.starts_with('.')),
+        "freed once no container uses them: {:?}",
+        env.entries("layers")
+    );
+    assert!(
+        env.entries("layers").is_empty(),
+        "{:?}",
+        env.entries("layers")
+    );
+}
