@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod containers;
+pub mod copyroot;
 pub mod error;
 pub mod exec;
 pub mod idmap;

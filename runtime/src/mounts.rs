@@ -123,14 +123,34 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
             lower.len()
         ));
     }
-    mnt(
-        Some("overlay"),
-        &rootfs_s,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-        "the image layers (overlayfs)",
-    )?;
+    let forced_copy = std::env::var("SKIFF_ROOTFS").is_ok_and(|v| v == "copy");
+    let overlay = if forced_copy {
+        Err("SKIFF_ROOTFS=copy".to_string())
+    } else {
+        mnt(
+            Some("overlay"),
+            &rootfs_s,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&data),
+            "the image layers (overlayfs)",
+        )
+    };
+    if let Err(why) = overlay {
+        // No overlay here: a private copy of the image for this container, said on its stderr.
+        if !forced_copy {
+            eprintln!("WARNING: overlayfs refused ({why}); this container uses a copy of its image, which takes disk space and time");
+        }
+        let copy = crate::copyroot::ensure(&cfg.layers, ctr)?;
+        mnt(
+            Some(&copy.to_string_lossy()),
+            &rootfs_s,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            "the copied rootfs",
+        )?;
+    }
     let root: OwnedFd = rfs::open(
         &rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

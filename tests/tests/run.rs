@@ -606,3 +606,49 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         "no record left by refused runs"
     );
 }
+
+#[test]
+fn the_copy_rootfs_fallback_matches_the_overlay() {
+    let env = Env::new();
+    env.pull("layers");
+    let run = |args: &[&str]| -> Run {
+        env.cmd(args)
+            .env("SKIFF_ROOTFS", "copy")
+            .output()
+            .unwrap()
+            .into()
+    };
+    let script = "ls /deleted /opaque; cat /etc/motd; stat -c '%u:%g %a' /home/user/owned /bin-suid; readlink /lib/rel; echo changed > /etc/motd";
+    let r = run(&[
+        "run",
+        "--name",
+        "copied",
+        &img("layers"),
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "/deleted:\nkept\n\n/opaque:\nnew\nupper motd\n1000:1000 600\n0:0 4755\n../etc/motd\n"
+    );
+    let again = run(&["start", "-a", "copied"]);
+    assert!(
+        again.stdout.contains("changed\n"),
+        "writes persist in the container's copy: {}",
+        again.stdout
+    );
+    let layers = env.layer_dirs(&img("layers"));
+    assert_eq!(
+        std::fs::read_to_string(layers[2].join("etc/motd")).unwrap(),
+        "upper motd\n",
+        "layer dirs untouched"
+    );
+    let other = run(&["run", "--rm", &img("layers"), "cat", "/etc/motd"]);
+    assert_eq!(
+        other.stdout, "upper motd\n",
+        "another container has its own copy"
+    );
+    env.ok(&["rm", "copied"]);
+}
