@@ -170,10 +170,59 @@ pub fn demo() -> Result<()> {
     step(&["pull", &image])?;
     step(&["pull", &format!("{}/layers", testenv::REGISTRY)])?;
     step(&["images"])?;
-    step(&["image", "inspect", "--type", "image", &image])?;
+    step(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}} {{.Architecture}} {{json .Config.Cmd}}",
+        &image,
+    ])?;
+    step(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "echo hello from $(hostname); id; ps",
+    ])?;
+    let layers_img = format!("{}/layers", testenv::REGISTRY);
+    step(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        &layers_img,
+        "sh",
+        "-c",
+        "id; ls -ln /home/user; cat /etc/motd",
+    ])?;
+    step(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-ticker",
+        &image,
+        "sh",
+        "-c",
+        "while true; do date; sleep 1; done",
+    ])?;
+    step(&["ps"])?;
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    step(&["logs", "--tail", "2", "demo-ticker"])?;
+    step(&["exec", "demo-ticker", "ps"])?;
+    step(&["stop", "-t", "1", "demo-ticker"])?;
+    step(&["ps", "-a"])?;
+    step(&["rm", "demo-ticker"])?;
     step(&["rmi", &format!("{}/layers", testenv::REGISTRY)])?;
     step(&["images"])?;
     step(&["rmi", &image])?;
+    step(&[
+        "unshare",
+        "rm",
+        "-rf",
+        &home.join("data/skiff/containers").to_string_lossy(),
+        &home.join("data/skiff/volumes").to_string_lossy(),
+    ])?;
     step(&["image", "prune"])?;
     std::fs::remove_dir_all(&home)?;
     println!("\ndemo done; `cargo xtask testenv down` stops the local registries");
