@@ -648,7 +648,13 @@ fn logs_are_capped_at_the_configured_size_keeping_the_newest() {
         "[logs]\nmax_size = \"lots\"\n",
     )
     .unwrap();
+    let before = env.containers().len();
     env.fails(&["run", "--rm", &bb(), "true"], "logs.max_size");
+    assert_eq!(
+        env.containers().len(),
+        before,
+        "a broken config leaves no record"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy]`: one container's monitor (see
+//! `skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES]`: one container's monitor (see
 //! `skiff_runtime::monitor`). Started by `skiff run`/`start`; not for direct use. Kept apart from
 //! the `skiff` binary so that each long-lived monitor stays small in memory.
 
@@ -42,7 +42,7 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(id) = args.first().filter(|a| !a.starts_with('-')) else {
-        eprintln!("usage: skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] (started by skiff run)");
+        eprintln!("usage: skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES] (started by skiff run)");
         return ExitCode::from(125);
     };
     let attached = args.iter().any(|a| a == "--attached");
@@ -58,9 +58,13 @@ fn main() -> ExitCode {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     let dirs = Dirs::from_env();
-    let setup = Containers::open(&dirs)
-        .and_then(|c| Ok((c, skiff_runtime::logs::max_size_from_config(&dirs.config)?)));
-    let (containers, log_max) = match setup {
+    // Settings come from the caller (skiff reads config.toml): the monitor parses no config.
+    let log_max = args
+        .iter()
+        .position(|a| a == "--log-max")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<u64>().ok());
+    let (containers, log_max) = match Containers::open(&dirs).map(|c| (c, log_max)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("Error: {e}");
