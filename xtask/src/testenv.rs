@@ -90,19 +90,7 @@ pub fn install_packages(pkgs: &[&str]) -> Result<()> {
 
 /// Creates the test user with a subuid/subgid range and its runtime dir; opens tun and fuse.
 fn prepare_host() -> Result<()> {
-    if Command::new("id")
-        .arg(TEST_USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        sh::run(&mut cmd(
-            "useradd",
-            &["--create-home", "--shell", "/bin/sh", TEST_USER],
-        ))?;
-    }
+    ensure_user(TEST_USER)?;
     let range = format!("{}-{}", SUBID_START, SUBID_START + 65535);
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
@@ -118,14 +106,7 @@ fn prepare_host() -> Result<()> {
             sh::run(&mut cmd("usermod", &[flag, &range, TEST_USER]))?;
         }
     }
-    let uid = test_uid()?;
-    let run = PathBuf::from(format!("/run/user/{uid}"));
-    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
-    sh::run(&mut cmd(
-        "chown",
-        &[&format!("{TEST_USER}:{TEST_USER}"), &run.to_string_lossy()],
-    ))?;
-    sh::run(&mut cmd("chmod", &["0700", &run.to_string_lossy()]))?;
+    runtime_dir(TEST_USER)?;
     prepare_nosub_user()?;
     for dev in ["/dev/net/tun", "/dev/fuse"] {
         if std::path::Path::new(dev).exists() {
@@ -160,19 +141,7 @@ pub const NOSUB_USER: &str = "skiff-nosub";
 
 /// Creates NOSUB_USER (removing the ranges useradd adds by default) and its runtime dir.
 fn prepare_nosub_user() -> Result<()> {
-    if Command::new("id")
-        .arg(NOSUB_USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        sh::run(&mut cmd(
-            "useradd",
-            &["--create-home", "--shell", "/bin/sh", NOSUB_USER],
-        ))?;
-    }
+    ensure_user(NOSUB_USER)?;
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let kept: String = text
@@ -184,15 +153,33 @@ fn prepare_nosub_user() -> Result<()> {
             std::fs::write(file, kept).with_context(|| format!("editing {file}"))?;
         }
     }
-    let uid = user_uid(NOSUB_USER)?;
-    let run = PathBuf::from(format!("/run/user/{uid}"));
-    std::fs::create_dir_all(&run)?;
+    runtime_dir(NOSUB_USER)
+}
+
+/// Creates `user` (with a home) unless it exists.
+fn ensure_user(user: &str) -> Result<()> {
+    let exists = Command::new("id")
+        .arg(user)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !exists {
+        sh::run(&mut cmd(
+            "useradd",
+            &["--create-home", "--shell", "/bin/sh", user],
+        ))?;
+    }
+    Ok(())
+}
+
+/// The user's /run/user/UID (0700), which logind would make: there is no logind here.
+fn runtime_dir(user: &str) -> Result<()> {
+    let run = PathBuf::from(format!("/run/user/{}", user_uid(user)?));
+    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
     sh::run(&mut cmd(
         "chown",
-        &[
-            &format!("{NOSUB_USER}:{NOSUB_USER}"),
-            &run.to_string_lossy(),
-        ],
+        &[&format!("{user}:{user}"), &run.to_string_lossy()],
     ))?;
     sh::run(&mut cmd("chmod", &["0700", &run.to_string_lossy()]))
 }
