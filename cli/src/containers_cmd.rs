@@ -470,8 +470,7 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
         }
         if offset == before {
             let v = c.view(&id)?;
-            let monitor_alive = matches!((v.state.monitor_pid, v.state.monitor_start), (Some(p), Some(s)) if skiff_runtime::procfs::alive(p, s));
-            if !v.running() && !monitor_alive {
+            if !v.running() && !v.monitor_alive() {
                 return Ok(ExitCode::SUCCESS);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -658,7 +657,7 @@ pub fn kill(a: KillArgs) -> Result<ExitCode> {
         if sig == libc::SIGKILL || sig == libc::SIGTERM {
             // A kill from the user is a stop: restart policies leave it down (except `always`
             // after a daemon restart, which skiff has no notion of).
-            let _ = std::fs::write(c.dir(&id).join("stopped-by-user"), b"1");
+            c.mark_stopped_by_user(&id)?;
         }
         c.kill(&id, sig)?;
         println!("{k}");
@@ -671,16 +670,13 @@ pub fn wait(names: Vec<String>) -> Result<ExitCode> {
     let (_, c) = containers()?;
     Ok(for_each(&names, |k| {
         let id = c.resolve(k)?;
+        // Down for good: not running and no monitor left to restart it.
         let v = loop {
             let v = c.wait_exit(&id, None)?;
-            let monitor_alive = matches!((v.state.monitor_pid, v.state.monitor_start), (Some(p), Some(s)) if skiff_runtime::procfs::alive(p, s));
-            if !monitor_alive || v.state.status == Status::Created {
+            if !v.monitor_alive() || v.state.status == Status::Created {
                 break v;
             }
-            std::thread::sleep(Duration::from_millis(20)); // a restart may be coming
-            if !c.view(&id)?.running() && !monitor_alive {
-                break v;
-            }
+            std::thread::sleep(Duration::from_millis(20));
         };
         println!("{}", v.state.exit_code.unwrap_or(-1));
         Ok(())

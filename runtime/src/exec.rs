@@ -96,9 +96,7 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
         .collect::<Result<_>>()?;
     let mut env = v.cfg.process.env.clone();
     for e in &o.env {
-        let key = e.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
+        crate::spec::set_env(&mut env, e.clone());
     }
     let user = o.user.clone().unwrap_or_else(|| v.cfg.process.user.clone());
     let cwd = o

@@ -26,6 +26,11 @@ impl View {
     pub fn running(&self) -> bool {
         self.state.status == Status::Running
     }
+
+    /// Whether its monitor still lives (so a restart may still come).
+    pub fn monitor_alive(&self) -> bool {
+        alive(self.state.monitor_pid, self.state.monitor_start)
+    }
 }
 
 fn now() -> String {
@@ -130,7 +135,7 @@ impl Containers {
         let v = self.view(id)?;
         // Mark first, even between two runs of a restart policy: the monitor checks the mark
         // before it starts the container again.
-        if v.running() || alive(v.state.monitor_pid, v.state.monitor_start) {
+        if v.running() || v.monitor_alive() {
             self.set_stopped_by_user(id, true)?;
         }
         if !v.running() {
@@ -143,6 +148,11 @@ impl Containers {
             return self.wait_exit(id, Some(Duration::from_secs(10)));
         }
         Ok(v)
+    }
+
+    /// Records that the user stopped (or killed) the container, so its monitor does not restart it.
+    pub fn mark_stopped_by_user(&self, id: &str) -> Result<()> {
+        self.set_stopped_by_user(id, true)
     }
 
     fn set_stopped_by_user(&self, id: &str, yes: bool) -> Result<()> {

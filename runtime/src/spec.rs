@@ -85,7 +85,8 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn set_env(env: &mut Vec<String>, kv: String) {
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY (later settings win, as in Docker).
+pub(crate) fn set_env(env: &mut Vec<String>, kv: String) {
     let key = kv.split('=').next().unwrap_or("").to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(kv);
