@@ -16,6 +16,7 @@ pub mod mounts;
 pub mod names;
 pub mod passwd;
 pub mod procfs;
+pub mod residency;
 pub mod security;
 pub mod spec;
 pub mod tty;

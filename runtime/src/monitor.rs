@@ -199,6 +199,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.error = None;
                 })?;
                 report(ready_fd.take(), "ok");
+                crate::residency::release_clean_file_pages();
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
                     RawTerminal::enter(0)

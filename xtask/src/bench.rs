@@ -271,33 +271,46 @@ pub fn ps_inner(skiff: &str) -> Result<()> {
     ));
     let _ = sh::output(&mut cmd("podman", &["rm", "-a", "-f"]));
 
-    // One detached sleep each: the monitor against conmon.
-    let id = sh::output(&mut with_data(50, &["run", "-d", &image, "sleep", "60"]))?
+    // One detached container each: the monitor against conmon, idle (`sleep`) and busy (a line
+    // every 100 ms, so the log path has run many times before the reading).
+    let workloads: [(&str, &[&str]); 2] = [
+        ("a detached `sleep 60`", &["sleep", "60"]),
+        (
+            "a detached loop printing a line every 100 ms, after 3 s",
+            &["sh", "-c", "while :; do echo tick; usleep 100000; done"],
+        ),
+    ];
+    let mut memory_rows = Vec::new();
+    for (what, command) in workloads {
+        let settle = Duration::from_millis(if command[0] == "sleep" { 500 } else { 3000 });
+        let mut run = with_data(50, &["run", "-d", &image]);
+        run.args(command);
+        let id = sh::output(&mut run)?.trim().to_string();
+        std::thread::sleep(settle);
+        let st: serde_json::Value = serde_json::from_slice(&std::fs::read(format!(
+            "{}/skiff/containers/{id}/state.json",
+            data(50)
+        ))?)?;
+        let monitor = st["monitor_pid"]
+            .as_i64()
+            .context("monitor pid")?
+            .to_string();
+        let skiff_mem = memory(&monitor);
+        let mut prun = cmd("podman", &["run", "-d", &image]);
+        prun.args(command);
+        let pid = sh::output(&mut prun)?.trim().to_string();
+        std::thread::sleep(settle);
+        let conmon = sh::output(&mut cmd(
+            "podman",
+            &["inspect", "-f", "{{.State.ConmonPid}}", &pid],
+        ))?
         .trim()
         .to_string();
-    std::thread::sleep(Duration::from_millis(500));
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(format!(
-        "{}/skiff/containers/{id}/state.json",
-        data(50)
-    ))?)?;
-    let monitor = st["monitor_pid"]
-        .as_i64()
-        .context("monitor pid")?
-        .to_string();
-    let (m_rss, m_pss) = memory(&monitor);
-    let pid = sh::output(&mut cmd("podman", &["run", "-d", &image, "sleep", "60"]))?
-        .trim()
-        .to_string();
-    std::thread::sleep(Duration::from_millis(500));
-    let conmon = sh::output(&mut cmd(
-        "podman",
-        &["inspect", "-f", "{{.State.ConmonPid}}", &pid],
-    ))?
-    .trim()
-    .to_string();
-    let (c_rss, c_pss) = memory(&conmon);
-    let _ = sh::output(&mut with_data(50, &["rm", "-f", &id]));
-    let _ = sh::output(&mut cmd("podman", &["rm", "-f", &pid]));
+        let conmon_mem = memory(&conmon);
+        let _ = sh::output(&mut with_data(50, &["rm", "-f", &id]));
+        let _ = sh::output(&mut cmd("podman", &["rm", "-f", "-t", "0", &pid]));
+        memory_rows.push((what, skiff_mem, conmon_mem));
+    }
     for n in [50usize, 1000] {
         let _ = sh::output(Command::new(skiff).args(["unshare", "rm", "-rf", &data(n)]));
     }
@@ -310,10 +323,11 @@ pub fn ps_inner(skiff: &str) -> Result<()> {
         row(name, v);
     }
     println!();
-    println!("| monitor of a detached `sleep 60` | RSS | PSS |");
-    println!("|---|---|---|");
-    println!("| skiff-monitor | {m_rss} KiB | {m_pss} KiB |");
-    println!("| conmon (podman) | {c_rss} KiB | {c_pss} KiB |");
+    println!("| monitor of | skiff-monitor RSS | PSS | conmon RSS | PSS |");
+    println!("|---|---|---|---|---|");
+    for (what, (m_rss, m_pss), (c_rss, c_pss)) in memory_rows {
+        println!("| {what} | {m_rss} KiB | {m_pss} KiB | {c_rss} KiB | {c_pss} KiB |");
+    }
     Ok(())
 }
 
