@@ -813,10 +813,10 @@ pub struct ExecArgs {
     /// Run in the background
     #[arg(short, long)]
     detach: bool,
-    /// Keep stdin open (the command shares skiff's stdin)
+    /// Keep stdin open (without it the command reads /dev/null)
     #[arg(short, long)]
     interactive: bool,
-    /// Use skiff's terminal (the command shares it)
+    /// Give the command a new terminal in the container, relayed to skiff's
     #[arg(short, long)]
     tty: bool,
     /// Environment (KEY=VALUE or KEY)
@@ -864,13 +864,14 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
             }
         })
         .collect();
-    let _ = (a.interactive, a.tty);
     let o = ExecOptions {
         args: a.command,
         env,
         user: a.user,
         workdir: a.workdir,
         detach: a.detach,
+        interactive: a.interactive,
+        tty: a.tty,
     };
     match skiff_runtime::exec::exec_in(&c, &id, &o) {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(125))),

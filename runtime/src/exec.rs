@@ -29,6 +29,10 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     /// `-d`: start it and return.
     pub detach: bool,
+    /// `-i`: the command reads skiff's stdin (otherwise /dev/null).
+    pub interactive: bool,
+    /// `-t`: the command gets a new pty made inside the container, relayed to skiff's terminal.
+    pub tty: bool,
 }
 
 fn ns_fd(pid: i32, ns: &str) -> Result<OwnedFd> {
@@ -46,11 +50,7 @@ fn same_ns(pid: i32, ns: &str) -> bool {
 }
 
 fn exit_code(ws: WaitStatus) -> i32 {
-    match ws {
-        WaitStatus::Exited(_, c) => c,
-        WaitStatus::Signaled(_, s, _) => 128 + s as i32,
-        _ => 125,
-    }
+    crate::procfs::exit_code(ws).unwrap_or(125)
 }
 
 fn die(err_fd: std::os::fd::RawFd, f: crate::init::Fail) -> ! {
@@ -106,12 +106,23 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
     let cfg = v.cfg.clone();
+    // -t: (our end, the command's end) of the channel its pty master comes back on.
+    let console = if o.tty && !o.detach {
+        Some(
+            crate::console::channel()
+                .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let winsize = crate::tty::window_size(0).or_else(|| crate::tty::window_size(1));
 
     // SAFETY: the caller is single-threaded; the child only joins namespaces, forks and execs.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(err_r);
             let efd = err_w.as_raw_fd();
+            let term_fd = console.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
             for (fd, flag, ns) in &fds {
                 if let Err(e) = nix::sched::setns(fd, *flag) {
                     die(
@@ -120,19 +131,34 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                     );
                 }
             }
+            // Without -i the command reads nothing; -d detaches it from everything.
+            let to_null = match (o.detach, o.interactive || term_fd.is_some()) {
+                (true, _) => 0..3,
+                (false, false) => 0..1,
+                (false, true) => 0..0,
+            };
             if o.detach {
                 let _ = nix::unistd::setsid();
-                if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-                    for i in 0..3 {
-                        // SAFETY: pointing our stdio at /dev/null.
-                        unsafe { libc::dup2(null.as_raw_fd(), i) };
-                    }
+            }
+            if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                for i in to_null {
+                    // SAFETY: pointing our stdio at /dev/null.
+                    unsafe { libc::dup2(null.as_raw_fd(), i) };
                 }
             }
             // SAFETY: still single-threaded.
             match unsafe { nix::unistd::fork() } {
                 Ok(ForkResult::Child) => {
-                    let r = take_identity(&cfg, &user, &cwd, &env)
+                    if let Some(sock) = term_fd {
+                        // A session of its own, so the new pty can be its controlling terminal.
+                        if let Err(e) = nix::unistd::setsid() {
+                            die(efd, (125, format!("setsid: {e}")));
+                        }
+                        if let Err(f) = crate::init::give_terminal(sock, winsize.as_ref()) {
+                            die(efd, f);
+                        }
+                    }
+                    let r = take_identity(&cfg, &user, &cwd, &env, term_fd.is_some())
                         .and_then(|(env, _)| exec(&o.args, &env));
                     match r {
                         Ok(never) => match never {},
@@ -150,6 +176,7 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
         ForkResult::Parent { child } => {
             drop(err_w);
             drop(fds);
+            let console = console.map(|(ours, _theirs)| ours);
             let mut msg = String::new();
             if o.detach {
                 let _ = std::io::Read::read_to_string(&mut File::from(err_r), &mut msg);
@@ -158,6 +185,19 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                     return Err(Error::Exec(code, msg.trim().to_string()));
                 }
                 return Ok(0);
+            }
+            if let Some(sock) = console {
+                let _ = std::io::Read::read_to_string(&mut File::from(err_r), &mut msg);
+                if !msg.trim().is_empty() {
+                    let code = waitpid(child, None).map(exit_code).unwrap_or(125);
+                    return Err(Error::Exec(code, msg.trim().to_string()));
+                }
+                let Some(master) = crate::console::try_recv_fd(sock.as_raw_fd()) else {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(Error::Setup("the command's terminal did not arrive".into()));
+                };
+                return Ok(crate::console::relay(&master, child, o.interactive));
             }
             // The terminal's ^C and ^\\ are for the command, which shares our process group.
             // SAFETY: ignoring two signals in this process while it waits.

@@ -29,8 +29,11 @@ pub struct ChildSetup<'a> {
     pub err_fd: RawFd,
     /// The process's stdin, stdout, stderr.
     pub stdio: [RawFd; 3],
-    /// stdio is a pty slave: make it the controlling terminal.
-    pub tty: bool,
+    /// `-t`: the socket on which to send the master of a pty made inside the container, whose
+    /// slave becomes stdio and the controlling terminal.
+    pub console: Option<RawFd>,
+    /// The terminal size for that pty.
+    pub winsize: Option<nix::pty::Winsize>,
 }
 
 /// An exit code and the message explaining it.
@@ -67,15 +70,6 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
             )));
         }
     }
-    if s.tty {
-        // SAFETY: TIOCSCTTY on our stdin, a pty slave, in our new session.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
-            return Err(setup_err(format!(
-                "making the pty the controlling terminal: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-    }
     if s.userns {
         let mut b = [0u8; 1];
         // SAFETY: reading one byte into our buffer.
@@ -92,8 +86,17 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
         mounts::loopback_up().map_err(setup_err)?;
     }
     mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
+    if let Some(sock) = s.console {
+        give_terminal(sock, s.winsize.as_ref())?;
+    }
 
-    let (env, _) = take_identity(cfg, &cfg.process.user, &cfg.process.cwd, &cfg.process.env)?;
+    let (env, _) = take_identity(
+        cfg,
+        &cfg.process.user,
+        &cfg.process.cwd,
+        &cfg.process.env,
+        s.console.is_some(),
+    )?;
     // If the monitor dies, so does the container: nothing outlives the process that records it.
     // (Set after the uid change, which clears it; the monitor is blocked on our error pipe until
     // the exec, so it cannot be gone unnoticed before this.)
@@ -106,15 +109,27 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     }
 }
 
+/// Makes a pty in the devpts now at /dev/pts, takes its slave as stdio and controlling terminal,
+/// and sends the master on `sock` to whoever relays it (the monitor, or `skiff exec`).
+pub fn give_terminal(sock: RawFd, size: Option<&nix::pty::Winsize>) -> Result<(), Fail> {
+    let term_err = |e: std::io::Error| setup_err(format!("setting up the terminal: {e}"));
+    let (master, slave) = crate::console::open_pty(size).map_err(term_err)?;
+    crate::console::attach_stdio(&slave).map_err(term_err)?;
+    // The channel is close-on-exec: the master travels in the message, our end goes at exec.
+    crate::console::send_fd(sock, &master).map_err(term_err)
+}
+
 /// The identity and confinement a container process gets, shared by the container's first process
 /// and `exec`: `-u` resolved in the container's own files (visible at /), the working directory,
-/// HOME, the capability bounding and sets, groups and ids, `no_new_privs`, and seccomp. Returns
-/// the final environment and the uid.
+/// HOME, the capability bounding and sets, groups and ids, `no_new_privs`, and seccomp. With
+/// `terminal`, stdin is a pty this process made and becomes the user's, as a login's would.
+/// Returns the final environment and the uid.
 pub fn take_identity(
     cfg: &ContainerConfig,
     user_spec: &str,
     cwd: &str,
     env: &[String],
+    terminal: bool,
 ) -> Result<(Vec<String>, u32), Fail> {
     let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
@@ -147,6 +162,11 @@ pub fn take_identity(
         };
         setup_err(format!("setting {what} {id}: {e} ({hint})"))
     };
+    if terminal && user.uid != 0 {
+        // Best effort: an unmapped uid fails just below with the clear error.
+        // SAFETY: fchown of our stdin, the pty slave we made; the group (tty) is kept.
+        unsafe { libc::fchown(0, user.uid, u32::MAX) };
+    }
     let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| unmapped("gid", user.gid, e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| unmapped("uid", user.uid, e))?;

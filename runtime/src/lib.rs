@@ -3,6 +3,7 @@
 //! CLI hands it the image's layer directories.
 
 pub mod config;
+pub mod console;
 pub mod containers;
 pub mod copyroot;
 pub mod error;

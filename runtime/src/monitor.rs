@@ -53,14 +53,6 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn exit_code(ws: WaitStatus) -> Option<i32> {
-    match ws {
-        WaitStatus::Exited(_, c) => Some(c),
-        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
-        _ => None,
-    }
-}
-
 fn report(fd: Option<RawFd>, line: &str) {
     if let Some(fd) = fd {
         // SAFETY: the fd was handed to us for this purpose; we take ownership and close it.
@@ -287,17 +279,21 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
         in_w: None,
     };
     let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::Setup(e.to_string()));
+    // With -t the child makes its pty inside the container, once its devpts is mounted, and sends
+    // the master back on this channel; until then its stdio is /dev/null.
+    let mut console: Option<(OwnedFd, OwnedFd)> = None;
+    let winsize = if tty && stdin_is_tty {
+        crate::tty::window_size(0)
+    } else {
+        None
+    };
     let child_fds: [OwnedFd; 3] = if tty {
-        let ws = if stdin_is_tty {
-            crate::tty::window_size(0)
-        } else {
-            None
-        };
-        let pty = nix::pty::openpty(ws.as_ref(), None)
-            .map_err(|e| Error::Setup(format!("allocating a pty: {e}")))?;
-        let s = pty.slave;
-        l.pty = Some(pty.master);
-        [dup(&s)?, dup(&s)?, s]
+        console = Some(
+            crate::console::channel()
+                .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
+        );
+        let null: OwnedFd = devnull.into();
+        [dup(&null)?, dup(&null)?, null]
     } else {
         let (or, ow) = pipe()?;
         let (er, ew) = pipe()?;
@@ -340,7 +336,8 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
             child_fds[1].as_raw_fd(),
             child_fds[2].as_raw_fd(),
         ],
-        tty,
+        console: console.as_ref().map(|(_, child_end)| child_end.as_raw_fd()),
+        winsize,
     };
     let mut stack = vec![0u8; 1 << 20];
     // SAFETY: no CLONE_VM: the child gets a copy of this single-threaded process, like fork, and
@@ -364,6 +361,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
         ))
     })?;
     drop(child_fds);
+    let console = console.map(|(ours, _child_end)| ours);
     drop(sync_r);
     drop(errp_w);
     let mut sync_w = File::from(sync_w);
@@ -379,11 +377,25 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     let mut errmsg = String::new();
     let _ = std::io::Read::read_to_string(&mut File::from(errp_r), &mut errmsg);
     if !errmsg.trim().is_empty() {
-        let code = waitpid(child, None).ok().and_then(exit_code).unwrap_or(125);
+        let code = waitpid(child, None)
+            .ok()
+            .and_then(crate::procfs::exit_code)
+            .unwrap_or(125);
         return Ok(Launch::Failed {
             code,
             msg: errmsg.trim().to_string(),
         });
+    }
+    if let Some(sock) = console {
+        l.pty = crate::console::try_recv_fd(sock.as_raw_fd());
+        if l.pty.is_none() {
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Ok(Launch::Failed {
+                code: 125,
+                msg: "the container's terminal did not reach the monitor".into(),
+            });
+        }
     }
     l.child = child;
     Ok(Launch::Started(l))
@@ -483,7 +495,7 @@ fn pump(
                             Ok(WaitStatus::StillAlive) | Err(_) => break,
                             Ok(ws) => {
                                 if ws.pid() == Some(child) {
-                                    code = exit_code(ws);
+                                    code = crate::procfs::exit_code(ws);
                                 }
                             }
                         }

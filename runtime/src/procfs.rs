@@ -1,4 +1,5 @@
-//! Facts about processes from /proc: start times (so a recycled pid is never taken for ours).
+//! Facts about processes from /proc and wait statuses: start times (so a recycled pid is never
+//! taken for ours) and exit codes.
 
 /// The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
@@ -17,6 +18,17 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// Whether `pid` is alive and is the same process that started at `start`.
 pub fn alive(pid: i32, start: u64) -> bool {
     start_time(pid) == Some(start)
+}
+
+/// A process's exit code as a shell reports it: its status, or 128+N when signal N killed it;
+/// `None` for a stop or continue.
+pub fn exit_code(ws: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -431,6 +431,66 @@ fn top_and_exec_work_inside_the_running_container() {
     env.fails(&["exec", "box", "true"], "is not running");
 }
 
+/// Feeds `input` to `skiff ARGS` on a pipe; returns (exit code, stdout).
+fn with_stdin(env: &Env, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = env
+        .cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn exec_reads_stdin_only_with_i_and_gets_its_own_terminal_with_t() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "box", &bb(), "sleep", "600"]);
+    // Without -i the command reads /dev/null, as with docker exec.
+    let (code, out) = with_stdin(&env, &["exec", "box", "wc", "-l"], b"a\nb\n");
+    assert_eq!((code, out.trim()), (Some(0), "0"));
+    let (code, out) = with_stdin(&env, &["exec", "-i", "box", "wc", "-l"], b"a\nb\n");
+    assert_eq!((code, out.trim()), (Some(0), "2"));
+    // -t: a new pty from the container's own devpts, even when skiff has no terminal itself.
+    let r = env.ok(&[
+        "exec",
+        "-t",
+        "box",
+        "sh",
+        "-c",
+        "tty; test -t 0 && echo term",
+    ]);
+    assert_eq!(r.stdout, "/dev/pts/0\r\nterm\r\n", "{r:?}");
+    // It belongs to the -u user, and the exit code comes through the relay.
+    let r = env.run(&[
+        "exec",
+        "-t",
+        "-u",
+        "1000",
+        "box",
+        "sh",
+        "-c",
+        "stat -c %u $(tty); exit 3",
+    ]);
+    assert_eq!((r.code, r.stdout.trim()), (3, "1000"), "{r:?}");
+    // -it: stdin reaches the command through the pty (echoed by it) and EOF ends it.
+    let (code, out) = with_stdin(
+        &env,
+        &["exec", "-it", "box", "sh", "-c", "read x; echo got-$x"],
+        b"ping\n",
+    );
+    assert_eq!(code, Some(0));
+    assert!(out.contains("got-ping"), "{out:?}");
+    env.ok(&["rm", "-f", "box"]);
+}
+
 #[test]
 fn restart_policies_are_carried_out_by_the_monitor() {
     let env = Env::new();

@@ -402,6 +402,36 @@ fn interactive_terminal_works_under_a_pty() {
     assert_eq!(status.code(), Some(5));
 }
 
+/// `-t` gives the container a pty of its own devpts, so `tty` and ttyname() work inside, for
+/// the -u user too; output comes through it (with the terminal's CRLF) without a host terminal.
+#[test]
+fn run_t_gets_a_terminal_from_the_containers_devpts() {
+    let env = Env::new();
+    env.pull("busybox");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "-t",
+        &img("busybox"),
+        "sh",
+        "-c",
+        "tty; ls -1 /dev/pts",
+    ]);
+    assert_eq!(r.stdout, "/dev/pts/0\r\n0\r\nptmx\r\n", "{r:?}");
+    let r = env.run(&[
+        "run",
+        "--rm",
+        "-t",
+        "-u",
+        "1000",
+        &img("busybox"),
+        "sh",
+        "-c",
+        "stat -c %u $(tty); exit 4",
+    ]);
+    assert_eq!((r.code, r.stdout.trim()), (4, "1000"), "{r:?}");
+}
+
 fn openpty() -> (std::fs::File, OwnedFd) {
     let (mut m, mut s) = (0, 0);
     // SAFETY: openpty fills two fds we then own.

@@ -26,6 +26,7 @@ pub struct Env {
 }
 
 /// A finished command.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
