@@ -105,8 +105,15 @@ fn since(t: &Option<String>) -> i64 {
         .unwrap_or(0)
 }
 
-/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Restarting (1) 1 second ago`, `Created`.
 fn status_text(v: &View) -> String {
+    if v.restarting() {
+        return format!(
+            "Restarting ({}) {}",
+            v.state.exit_code.unwrap_or(-1),
+            human::ago(since(&v.state.finished_at))
+        );
+    }
     match v.state.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
@@ -145,7 +152,7 @@ fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
         "CreatedAt": v.cfg.created,
         "RunningFor": human::ago(since(&Some(v.cfg.created.clone()))),
         "Status": status_text(v),
-        "State": match v.state.status { Status::Created => "created", Status::Running => "running", Status::Exited => "exited" },
+        "State": state_word(v),
         "Ports": "",
         "Names": v.cfg.name,
         "Labels": labels.join(","),
@@ -238,7 +245,7 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
     };
     let mut keep = Vec::with_capacity(views.len());
     for (i, v) in views.iter().enumerate() {
-        let mut ok = all || v.running();
+        let mut ok = all || v.active();
         for (k, vals) in &filters {
             let mut any = false;
             for val in vals {
@@ -478,14 +485,20 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
     }
 }
 
-/// The `inspect` document of a container, with the field names Docker users know.
-pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
-    let st = &v.state;
-    let status = match st.status {
+/// Docker's one-word state: created, running, restarting or exited.
+fn state_word(v: &View) -> &'static str {
+    match v.state.status {
+        _ if v.restarting() => "restarting",
         Status::Created => "created",
         Status::Running => "running",
         Status::Exited => "exited",
-    };
+    }
+}
+
+/// The `inspect` document of a container, with the field names Docker users know.
+pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
+    let st = &v.state;
+    let status = state_word(v);
     let mounts: Vec<serde_json::Value> = v
         .cfg
         .mounts
@@ -503,7 +516,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
         "Path": v.cfg.process.args.first(),
         "Args": v.cfg.process.args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": status, "Running": st.status == Status::Running, "Paused": false, "Restarting": false,
+            "Status": status, "Running": st.status == Status::Running, "Paused": false, "Restarting": v.restarting(),
             "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
             "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
@@ -587,7 +600,7 @@ pub fn restart(a: StopArgs) -> Result<ExitCode> {
 
 fn start_one(c: &Containers, id: &str) -> std::result::Result<(), skiff_runtime::Error> {
     let v = c.view(id)?;
-    if v.running() {
+    if v.active() {
         return Ok(());
     }
     c.clear_stopped_by_user(id)?;
@@ -623,7 +636,7 @@ pub fn start(a: StartArgs) -> Result<ExitCode> {
             bail!("start -a attaches to one container at a time");
         }
         let id = c.resolve(&a.containers[0])?;
-        if c.view(&id)?.running() {
+        if c.view(&id)?.active() {
             bail!("container {} is already running", a.containers[0]);
         }
         c.clear_stopped_by_user(&id)?;
@@ -766,7 +779,7 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode> {
     let mut freed = 0u64;
     println!("Deleted Containers:");
     for v in c.views()? {
-        if v.running() {
+        if v.active() {
             continue;
         }
         if let (Some(u), Ok(created)) = (until, DateTime::parse_from_rfc3339(&v.cfg.created)) {

@@ -198,6 +198,9 @@ pub struct State {
     /// How many times the restart policy started it again.
     #[serde(default)]
     pub restart_count: u32,
+    /// Between two runs of a restart policy: exited, and its monitor will start it again.
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 impl State {
@@ -214,6 +217,7 @@ impl State {
             finished_at: None,
             error: None,
             restart_count: 0,
+            restarting: false,
         }
     }
 }

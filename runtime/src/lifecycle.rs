@@ -31,6 +31,18 @@ impl View {
     pub fn monitor_alive(&self) -> bool {
         alive(self.state.monitor_pid, self.state.monitor_start)
     }
+
+    /// Whether it is between two runs of its restart policy (Docker's "Restarting"): exited,
+    /// with a live monitor about to start it again.
+    pub fn restarting(&self) -> bool {
+        self.state.restarting && self.state.status == Status::Exited && self.monitor_alive()
+    }
+
+    /// Running or restarting: a monitor owns it, so it is not to be started, pruned or removed
+    /// without force.
+    pub fn active(&self) -> bool {
+        self.running() || self.restarting()
+    }
 }
 
 fn now() -> String {
@@ -46,8 +58,12 @@ impl Containers {
     /// running but the monitor is gone, the container is put down (its PID 1 killed, so nothing
     /// lingers) and recorded as exited with an unknown code, as podman shows it.
     pub fn view(&self, id: &str) -> Result<View> {
-        let (cfg, state) = self.load(id)?;
+        let (cfg, mut state) = self.load(id)?;
         if state.status != Status::Running {
+            // A restart that its monitor will no longer carry out (it died) is not pending.
+            if state.restarting && !alive(state.monitor_pid, state.monitor_start) {
+                state.restarting = false;
+            }
             return Ok(View { cfg, state });
         }
         let ctr_alive = alive(state.pid, state.pid_start);
@@ -138,6 +154,10 @@ impl Containers {
         if v.running() || v.monitor_alive() {
             self.set_stopped_by_user(id, true)?;
         }
+        if v.restarting() {
+            // The monitor sees the mark within its back-off and ends without a new run.
+            return self.wait_monitor_gone(id, Duration::from_secs(10));
+        }
         if !v.running() {
             return Ok(v);
         }
@@ -148,6 +168,18 @@ impl Containers {
             return self.wait_exit(id, Some(Duration::from_secs(10)));
         }
         Ok(v)
+    }
+
+    /// Waits (at most `limit`) until the container's monitor has ended; returns its view.
+    fn wait_monitor_gone(&self, id: &str, limit: Duration) -> Result<View> {
+        let t = Instant::now();
+        loop {
+            let v = self.view(id)?;
+            if !v.monitor_alive() || t.elapsed() >= limit {
+                return Ok(v);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Records that the user stopped (or killed) the container, so its monitor does not restart it.
@@ -184,14 +216,20 @@ impl Containers {
         remove_dir: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
         let v = self.view(id)?;
-        if v.running() {
+        if v.active() {
             if !force {
                 return Err(Error::Running(v.cfg.name.clone()));
             }
             self.set_stopped_by_user(id, true)?;
             let _ = self.kill(id, libc::SIGKILL);
             let v = self.wait_exit(id, Some(Duration::from_secs(10)))?;
-            if v.running() {
+            // Its monitor records the end (or gives up a pending restart) before the files go.
+            let v = if v.running() {
+                v
+            } else {
+                self.wait_monitor_gone(id, Duration::from_secs(10))?
+            };
+            if v.running() || v.restarting() {
                 return Err(Error::Setup(format!(
                     "container {} did not die",
                     v.cfg.name

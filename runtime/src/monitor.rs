@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
@@ -189,6 +189,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.finished_at = None;
                     s.exit_code = None;
                     s.error = None;
+                    s.restarting = false;
                 })?;
                 report(ready_fd.take(), "ok");
                 crate::residency::release_clean_file_pages();
@@ -229,6 +230,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             s.status = Status::Exited;
             s.exit_code = code;
             s.finished_at = Some(now());
+            s.restarting = again;
             if again {
                 s.restart_count += 1;
             }
@@ -239,10 +241,15 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             }
             return Ok(code.unwrap_or(125));
         }
-        // Docker's back-off: wait a little longer after each quick failure, at most a minute.
-        std::thread::sleep(backoff);
+        // Docker's back-off: wait a little longer after each quick failure, at most a minute;
+        // a user's stop (or rm -f) during it ends the monitor at once, without another run.
+        let until = Instant::now() + backoff;
         backoff = (backoff * 2).min(Duration::from_secs(60));
+        while Instant::now() < until && !containers.stopped_by_user(id) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if containers.stopped_by_user(id) {
+            containers.update_state(id, |s| s.restarting = false)?;
             return Ok(code.unwrap_or(125));
         }
     }

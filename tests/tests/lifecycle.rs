@@ -533,6 +533,82 @@ fn restart_policies_are_carried_out_by_the_monitor() {
     std::thread::sleep(Duration::from_millis(1500));
     let s = state(&env, "always");
     assert_eq!(s["State"]["Running"], false, "a user's stop is final");
+    // Between two runs the container shows as Restarting (ps without -a lists it, as docker
+    // does); it cannot be started twice, pruned, or removed without -f, and stop ends it at once.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crashy",
+        "--restart",
+        "always",
+        &bb(),
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    eventually("the restarting state", || {
+        let s = state(&env, "crashy");
+        s["State"]["Status"] == "restarting" && s["State"]["Restarting"] == true
+    });
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).stdout;
+    eventually("ps showing it restarting", || {
+        env.ok(&[
+            "ps",
+            "--filter",
+            "status=restarting",
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ])
+        .stdout
+        .starts_with("crashy Restarting (3) ")
+    });
+    assert!(
+        ps.contains("crashy "),
+        "ps lists a restarting container: {ps}"
+    );
+    // Running or restarting, its monitor owns it: prune leaves it, rm wants -f.
+    env.ok(&["container", "prune", "-f"]);
+    env.ok(&["inspect", "crashy"]);
+    let r = env.run(&["rm", "crashy"]);
+    assert_eq!(r.code, 2, "rm of a restarting container needs -f: {r:?}");
+    let t = Instant::now();
+    env.ok(&["stop", "crashy"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop waits out no back-off"
+    );
+    let count = state(&env, "crashy")["RestartCount"].clone();
+    let s = state(&env, "crashy");
+    assert_eq!(s["State"]["Status"], "exited", "{s}");
+    assert_eq!(s["State"]["Restarting"], false);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        state(&env, "crashy")["RestartCount"],
+        count,
+        "no run after stop"
+    );
+    env.ok(&["rm", "crashy"]);
+    // rm -f in the middle of the back-off: the monitor gives up the restart and the record goes.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crashy2",
+        "--restart",
+        "always",
+        &bb(),
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    eventually("the restarting state", || {
+        state(&env, "crashy2")["State"]["Restarting"] == true
+    });
+    let (_, monitor) = pids(&env, "crashy2");
+    env.ok(&["rm", "-f", "crashy2"]);
+    assert!(env.run(&["inspect", "crashy2"]).code != 0);
+    eventually("the monitor's end", || dead(monitor));
     env.fails(
         &["run", "--rm", "--restart", "always", &bb(), "true"],
         "conflict",
