@@ -404,6 +404,9 @@ fn containers_in_use(dirs: &Dirs) -> Result<InUse> {
 fn rmi(a: RmiArgs) -> Result<ExitCode> {
     let store = open_store()?;
     let unpacker = unpacker::for_this_user(&store.dirs);
+    // What containers use is read under the collector's lock: a `run` between its image lookup
+    // and its record holds a lease, so it is either seen here or sees the image gone.
+    let gc = store.lock_for_gc()?;
     let InUse {
         layers: in_use,
         users,
@@ -429,7 +432,7 @@ fn rmi(a: RmiArgs) -> Result<ExitCode> {
             failed = Some(ExitCode::from(125));
             continue;
         }
-        match store.remove(name, a.force, &*unpacker, &in_use) {
+        match store.remove(&gc, name, a.force, &*unpacker, &in_use) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -499,8 +502,9 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
 fn prune(_a: PruneArgs) -> Result<ExitCode> {
     let store = open_store()?;
     let unpacker = unpacker::for_this_user(&store.dirs);
+    let gc = store.lock_for_gc()?;
     let in_use = containers_in_use(&store.dirs)?.layers;
-    let r = store.prune(&*unpacker, &in_use)?;
+    let r = store.prune(&gc, &*unpacker, &in_use)?;
     println!("Deleted {} blobs and {} layers", r.blobs, r.layers);
     println!("Total reclaimed space: {}", human::size(r.reclaimed));
     Ok(ExitCode::SUCCESS)

@@ -124,6 +124,8 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let dirs = Dirs::from_env();
     let store = ImageStore::open(dirs.clone())?;
     let containers = Containers::open(&dirs)?;
+    // Held until the record names the layers: no prune or rmi can delete them in between.
+    let _lease = store.lease()?;
     let img = resolve_image(&store, a)?;
     let config = store.image_config(&img)?;
     let layers = store.layer_dirs(&img)?;

@@ -47,6 +47,16 @@ pub struct LocalImage {
     pub pulled_at: Option<String>,
 }
 
+/// See [`ImageStore::lease`]; released when dropped.
+pub struct Lease {
+    _held: fs::File,
+}
+
+/// See [`ImageStore::lock_for_gc`]; released when dropped.
+pub struct GcLock {
+    _held: LockFile,
+}
+
 impl ImageStore {
     /// Opens the store under `dirs` (creating the layout on first use) with the user's config.
     pub fn open(dirs: Dirs) -> Result<ImageStore> {
@@ -73,8 +83,17 @@ impl ImageStore {
         Ok(f)
     }
 
-    fn gc_guard_exclusive(&self) -> Result<LockFile> {
-        LockFile::acquire(&self.dirs.data.join("gc.lock"))
+    /// A shared hold on the collector: while it lives no prune or rmi deletes anything. `run`
+    /// holds one from finding an image's layers until its container record names them (from
+    /// then on the record keeps them).
+    pub fn lease(&self) -> Result<Lease> {
+        self.gc_guard_shared().map(|f| Lease { _held: f })
+    }
+
+    /// The collector's exclusive lock, taken before deciding what is in use (so no container
+    /// can be half-created meanwhile) and handed to [`ImageStore::prune`] / [`ImageStore::remove`].
+    pub fn lock_for_gc(&self) -> Result<GcLock> {
+        LockFile::acquire(&self.dirs.data.join("gc.lock")).map(|l| GcLock { _held: l })
     }
 
     /// Every local image, newest pull first.
@@ -242,6 +261,7 @@ impl ImageStore {
     /// `in_use` are layer directories that containers stack on: never collected.
     pub fn remove(
         &self,
+        gc: &GcLock,
         name: &str,
         force: bool,
         unpacker: &dyn LayerUnpacker,
@@ -273,15 +293,19 @@ impl ImageStore {
         let id = hits[0].id.clone();
         if !self.list()?.iter().any(|i| i.id == id) {
             lines.push(format!("Deleted: {id}"));
-            self.prune(unpacker, in_use)?;
+            self.prune(gc, unpacker, in_use)?;
         }
         Ok(lines)
     }
 
     /// Deletes every blob and layer directory no image references, and leftovers of killed pulls.
     /// Layer directories in `in_use` (those containers stack on) are kept whatever the images say.
-    pub fn prune(&self, unpacker: &dyn LayerUnpacker, in_use: &[PathBuf]) -> Result<PruneReport> {
-        let _gc = self.gc_guard_exclusive()?;
+    pub fn prune(
+        &self,
+        _gc: &GcLock,
+        unpacker: &dyn LayerUnpacker,
+        in_use: &[PathBuf],
+    ) -> Result<PruneReport> {
         let _lock = self.layout.lock()?;
         let mut report = PruneReport {
             reclaimed: self.layout.clean_abandoned()?,
@@ -369,4 +393,46 @@ pub struct PruneReport {
     pub layers: u32,
     /// Bytes freed (blobs on disk plus recorded layer sizes).
     pub reclaimed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn store_in(dir: &std::path::Path) -> ImageStore {
+        let dirs = Dirs {
+            data: dir.join("data"),
+            config: dir.join("config"),
+            cache: dir.join("cache"),
+            runtime: dir.join("run"),
+        };
+        ImageStore::open(dirs).unwrap()
+    }
+
+    #[test]
+    fn a_lease_holds_off_the_collector_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        let lease = store.lease().unwrap();
+        // Another lease (a second run, a pull) is not held off.
+        let second = store.lease().unwrap();
+        drop(second);
+        let (tx, rx) = mpsc::channel();
+        let other = store_in(dir.path());
+        let collector = std::thread::spawn(move || {
+            let gc = other.lock_for_gc().unwrap();
+            tx.send(()).unwrap();
+            drop(gc);
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the collector must wait for the lease"
+        );
+        drop(lease);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the collector runs once the lease is gone");
+        collector.join().unwrap();
+    }
 }
