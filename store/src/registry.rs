@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -174,7 +176,10 @@ impl Remote {
     }
 
     /// Streams a blob into `ingest`, calling `progress` with the bytes so far; the blob enters the
-    /// store only if its size and digest match. A dropped connection is retried from scratch.
+    /// store only if its size and digest match. A dropped connection is resumed from the bytes
+    /// already written (an HTTP range request, as `docker pull` does) and the hash carries on over
+    /// them; a registry that answers the range with the whole blob gets a fresh start. Attempts
+    /// that make no progress are limited; ones that do are not counted.
     pub async fn blob(
         &self,
         reference: &Reference,
@@ -189,40 +194,74 @@ impl Remote {
             size: desc.size as i64,
             ..Default::default()
         };
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-            }
-            let mut ingest = new_ingest()?;
+        let mut failures = 0;
+        let mut ingest: Option<Ingest> = None;
+        loop {
+            let offset = ingest.as_ref().map_or(0, Ingest::written);
             let res: Result<()> = async {
-                let mut stream = self
-                    .client
-                    .pull_blob_stream(&oref, &od)
-                    .await
-                    .map_err(|e| map_err(&self.host, reference, e))?;
+                let mut stream = if offset > 0 && offset < desc.size {
+                    match self
+                        .client
+                        .pull_blob_stream_partial(&oref, &od, offset, None)
+                        .await
+                        .map_err(|e| map_err(&self.host, reference, e))?
+                    {
+                        BlobResponse::Partial(s) => s,
+                        BlobResponse::Full(s) => {
+                            ingest = Some(new_ingest()?);
+                            s
+                        }
+                    }
+                } else {
+                    let s = self
+                        .client
+                        .pull_blob_stream(&oref, &od)
+                        .await
+                        .map_err(|e| map_err(&self.host, reference, e))?;
+                    ingest = Some(new_ingest()?);
+                    s
+                };
+                let Some(ing) = ingest.as_mut() else {
+                    return Err(Error::Registry {
+                        registry: self.host.clone(),
+                        detail: "download lost its temporary file".into(),
+                    });
+                };
                 while let Some(chunk) = stream.next().await {
                     let chunk = match chunk {
                         Ok(c) => c,
-                        Err(e) => return Err(stream_error(&self.host, desc, ingest.written(), e)),
+                        Err(e) => return Err(stream_error(&self.host, desc, ing.written(), e)),
                     };
-                    std::io::Write::write_all(&mut ingest, &chunk)
+                    std::io::Write::write_all(ing, &chunk)
                         .ctx(|| format!("writing blob {}", desc.digest))?;
-                    progress(ingest.written());
+                    progress(ing.written());
                 }
                 Ok(())
             }
             .await;
             match res {
-                Ok(()) => return ingest.commit(desc.size),
-                Err(e) if transient(&e) => last = Some(e),
+                Ok(()) => {
+                    return match ingest.take() {
+                        Some(ing) => ing.commit(desc.size),
+                        None => Err(Error::Registry {
+                            registry: self.host.clone(),
+                            detail: "download lost its temporary file".into(),
+                        }),
+                    };
+                }
+                Err(e) if transient(&e) => {
+                    let now = ingest.as_ref().map_or(0, Ingest::written);
+                    if now <= offset {
+                        failures += 1;
+                        if failures >= ATTEMPTS {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(Duration::from_millis(500 << failures)).await;
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Registry {
-            registry: self.host.clone(),
-            detail: "download failed".into(),
-        }))
     }
 }
 

@@ -19,13 +19,42 @@ fn serve(routes: HashMap<String, (String, Vec<u8>)>) -> String {
 
 /// Like [`serve`]; bodies larger than 1 KiB trickle out 256 bytes every `drip` when set.
 fn serve_throttled(routes: HashMap<String, (String, Vec<u8>)>, drip: Option<Duration>) -> String {
+    serve_with(
+        routes,
+        Faults {
+            drip,
+            ..Faults::default()
+        },
+    )
+}
+
+/// How the fault server misbehaves.
+#[derive(Default, Clone)]
+struct Faults {
+    /// Bodies larger than 1 KiB trickle out 256 bytes at a time, this far apart.
+    drip: Option<Duration>,
+    /// The first GET of a body larger than 1 KiB announces its full length, sends half, and
+    /// hangs up: a connection dropped mid-download.
+    cut_first: bool,
+    /// Answer `Range: bytes=N-` with 206 and the rest (otherwise the range is ignored: 200).
+    ranges: bool,
+    /// Every Range header received, in order.
+    seen_ranges: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Like [`serve`], with the given faults.
+fn serve_with(routes: HashMap<String, (String, Vec<u8>)>, faults: Faults) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let routes = Arc::new(routes);
+    let cut_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     std::thread::spawn(move || {
         for stream in listener.incoming().take(200) {
             let Ok(mut s) = stream else { continue };
             let routes = routes.clone();
+            let faults = faults.clone();
+            let cut_done = cut_done.clone();
+            let drip = faults.drip;
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -38,7 +67,40 @@ fn serve_throttled(routes: HashMap<String, (String, Vec<u8>)>, drip: Option<Dura
                 let req = String::from_utf8_lossy(&buf).into_owned();
                 let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let head = req.starts_with("HEAD");
+                let range = req.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("range")
+                        .then(|| v.trim().to_string())
+                });
+                if let Some(r) = &range {
+                    faults.seen_ranges.lock().unwrap().push(r.clone());
+                }
                 let resp = match routes.get(&path) {
+                    Some((_, body))
+                        if !head
+                            && body.len() > 1024
+                            && faults.cut_first
+                            && !cut_done.swap(true, std::sync::atomic::Ordering::SeqCst) =>
+                    {
+                        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                        r.extend_from_slice(&body[..body.len() / 2]);
+                        let _ = s.write_all(&r);
+                        let _ = s.flush();
+                        // Let the client read the half before the connection drops.
+                        std::thread::sleep(Duration::from_millis(200));
+                        return;
+                    }
+                    Some((ctype, body)) if faults.ranges && !head && range.is_some() => {
+                        let from: usize = range
+                            .as_deref()
+                            .and_then(|r| r.strip_prefix("bytes="))
+                            .and_then(|r| r.trim_end_matches('-').parse().ok())
+                            .unwrap_or(0)
+                            .min(body.len());
+                        let mut r = format!("HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nContent-Range: bytes {from}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len() - 1, body.len(), body.len() - from).into_bytes();
+                        r.extend_from_slice(&body[from..]);
+                        r
+                    }
                     Some((ctype, body)) => {
                         let r = format!("HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
                         if head {
@@ -163,6 +225,41 @@ fn the_fault_server_serves_a_good_image() {
             .unwrap(),
         "hello\n"
     );
+}
+
+/// A download dropped halfway is resumed with a range request from the bytes already written,
+/// and the blob is still verified whole; a server that ignores ranges gets a fresh download.
+#[test]
+fn a_dropped_download_resumes_where_it_stopped() {
+    for ranges in [true, false] {
+        let routes = image_routes(OCI_CONFIG, true, |l| l.to_vec());
+        let layer_len = routes
+            .iter()
+            .filter(|(p, _)| p.contains("/blobs/"))
+            .map(|(_, (_, b))| b.len())
+            .max()
+            .unwrap();
+        let faults = Faults {
+            cut_first: true,
+            ranges,
+            ..Faults::default()
+        };
+        let seen = faults.seen_ranges.clone();
+        let addr = serve_with(routes, faults);
+        let env = Env::new();
+        env.ok(&["pull", "-q", &format!("{addr}/fault")]);
+        assert_eq!(
+            std::fs::read_to_string(env.layer_dirs(&format!("{addr}/fault"))[0].join("hello.txt"))
+                .unwrap(),
+            "hello\n"
+        );
+        env.verify_blobs();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [format!("bytes={}-", layer_len / 2)],
+            "one resume from the half already received (server honours ranges: {ranges})"
+        );
+    }
 }
 
 #[test]
