@@ -343,6 +343,26 @@ fn hardening_is_on_by_default_and_privileged_lifts_it() {
         ])
         .stdout;
     assert_eq!(unconfined.trim(), "Seccomp:\t0");
+    // No new namespaces by default (unshare, and clone with namespace flags), while plain forks
+    // work; CAP_SYS_ADMIN opens them, as in Docker's profile.
+    let ns = "unshare -U true 2>/dev/null && echo USERNS; unshare -n true 2>/dev/null && echo NETNS; (echo forked &); wait";
+    let r = env
+        .ok(&["run", "--rm", &img("busybox"), "sh", "-c", ns])
+        .stdout;
+    assert_eq!(r.trim(), "forked", "{r}");
+    let r = env
+        .ok(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            &img("busybox"),
+            "sh",
+            "-c",
+            ns,
+        ])
+        .stdout;
+    assert!(r.contains("USERNS") && r.contains("forked"), "{r}");
 }
 
 #[test]
