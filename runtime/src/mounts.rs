@@ -93,6 +93,45 @@ fn remount_ro(target: &str, what: &str) -> R<()> {
     )
 }
 
+/// mount(2) takes its options as one page: a longer overlay option string (about 30 layers with
+/// full chain-id paths) has to go through the new mount API.
+const PAGE_LIMIT: usize = 4096;
+
+/// Mounts the overlay at `target` through the new mount API, one `lowerdir+` per layer (Linux
+/// 6.8+), for images whose layer list does not fit in mount(2)'s one page of options. On an
+/// older kernel the error sends the caller to its copy fallback.
+fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str) -> R<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fail = |what: &str, e: rustix::io::Errno| {
+        format!(
+            "{} layers are more than one mount option string holds, and mounting them one by one \
+             (Linux 6.8+) failed at {what}: {e}",
+            lower.len()
+        )
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
+    for l in lower {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_str()).map_err(|e| fail("lowerdir+", e))?;
+    }
+    fsconfig_set_string(&fs, "upperdir", ctr.join("upper")).map_err(|e| fail("upperdir", e))?;
+    fsconfig_set_string(&fs, "workdir", ctr.join("work")).map_err(|e| fail("workdir", e))?;
+    fsconfig_set_flag(&fs, "userxattr").map_err(|e| fail("userxattr", e))?;
+    fsconfig_create(&fs).map_err(|e| fail("create", e))?;
+    let m = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount", e))?;
+    move_mount(
+        &m,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| fail("move_mount", e))
+}
+
 /// Builds the rootfs at `<ctr>/rootfs` and pivots into it. Runs in the container's namespaces.
 pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
     mnt(
@@ -117,15 +156,11 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
         ctr.join("upper").display(),
         ctr.join("work").display()
     );
-    if data.len() >= 4096 {
-        return Err(format!(
-            "the image has too many layers ({}) for one overlay mount",
-            lower.len()
-        ));
-    }
     let forced_copy = std::env::var("SKIFF_ROOTFS").is_ok_and(|v| v == "copy");
     let overlay = if forced_copy {
         Err("SKIFF_ROOTFS=copy".to_string())
+    } else if data.len() >= PAGE_LIMIT {
+        overlay_layer_by_layer(&lower, ctr, &rootfs_s)
     } else {
         mnt(
             Some("overlay"),

@@ -365,6 +365,28 @@ fn hardening_is_on_by_default_and_privileged_lifts_it() {
     assert!(r.contains("USERNS") && r.contains("forked"), "{r}");
 }
 
+/// 60 layers do not fit in mount(2)'s one page of overlay options: they are stacked one by one
+/// (new mount API) and the container still gets an overlay, not a copy.
+#[test]
+fn an_image_with_sixty_layers_runs_on_overlayfs() {
+    let env = Env::new();
+    env.pull("deep");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        &img("deep"),
+        "sh",
+        "-c",
+        "ls /deep | wc -l; cat /deep/01 /deep/59; awk '$2 == \"/\" {print $3}' /proc/mounts",
+    ]);
+    assert_eq!(r.stdout, "59\n1\n59\noverlay\n", "{r:?}");
+    assert!(
+        !r.stderr.contains("WARNING"),
+        "no copy fallback: {}",
+        r.stderr
+    );
+}
+
 #[test]
 fn network_none_has_only_loopback() {
     let env = Env::new();

@@ -229,6 +229,9 @@ fn hex_of(b: &[u8]) -> String {
         .collect()
 }
 
+/// Layers of the `deep` image (busybox and one small file each).
+pub const DEEP_LAYERS: usize = 60;
+
 /// Builds every fixture and pushes it to the registry.
 pub fn build_and_push() -> Result<()> {
     let t = std::time::Instant::now();
@@ -311,6 +314,21 @@ pub fn build_and_push() -> Result<()> {
         "multiarch:docker",
         &["--all", "--format", "v2s2"],
     )?;
+
+    // 60 layers: more than mount(2)'s one page of overlay options holds.
+    let mut deep = vec![bb.clone()];
+    for n in 1..DEEP_LAYERS {
+        let mut l = Layer::new();
+        l.file(
+            &format!("deep/{n:02}"),
+            0o644,
+            0,
+            format!("{n}\n").as_bytes(),
+        )?;
+        deep.push(l.write(&work.join(format!("deep-{n}.tar")))?);
+    }
+    umoci_image(&layout, "deep", &deep, arch, &["sh"])?;
+    push(&layout, "deep", "deep:latest", &[])?;
 
     let mut big1 = Layer::new();
     big1.file("noise.bin", 0o644, 0, &noise(50 << 20))?;
