@@ -554,8 +554,8 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         &store.config,
         &store.dirs,
     ))?;
-    let file = auth::store(&registry, &creds)?;
-    eprintln!("Credentials saved in {}", file.display());
+    let saved = auth::store(&registry, &creds)?;
+    eprintln!("Credentials saved in {saved}");
     println!("Login Succeeded!");
     Ok(ExitCode::SUCCESS)
 }

@@ -94,6 +94,111 @@ fn credentials_are_read_from_docker_config_too() {
     env.ok(&["pull", "-q", &format!("{SECURE}/private/busybox")]);
 }
 
+/// A command run with the test's home (where gpg and pass keep their files).
+fn in_home(env: &Env, program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .env("HOME", env.home.path())
+        .env_remove("GNUPGHOME")
+        .env_remove("PASSWORD_STORE_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (cargo xtask testenv up installs it)"))
+}
+
+/// Stops the test home's gpg-agent when dropped, pass or fail: nothing is left running.
+struct Agent<'a>(&'a Env);
+
+impl Drop for Agent<'_> {
+    fn drop(&mut self) {
+        let _ = in_home(self.0, "gpgconf", &["--kill", "gpg-agent"]);
+    }
+}
+
+/// A real password store in the test's home: a fresh gpg key without passphrase and `pass init`.
+fn password_store(env: &Env) -> Agent<'_> {
+    let agent = Agent(env);
+    let gnupg = env.home.path().join(".gnupg");
+    std::fs::create_dir_all(&gnupg).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = in_home(
+        env,
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "skiff test <skiff@test.invalid>",
+            "future-default",
+            "default",
+            "never",
+        ],
+    );
+    assert!(key.status.success(), "{key:?}");
+    let list = in_home(env, "gpg", &["--list-keys", "--with-colons"]);
+    let listing = String::from_utf8_lossy(&list.stdout);
+    let fpr = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .and_then(|l| l.trim_matches(':').rsplit(':').next())
+        .expect("a key fingerprint")
+        .to_string();
+    let init = in_home(env, "pass", &["init", &fpr]);
+    assert!(init.status.success(), "{init:?}");
+    agent
+}
+
+fn helper_list(env: &Env) -> String {
+    String::from_utf8_lossy(&in_home(env, "docker-credential-pass", &["list"]).stdout).into_owned()
+}
+
+#[test]
+fn credential_helpers_named_in_docker_config_store_and_give_credentials() {
+    let env = Env::new();
+    trust_test_ca(&env);
+    let _agent = password_store(&env);
+    let docker = env.home.path().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), r#"{"credsStore":"pass"}"#).unwrap();
+
+    let good = login(&env, "skiff-secret");
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    assert!(
+        good.stderr.contains("docker-credential-pass"),
+        "{}",
+        good.stderr
+    );
+    assert!(helper_list(&env).contains(SECURE), "{}", helper_list(&env));
+    let auth_json = env.home.path().join("run/containers/auth.json");
+    assert!(
+        !auth_json.exists(),
+        "no password in a file beside the helper"
+    );
+
+    let image = format!("{SECURE}/private/busybox");
+    env.ok(&["pull", "-q", &image]);
+    env.ok(&["logout", SECURE]);
+    assert!(!helper_list(&env).contains(SECURE), "{}", helper_list(&env));
+    env.ok(&["rmi", &image]);
+    env.fails(&["pull", &image], "authentication required or refused");
+
+    // credHelpers names a helper per registry, before credsStore; a missing one is a clear error.
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credsStore":"pass","credHelpers":{{"{SECURE}":"nosuch"}}}}"#),
+    )
+    .unwrap();
+    let r = env.run(&["pull", &image]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("docker-credential-nosuch") && r.stderr.contains("install it"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn insecure_registries_are_plain_http_only_when_configured() {
     let env = Env::new();

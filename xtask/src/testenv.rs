@@ -27,6 +27,9 @@ const PACKAGES: &[&str] = &[
     "slirp4netns",
     "apache2-utils",
     "openssl",
+    // A real credential helper (docker-credential-pass) and the password store behind it.
+    "golang-docker-credential-helpers",
+    "pass",
 ];
 /// A non-loopback name for 127.0.0.1 (via /etc/hosts), so HTTPS is required as for a real registry.
 pub const SECURE_HOST: &str = "registry.skiff.test";
