@@ -76,6 +76,8 @@ enum Cmd {
     },
     /// Run a command in a running container
     Exec(crate::containers_cmd::ExecArgs),
+    /// List a container's published ports
+    Port(crate::containers_cmd::PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -113,6 +115,8 @@ enum ContainerCmd {
     Start(crate::containers_cmd::StartArgs),
     /// Show a container's output
     Logs(crate::containers_cmd::LogsArgs),
+    /// List a container's published ports
+    Port(crate::containers_cmd::PortArgs),
 }
 
 #[derive(Subcommand)]
@@ -246,6 +250,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => crate::containers_cmd::rename(&container, &new_name),
         Cmd::Top { container } => crate::containers_cmd::top(&container),
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(a),

@@ -153,7 +153,7 @@ fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
         "RunningFor": human::ago(since(&Some(v.cfg.created.clone()))),
         "Status": status_text(v),
         "State": state_word(v),
-        "Ports": "",
+        "Ports": v.cfg.ports.iter().map(|p| p.display()).collect::<Vec<_>>().join(", "),
         "Names": v.cfg.name,
         "Labels": labels.join(","),
         "ExitCode": v.state.exit_code,
@@ -485,6 +485,59 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
     }
 }
 
+/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` for the published ports.
+fn port_bindings(v: &View) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for p in &v.cfg.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let entry = serde_json::json!({ "HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string() });
+        match m.get_mut(&key).and_then(|e| e.as_array_mut()) {
+            Some(list) => list.push(entry),
+            None => {
+                m.insert(key, serde_json::json!([entry]));
+            }
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// `port` flags.
+#[derive(Args)]
+pub struct PortArgs {
+    /// Container
+    container: String,
+    /// Only this container port (PORT or PORT/PROTO)
+    port: Option<String>,
+}
+
+/// `skiff port`: the container's published ports, as `80/tcp -> 0.0.0.0:8080`.
+pub fn port(a: PortArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    let id = c.resolve(&a.container)?;
+    let v = c.view(&id)?;
+    let want = a.port.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut shown = 0;
+    for p in &v.cfg.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        match &want {
+            Some(w) if *w != key => continue,
+            Some(_) => println!("{}:{}", p.host_ip_or_any(), p.host_port),
+            None => println!("{key} -> {}:{}", p.host_ip_or_any(), p.host_port),
+        }
+        shown += 1;
+    }
+    if let (Some(w), 0) = (&want, shown) {
+        bail!("no public port {w} published for {}", v.cfg.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Docker's one-word state: created, running, restarting or exited.
 fn state_word(v: &View) -> &'static str {
     match v.state.status {
@@ -534,13 +587,13 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
         },
         "HostConfig": {
-            "NetworkMode": v.cfg.network, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
+            "NetworkMode": v.cfg.network, "PortBindings": port_bindings(v), "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
             "RestartPolicy": { "Name": v.cfg.restart.split(':').next(), "MaximumRetryCount": v.cfg.restart.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) },
             "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
         },
         "Mounts": mounts,
-        "NetworkSettings": { "Networks": { v.cfg.network.clone(): {} } },
+        "NetworkSettings": { "Networks": { v.cfg.network.clone(): {} }, "Ports": port_bindings(v) },
         "LogPath": c.log_path(&v.cfg.id),
     })
 }

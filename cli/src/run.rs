@@ -56,9 +56,12 @@ pub struct RunArgs {
     /// Mount a tmpfs at this path
     #[arg(long, action = ArgAction::Append)]
     tmpfs: Vec<String>,
-    /// Network: host (default) or none
+    /// Network: host (default), none, or slirp4netns (private; the default with -p)
     #[arg(long, alias = "net")]
     network: Option<String>,
+    /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
+    #[arg(short, long, action = ArgAction::Append)]
+    publish: Vec<String>,
     /// Pull the image: missing (default), always or never
     #[arg(long, default_value = "missing")]
     pull: String,
@@ -148,6 +151,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         volumes: a.volume.clone(),
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
+        publish: a.publish.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),

@@ -82,8 +82,11 @@ pub struct ContainerConfig {
     pub mounts: Vec<MountSpec>,
     /// `--read-only`.
     pub read_only: bool,
-    /// `host` or `none`.
+    /// `host`, `none` or `slirp4netns` (a private network namespace connected through it).
     pub network: String,
+    /// Published ports (`-p`), with `slirp4netns`.
+    #[serde(default)]
+    pub ports: Vec<crate::network::PortSpec>,
     /// Capabilities added (`--cap-add`, names without CAP_).
     #[serde(default)]
     pub cap_add: Vec<String>,

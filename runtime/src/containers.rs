@@ -217,6 +217,7 @@ mod tests {
             mounts: vec![],
             read_only: false,
             network: "host".into(),
+            ports: vec![],
             cap_add: vec![],
             cap_drop: vec![],
             privileged: false,

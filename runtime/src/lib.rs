@@ -15,6 +15,7 @@ pub mod logs;
 pub mod monitor;
 pub mod mounts;
 pub mod names;
+pub mod network;
 pub mod passwd;
 pub mod procfs;
 pub mod residency;

@@ -71,10 +71,11 @@ fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
         cfg.hostname
     );
-    let resolv = if cfg.network == "none" {
-        String::new()
-    } else {
-        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    let resolv = match cfg.network.as_str() {
+        "none" => String::new(),
+        // slirp4netns forwards DNS sent here to the host's resolvers (even ones on its loopback).
+        "slirp4netns" => format!("nameserver {}\n", crate::network::DNS_FORWARD),
+        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     for (name, text) in [
         ("hosts", hosts),
@@ -263,6 +264,8 @@ enum Launch {
 
 struct Launched {
     child: Pid,
+    /// slirp4netns, for a private network: it exits when this is dropped.
+    net: Option<crate::network::Helper>,
     pty: Option<OwnedFd>,
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
@@ -280,6 +283,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     })?;
     let mut l = Launched {
         child: Pid::from_raw(0),
+        net: None,
         pty: None,
         out: None,
         err: None,
@@ -328,7 +332,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     if userns {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    if cfg.network == "none" {
+    if cfg.network != "host" {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let setup = ChildSetup {
@@ -377,6 +381,17 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
             return Err(Error::Setup(format!("mapping ids for the container: {e}")));
+        }
+    }
+    if cfg.network == "slirp4netns" {
+        // Before the child goes on: its command starts with the network up and ports published.
+        match crate::network::connect(child.as_raw(), &cfg.ports, ctr, userns) {
+            Ok(helper) => l.net = Some(helper),
+            Err(msg) => {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Ok(Launch::Failed { code: 125, msg });
+            }
         }
     }
     let _ = sync_w.write_all(&[1]);

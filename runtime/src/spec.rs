@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub tmpfs: Vec<String>,
     /// `--network`.
     pub network: Option<String>,
+    /// `-p` / `--publish`.
+    pub publish: Vec<String>,
     /// `--cap-add`.
     pub cap_add: Vec<String>,
     /// `--cap-drop`.
@@ -191,10 +193,28 @@ pub fn build(
     containers: &Containers,
 ) -> Result<impl FnOnce(&str, &str) -> ContainerConfig> {
     let c = &image.config["config"];
-    let network = o.network.clone().unwrap_or_else(|| "host".into());
-    if !matches!(network.as_str(), "host" | "none") {
+    let ports = o
+        .publish
+        .iter()
+        .map(|p| crate::network::PortSpec::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    // Published ports need a private network: -p alone picks slirp4netns.
+    let network = o.network.clone().unwrap_or_else(|| {
+        if ports.is_empty() {
+            "host"
+        } else {
+            "slirp4netns"
+        }
+        .into()
+    });
+    if !matches!(network.as_str(), "host" | "none" | "slirp4netns") {
         return Err(Error::Invalid(format!(
-            "unknown --network {network:?}: use host or none (private networks and -p come later)"
+            "unknown --network {network:?}: use slirp4netns (a private network, also rootless), host or none"
+        )));
+    }
+    if !ports.is_empty() && network != "slirp4netns" {
+        return Err(Error::Invalid(format!(
+            "-p publishes ports of a private network, and --network {network} has none: drop --network {network} (or use --network slirp4netns)"
         )));
     }
     security::capability_mask(&o.cap_add, &o.cap_drop, o.privileged)?;
@@ -368,6 +388,7 @@ pub fn build(
             mounts,
             read_only: o.read_only,
             network,
+            ports,
             cap_add: o.cap_add,
             cap_drop: o.cap_drop,
             privileged: o.privileged,
@@ -458,6 +479,17 @@ mod tests {
             ..Default::default()
         })
         .contains("unknown --network"));
+        assert!(err(RunOptions {
+            network: Some("host".into()),
+            publish: vec!["8080:80".into()],
+            ..Default::default()
+        })
+        .contains("drop --network host"));
+        assert!(err(RunOptions {
+            publish: vec!["80".into()],
+            ..Default::default()
+        })
+        .contains("invalid -p"));
         assert!(err(RunOptions {
             volumes: vec!["/no/such/dir:/x".into()],
             ..Default::default()

@@ -224,6 +224,15 @@ impl Drop for Env {
     /// Removes everything through skiff (layer files may belong to subordinate ids the test user
     /// cannot delete directly), then the temp home.
     fn drop(&mut self) {
+        // A test that failed half-way may leave containers running: stop them (and so their
+        // monitors and network helpers) before their files go.
+        let ids = self.run(&["ps", "-aq"]).stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            let _ = self.run(&args);
+        }
         // Containers' upper dirs and volumes may hold files of mapped ids: remove them from inside
         // the user namespace.
         let dirs: Vec<String> = ["containers", "volumes"]

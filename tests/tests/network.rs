@@ -1,0 +1,197 @@
+//! Private networks and published ports: `--network slirp4netns` and `-p`, served by the real
+//! slirp4netns, reached from the host over real TCP; nothing left listening afterwards.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn bb() -> String {
+    format!("{REGISTRY}/busybox")
+}
+
+/// A port that is free on the host right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / on 127.0.0.1:port, retried while the server inside starts (at most 20 s).
+fn http_get(port: u16) -> String {
+    let t = Instant::now();
+    loop {
+        let attempt = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match attempt {
+            Ok(body) if body.contains("200") => return body,
+            other => {
+                assert!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "no answer on port {port}: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Whether the host port can be bound again (its forwarder is gone), waiting up to 10 s.
+fn port_released(port: u16) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_published_port_serves_the_containers_server_on_the_host() {
+    let env = Env::new();
+    env.pull("busybox");
+    let port = free_port();
+    let publish = format!("{port}:80");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        &bb(),
+        "sh",
+        "-c",
+        "mkdir /www && echo hello-from-the-container > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let body = http_get(port);
+    assert!(body.contains("hello-from-the-container"), "{body}");
+
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]).stdout;
+    assert_eq!(ps.trim(), format!("web 0.0.0.0:{port}->80/tcp"));
+    assert_eq!(
+        env.ok(&["port", "web"]).stdout.trim(),
+        format!("80/tcp -> 0.0.0.0:{port}")
+    );
+    let ports = env
+        .ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"])
+        .stdout;
+    assert_eq!(
+        ports.trim(),
+        format!(r#"{{"80/tcp":[{{"HostIp":"0.0.0.0","HostPort":"{port}"}}]}}"#)
+    );
+
+    // The same host port twice: a clear error, and the failed container leaves nothing.
+    let r = env.fails(
+        &["run", "--rm", "-p", &publish, &bb(), "true"],
+        "already in use",
+    );
+    assert!(r.stderr.contains(&publish) || r.stderr.contains(&port.to_string()));
+
+    // Gone with the container: the port is free again.
+    env.ok(&["rm", "-f", "web"]);
+    assert!(port_released(port), "port {port} still held");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+/// The network helper holds an exit pipe from the monitor: even a monitor killed with SIGKILL
+/// takes it (and the host port) down.
+#[test]
+fn a_killed_monitor_leaves_no_forwarder_behind() {
+    let env = Env::new();
+    env.pull("busybox");
+    let port = free_port();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("{port}:80"),
+            &bb(),
+            "sleep",
+            "600",
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.data().join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let monitor = st["monitor_pid"].as_i64().unwrap() as i32;
+    assert!(
+        TcpListener::bind(("0.0.0.0", port)).is_err(),
+        "the port is published while the container runs"
+    );
+    // SAFETY: signalling the monitor this test started.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(port_released(port), "port {port} still held");
+    let status = env.ok(&["ps", "-a", "--format", "{{.Status}}"]).stdout;
+    assert!(status.starts_with("Exited (-1)"), "{status}");
+}
+
+#[test]
+fn a_private_network_has_its_own_interface_and_no_way_to_host_loopback() {
+    let env = Env::new();
+    env.pull("busybox");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "slirp4netns",
+        &bb(),
+        "sh",
+        "-c",
+        "ip addr show tap0 | grep -o 'inet [0-9./]*'; ip route | grep default; cat /etc/resolv.conf; \
+         wget -q -T 3 -O /dev/null http://10.0.2.2:5000/v2/ && echo HOST-LOOPBACK-REACHED; true",
+    ]);
+    assert!(r.stdout.contains("inet 10.0.2.100/24"), "{}", r.stdout);
+    assert!(r.stdout.contains("default via 10.0.2.2"), "{}", r.stdout);
+    assert!(r.stdout.contains("nameserver 10.0.2.3"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("HOST-LOOPBACK-REACHED"),
+        "the host's 127.0.0.1 services (the registry) stay out of reach: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn bad_publish_requests_are_one_line_errors() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "8080:80",
+            &bb(),
+            "true",
+        ],
+        "drop --network host",
+    );
+    env.fails(&["run", "--rm", "-p", "80", &bb(), "true"], "host port too");
+    env.fails(
+        &["run", "--rm", "-p", "x:80", &bb(), "true"],
+        "is not a port",
+    );
+    env.fails(
+        &["run", "--rm", "--network", "bridge", &bb(), "true"],
+        "unknown --network",
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
