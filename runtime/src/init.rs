@@ -23,7 +23,7 @@ pub struct ChildSetup<'a> {
     pub userns: bool,
     /// Whether gid 5 (tty) exists in the mapping, for devpts.
     pub gid5_mapped: bool,
-    /// Read end: one byte once the maps are written.
+    /// Read end: one byte once the monitor has mapped the ids and connected the network.
     pub sync_fd: RawFd,
     /// Write end (close-on-exec): error text if setup fails.
     pub err_fd: RawFd,
@@ -70,12 +70,16 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
             )));
         }
     }
-    if s.userns {
-        let mut b = [0u8; 1];
-        // SAFETY: reading one byte into our buffer.
-        if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
-            return Err(setup_err("the user namespace was not set up"));
-        }
+    // Wait for the monitor: it maps our ids (rootless) and connects our network namespace
+    // (slirp4netns) before anything here may use them.
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into our buffer.
+    if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
+        return Err(setup_err(if s.userns {
+            "the user namespace was not set up"
+        } else {
+            "the monitor did not finish setting up the container"
+        }));
     }
     // SAFETY: closing an fd this process owns and no longer needs.
     unsafe { libc::close(s.sync_fd) };

@@ -120,10 +120,10 @@ impl Drop for Helper {
         drop(self.exit_w.take());
         let pid = nix::unistd::Pid::from_raw(self.pid);
         let flags = Some(nix::sys::wait::WaitPidFlag::WNOHANG);
-        for _ in 0..100 {
+        for _ in 0..1000 {
             match nix::sys::wait::waitpid(pid, flags) {
                 Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                    std::thread::sleep(Duration::from_millis(10))
+                    std::thread::sleep(Duration::from_millis(1))
                 }
                 _ => return,
             }

@@ -161,9 +161,22 @@ pub fn run_inner(skiff: &str) -> Result<()> {
     timed(&mut direct("podman", &["run", "--rm", &image, "true"]))?;
     timed(&mut crun(0))?;
     timed(&mut direct(skiff, &["run", "--rm", &big, "true"]))?;
+    // A private network with one published port: slirp4netns for both.
+    let publish = "18765:80";
+    let with_port = |program: &str| {
+        direct(
+            program,
+            &["run", "--rm", "--network", "slirp4netns", "-p", publish, &image, "true"],
+        )
+    };
+    timed(&mut with_port(skiff))?;
+    timed(&mut with_port("podman"))?;
     const N: usize = 21;
     let (mut s, mut p, mut c, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut sn, mut pn) = (Vec::new(), Vec::new());
     for i in 1..=N {
+        sn.push(timed(&mut with_port(skiff))?);
+        pn.push(timed(&mut with_port("podman"))?);
         s.push(timed(&mut direct(skiff, &["run", "--rm", &image, "true"]))?);
         p.push(timed(&mut direct(
             "podman",
@@ -184,6 +197,17 @@ pub fn run_inner(skiff: &str) -> Result<()> {
     );
     row("crun 1.8.1 run (rootless bundle, same busybox)", &c);
     row("skiff run --rm big true (≈107 MB image)", &b);
+    row(
+        &format!("skiff run --rm --network slirp4netns -p {publish} busybox true"),
+        &sn,
+    );
+    row(
+        &format!(
+            "{} run --rm --network slirp4netns -p {publish} busybox true",
+            podman_version.trim()
+        ),
+        &pn,
+    );
     let med = |v: &[Duration]| median(&mut v.to_vec()).as_secs_f64();
     println!();
     println!(
