@@ -166,7 +166,16 @@ pub fn run_inner(skiff: &str) -> Result<()> {
     let with_port = |program: &str| {
         direct(
             program,
-            &["run", "--rm", "--network", "slirp4netns", "-p", publish, &image, "true"],
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "slirp4netns",
+                "-p",
+                publish,
+                &image,
+                "true",
+            ],
         )
     };
     timed(&mut with_port(skiff))?;
