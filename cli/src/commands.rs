@@ -29,7 +29,7 @@ enum Cmd {
     Images(ImagesArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
-    /// Show low-level information on images as JSON
+    /// Show low-level information on containers and images as JSON
     Inspect(InspectArgs),
     /// Manage images
     #[command(subcommand)]
@@ -78,6 +78,10 @@ enum Cmd {
     Exec(crate::containers_cmd::ExecArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
+    /// Show what skiff finds on this machine for you: id ranges, helpers, storage
+    Info(crate::info::InfoArgs),
+    /// Show skiff's version
+    Version(crate::info::InfoArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -178,7 +182,7 @@ struct RmiArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Images by name, id or id prefix
+    /// Containers or images by name, id or id prefix
     #[arg(required = true)]
     names: Vec<String>,
     /// container or image (default: whichever the name finds, containers first)
@@ -251,6 +255,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Top { container } => crate::containers_cmd::top(&container),
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
+        Cmd::Info(a) => crate::info::info(a),
+        Cmd::Version(a) => crate::info::version(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(a),

@@ -5,6 +5,7 @@ mod commands;
 mod containers_cmd;
 mod format;
 mod human;
+mod info;
 mod progress;
 mod prompt;
 mod run;

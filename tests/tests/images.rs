@@ -1,5 +1,5 @@
-//! Managing local images: rmi by name, id and prefix, prune, and the store as an OCI layout that
-//! other tools read.
+//! Managing local images: rmi by name, id and prefix, prune, the store as an OCI layout that
+//! other tools read, and what `info`/`version` report about it.
 
 mod common;
 
@@ -116,4 +116,43 @@ fn the_store_is_an_oci_layout_skopeo_reads() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Digest"], registry_digest("busybox", "latest"));
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn info_and_version_report_this_user_and_store() {
+    let env = Env::new();
+    env.pull("busybox");
+    assert_eq!(
+        env.ok(&["info", "-f", "{{.Store.Images}}"]).stdout.trim(),
+        "1"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["info", "--format", "json"]).stdout).unwrap();
+    assert_eq!(doc["Host"]["Rootless"], !is_root(), "{doc}");
+    assert_eq!(
+        doc["Store"]["DataRoot"].as_str().unwrap(),
+        env.data().to_string_lossy()
+    );
+    if !is_root() {
+        // The rootless suites run as a user with a subuid range and as one without.
+        let m = &doc["Host"]["IdMappings"];
+        assert!(
+            m["UidMap"].as_array().is_some_and(|r| r.len() >= 2)
+                || m.as_str()
+                    .is_some_and(|s| s.contains("usermod --add-subuids")),
+            "{m}"
+        );
+    }
+    assert!(doc["Host"]["Slirp4netns"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("/slirp4netns")));
+    assert_eq!(
+        env.ok(&["version", "-f", "{{.Version}}"]).stdout.trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let plain = env.ok(&["info"]).stdout;
+    assert!(
+        plain.contains("Host:\n") && plain.contains("  Rootless: "),
+        "{plain}"
+    );
 }
