@@ -587,7 +587,9 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
         },
         "HostConfig": {
-            "NetworkMode": v.cfg.network, "PortBindings": port_bindings(v), "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
+            "NetworkMode": v.cfg.network, "PortBindings": port_bindings(v),
+            "Memory": v.cfg.limits.memory.unwrap_or(0), "PidsLimit": v.cfg.limits.pids.unwrap_or(0),
+            "NanoCpus": v.cfg.limits.cpu_micros.unwrap_or(0) * 1000, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
             "RestartPolicy": { "Name": v.cfg.restart.split(':').next(), "MaximumRetryCount": v.cfg.restart.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) },
             "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },

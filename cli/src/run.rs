@@ -62,6 +62,15 @@ pub struct RunArgs {
     /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
     #[arg(short, long, action = ArgAction::Append)]
     publish: Vec<String>,
+    /// Memory limit (512m, 1g), where cgroups allow it
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Most processes the container may have (-1: no limit)
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// CPUs the container may use (1.5)
+    #[arg(long)]
+    cpus: Option<String>,
     /// Pull the image: missing (default), always or never
     #[arg(long, default_value = "missing")]
     pull: String,
@@ -152,6 +161,9 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
         publish: a.publish.clone(),
+        memory: a.memory.clone(),
+        pids_limit: a.pids_limit,
+        cpus: a.cpus.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
@@ -227,10 +239,18 @@ pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCo
     }
     let mut child = cmd.spawn().context("starting the monitor")?;
     drop(w);
+    let mut lines = BufReader::new(std::fs::File::from(r));
     let mut line = String::new();
-    BufReader::new(std::fs::File::from(r))
-        .read_line(&mut line)
-        .context("waiting for the container to start")?;
+    loop {
+        line.clear();
+        lines
+            .read_line(&mut line)
+            .context("waiting for the container to start")?;
+        match line.trim().strip_prefix("warn ") {
+            Some(w) => eprintln!("WARNING: {w}"),
+            None => break,
+        }
+    }
     let line = line.trim();
     if line == "ok" {
         return Ok(ExitCode::SUCCESS);

@@ -87,6 +87,9 @@ pub struct ContainerConfig {
     /// Published ports (`-p`), with `slirp4netns`.
     #[serde(default)]
     pub ports: Vec<crate::network::PortSpec>,
+    /// `--memory`, `--pids-limit`, `--cpus`.
+    #[serde(default)]
+    pub limits: crate::cgroups::Limits,
     /// Capabilities added (`--cap-add`, names without CAP_).
     #[serde(default)]
     pub cap_add: Vec<String>,

@@ -218,6 +218,7 @@ mod tests {
             read_only: false,
             network: "host".into(),
             ports: vec![],
+            limits: Default::default(),
             cap_add: vec![],
             cap_drop: vec![],
             privileged: false,

@@ -2,6 +2,7 @@
 //! process start, and the per-container monitor. It never reaches into the store's files: the
 //! CLI hands it the image's layer directories.
 
+pub mod cgroups;
 pub mod config;
 pub mod console;
 pub mod containers;

@@ -78,6 +78,7 @@ impl Containers {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
+            crate::cgroups::remove_leftovers(id);
             let state = self.update_state(id, |s| {
                 if s.status == Status::Running {
                     s.status = Status::Exited;

@@ -192,7 +192,13 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.error = None;
                     s.restarting = false;
                 })?;
-                report(ready_fd.take(), "ok");
+                for w in &l.warnings {
+                    if opts.attached {
+                        eprintln!("WARNING: {w}");
+                    }
+                }
+                let warned: String = l.warnings.iter().map(|w| format!("warn {w}\n")).collect();
+                report(ready_fd.take(), &format!("{warned}ok"));
                 crate::residency::release_clean_file_pages();
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
@@ -266,6 +272,11 @@ struct Launched {
     child: Pid,
     /// slirp4netns, for a private network: it exits when this is dropped.
     net: Option<crate::network::Helper>,
+    /// The container's cgroups, for limits: removed when this is dropped (after `net`, so
+    /// slirp4netns has gone first; it is not in them anyway).
+    cgroup: Option<crate::cgroups::Cgroup>,
+    /// What the user should know but that did not stop the start (limits that could not apply).
+    warnings: Vec<String>,
     pty: Option<OwnedFd>,
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
@@ -284,6 +295,8 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     let mut l = Launched {
         child: Pid::from_raw(0),
         net: None,
+        cgroup: None,
+        warnings: Vec::new(),
         pty: None,
         out: None,
         err: None,
@@ -381,6 +394,20 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
             return Err(Error::Setup(format!("mapping ids for the container: {e}")));
+        }
+    }
+    if cfg.limits.any() {
+        // Before the child goes on, so its command starts inside its limits.
+        match crate::cgroups::apply(&cfg.id, child.as_raw(), &cfg.limits) {
+            Ok(cg) => l.cgroup = Some(cg),
+            Err(why) => l.warnings.push(format!(
+                "resource limits ignored: {why} ({})",
+                if userns {
+                    "limits for rootless containers are not supported yet: they need cgroup v2 delegated through systemd"
+                } else {
+                    "this cgroup setup does not allow them"
+                }
+            )),
         }
     }
     if cfg.network == "slirp4netns" {

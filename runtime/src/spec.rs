@@ -41,6 +41,12 @@ pub struct RunOptions {
     pub network: Option<String>,
     /// `-p` / `--publish`.
     pub publish: Vec<String>,
+    /// `--memory` / `-m` (`512m`).
+    pub memory: Option<String>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--cpus` (`1.5`).
+    pub cpus: Option<String>,
     /// `--cap-add`.
     pub cap_add: Vec<String>,
     /// `--cap-drop`.
@@ -193,6 +199,8 @@ pub fn build(
     containers: &Containers,
 ) -> Result<impl FnOnce(&str, &str) -> ContainerConfig> {
     let c = &image.config["config"];
+    let limits =
+        crate::cgroups::Limits::parse(o.memory.as_deref(), o.pids_limit, o.cpus.as_deref())?;
     let ports = o
         .publish
         .iter()
@@ -389,6 +397,7 @@ pub fn build(
             read_only: o.read_only,
             network,
             ports,
+            limits,
             cap_add: o.cap_add,
             cap_drop: o.cap_drop,
             privileged: o.privileged,

@@ -387,6 +387,106 @@ fn an_image_with_sixty_layers_runs_on_overlayfs() {
     );
 }
 
+/// The value of a cgroup file of container `id`: v1 (`/sys/fs/cgroup/CONTROLLER/skiff/ID/FILE`)
+/// or v2 (`/sys/fs/cgroup/skiff/ID/FILE2`).
+fn cgroup_value(id: &str, controller: &str, v1: &str, v2: &str) -> Option<String> {
+    [
+        format!("/sys/fs/cgroup/{controller}/skiff/{id}/{v1}"),
+        format!("/sys/fs/cgroup/skiff/{id}/{v2}"),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|s| s.trim().to_string())
+}
+
+/// --memory, --pids-limit and --cpus: applied through cgroups as root (the memory hog is
+/// OOM-killed, forks past the limit fail, the cgroup goes with the container); rootless on
+/// this machine (no delegation) the container runs without them and says so.
+#[test]
+fn resource_limits_apply_where_cgroups_allow_and_warn_where_not() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = img("busybox");
+    let r = env.ok(&[
+        "run",
+        "-d",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "10",
+        "--cpus",
+        "0.5",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let id = r.stdout.trim().to_string();
+    let hc = env
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}",
+            &id,
+        ])
+        .stdout;
+    assert_eq!(hc.trim(), "33554432 10 500000000");
+    if is_root() {
+        assert_eq!(
+            cgroup_value(&id, "memory", "memory.limit_in_bytes", "memory.max").as_deref(),
+            Some("33554432")
+        );
+        assert_eq!(
+            cgroup_value(&id, "pids", "pids.max", "pids.max").as_deref(),
+            Some("10")
+        );
+        env.ok(&["rm", "-f", &id]);
+        assert_eq!(
+            cgroup_value(&id, "pids", "pids.max", "pids.max"),
+            None,
+            "cgroup removed"
+        );
+        let hog = env.run(&[
+            "run",
+            "--rm",
+            "-m",
+            "16m",
+            &img("busybox"),
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ]);
+        assert_eq!(hog.code, 137, "OOM-killed: {hog:?}");
+        let forks = env.run(&[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "5",
+            &img("busybox"),
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ]);
+        assert!(forks.stderr.contains("can't fork"), "{forks:?}");
+    } else {
+        assert!(
+            r.stderr.contains("WARNING: resource limits ignored"),
+            "{}",
+            r.stderr
+        );
+        env.ok(&["rm", "-f", &id]);
+    }
+    env.fails(
+        &["run", "--rm", "-m", "lots", &img("busybox"), "true"],
+        "invalid --memory",
+    );
+    env.fails(
+        &["run", "--rm", "--cpus", "0", &img("busybox"), "true"],
+        "invalid --cpus",
+    );
+}
+
 #[test]
 fn network_none_has_only_loopback() {
     let env = Env::new();

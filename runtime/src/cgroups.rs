@@ -1,0 +1,252 @@
+//! Resource limits (`--memory`, `--pids-limit`, `--cpus`) through cgroups: one cgroup per
+//! container under `skiff/<id>`, on the unified (v2) hierarchy or on each v1 controller's, made
+//! by the monitor before the container's first process may run and removed when it has ended.
+//!
+//! Limits are optional: where this user may not make cgroups (rootless without delegation, a
+//! read-only cgroupfs) the container runs without them and says so — a plain run never fails
+//! for want of cgroups.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The limits asked for; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `--memory`, bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// `--pids-limit`.
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// `--cpus`, in millionths of a CPU (Docker's NanoCpus / 1000).
+    #[serde(default)]
+    pub cpu_micros: Option<u64>,
+}
+
+impl Limits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.memory.is_some() || self.pids.is_some() || self.cpu_micros.is_some()
+    }
+
+    /// Reads Docker's flag values: `--memory 512m` (b, k, m, g; at least 6 MiB, as Docker),
+    /// `--pids-limit 100` (0 or -1: none), `--cpus 1.5`.
+    pub fn parse(memory: Option<&str>, pids: Option<i64>, cpus: Option<&str>) -> Result<Limits> {
+        let memory = memory
+            .map(|m| {
+                let bytes = parse_bytes(m).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "invalid --memory {m:?}: use a number with b, k, m or g (512m)"
+                    ))
+                })?;
+                if bytes < 6 << 20 {
+                    return Err(Error::Invalid(format!(
+                        "--memory {m} is below the 6 MiB a container needs: give more"
+                    )));
+                }
+                Ok(bytes)
+            })
+            .transpose()?;
+        let pids = pids.filter(|&p| p > 0).map(|p| p as u64);
+        let cpu_micros = cpus
+            .map(|c| match c.parse::<f64>() {
+                Ok(v) if v > 0.0 && v <= 1024.0 => Ok((v * 1e6).round() as u64),
+                _ => Err(Error::Invalid(format!(
+                    "invalid --cpus {c:?}: use a positive number of CPUs (1.5)"
+                ))),
+            })
+            .transpose()?;
+        Ok(Limits {
+            memory,
+            pids,
+            cpu_micros,
+        })
+    }
+}
+
+/// `512m` → bytes.
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().ok()?;
+    (n > 0.0).then_some((n * mult as f64) as u64)
+}
+
+/// The cgroupfs root.
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// CFS period used for `--cpus` (Docker's).
+const CPU_PERIOD: u64 = 100_000;
+
+/// A container's cgroup directories, removed (once empty) when dropped.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            // Empty once the container's processes are gone (the last may take a moment to be
+            // reaped after its PID 1); rmdir is how a cgroup goes.
+            for _ in 0..100 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> std::result::Result<(), String> {
+    std::fs::write(dir.join(file), value).map_err(|e| format!("{}: {e}", dir.join(file).display()))
+}
+
+/// Puts `pid` into a new cgroup for container `id` with `limits`. `Err` says why not (the
+/// caller warns and runs the container without limits).
+pub fn apply(id: &str, pid: i32, limits: &Limits) -> std::result::Result<Cgroup, String> {
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        apply_v2(id, pid, limits)
+    } else {
+        apply_v1(id, pid, limits)
+    }
+}
+
+fn apply_v2(id: &str, pid: i32, l: &Limits) -> std::result::Result<Cgroup, String> {
+    let parent = Path::new(ROOT).join("skiff");
+    std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let mut wanted = Vec::new();
+    if l.memory.is_some() {
+        wanted.push("+memory");
+    }
+    if l.pids.is_some() {
+        wanted.push("+pids");
+    }
+    if l.cpu_micros.is_some() {
+        wanted.push("+cpu");
+    }
+    for dir in [Path::new(ROOT), parent.as_path()] {
+        write(dir, "cgroup.subtree_control", &wanted.join(" "))?;
+    }
+    let cg = Cgroup {
+        dirs: vec![parent.join(id)],
+    };
+    let dir = &cg.dirs[0];
+    std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Some(m) = l.memory {
+        write(dir, "memory.max", &m.to_string())?;
+        // Docker's default --memory-swap: as much swap again.
+        if dir.join("memory.swap.max").exists() {
+            write(dir, "memory.swap.max", &m.to_string())?;
+        }
+    }
+    if let Some(p) = l.pids {
+        write(dir, "pids.max", &p.to_string())?;
+    }
+    if let Some(c) = l.cpu_micros {
+        write(
+            dir,
+            "cpu.max",
+            &format!("{} {CPU_PERIOD}", c * CPU_PERIOD / 1_000_000),
+        )?;
+    }
+    write(dir, "cgroup.procs", &pid.to_string())?;
+    Ok(cg)
+}
+
+fn apply_v1(id: &str, pid: i32, l: &Limits) -> std::result::Result<Cgroup, String> {
+    let mut settings: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
+    if let Some(m) = l.memory {
+        // Docker's default --memory-swap: as much swap again (memory + swap = twice the limit).
+        let mut files = vec![("memory.limit_in_bytes", m.to_string())];
+        if Path::new(ROOT)
+            .join("memory/memory.memsw.limit_in_bytes")
+            .exists()
+        {
+            files.push(("memory.memsw.limit_in_bytes", (2 * m).to_string()));
+        }
+        settings.push(("memory", files));
+    }
+    if let Some(p) = l.pids {
+        settings.push(("pids", vec![("pids.max", p.to_string())]));
+    }
+    if let Some(c) = l.cpu_micros {
+        settings.push((
+            "cpu",
+            vec![
+                ("cpu.cfs_period_us", CPU_PERIOD.to_string()),
+                ("cpu.cfs_quota_us", (c * CPU_PERIOD / 1_000_000).to_string()),
+            ],
+        ));
+    }
+    let mut cg = Cgroup { dirs: Vec::new() };
+    for (controller, files) in settings {
+        let hierarchy = Path::new(ROOT).join(controller);
+        if !hierarchy.is_dir() {
+            return Err(format!(
+                "no {controller} cgroup hierarchy at {}",
+                hierarchy.display()
+            ));
+        }
+        let dir = hierarchy.join("skiff").join(id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        cg.dirs.push(dir.clone());
+        for (file, value) in files {
+            write(&dir, file, &value)?;
+        }
+        write(&dir, "cgroup.procs", &pid.to_string())?;
+    }
+    Ok(cg)
+}
+
+/// Removes a container's cgroups if its monitor could not (it was killed); they must be empty.
+pub fn remove_leftovers(id: &str) {
+    let root = Path::new(ROOT);
+    for sub in ["skiff", "memory/skiff", "pids/skiff", "cpu/skiff"] {
+        let _ = std::fs::remove_dir(root.join(sub).join(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_limit_values_parse_and_bad_ones_say_why() {
+        let l = Limits::parse(Some("64m"), Some(20), Some("1.5")).unwrap();
+        assert_eq!(l.memory, Some(64 << 20));
+        assert_eq!(l.pids, Some(20));
+        assert_eq!(l.cpu_micros, Some(1_500_000));
+        assert_eq!(
+            Limits::parse(Some("1g"), None, None).unwrap().memory,
+            Some(1 << 30)
+        );
+        assert_eq!(
+            Limits::parse(Some("8MB"), None, None).unwrap().memory,
+            Some(8 << 20)
+        );
+        assert!(
+            !Limits::parse(None, Some(-1), None).unwrap().any(),
+            "-1: no limit"
+        );
+        for (m, c, why) in [
+            (Some("lots"), None, "invalid --memory"),
+            (Some("1m"), None, "below the 6 MiB"),
+            (None, Some("0"), "invalid --cpus"),
+            (None, Some("x"), "invalid --cpus"),
+        ] {
+            let e = Limits::parse(m, None, c).unwrap_err().to_string();
+            assert!(e.contains(why), "{m:?} {c:?}: {e}");
+        }
+    }
+}
