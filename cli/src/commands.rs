@@ -85,6 +85,9 @@ enum Cmd {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::volumes_cmd::VolumeCmd),
     /// Run a command inside your user namespace (as podman unshare): see image files with the
     /// owners they have in containers, or remove them
     Unshare {
@@ -256,6 +259,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Volume(v) => crate::volumes_cmd::run(v),
         Cmd::Version(a) => crate::info::version(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),

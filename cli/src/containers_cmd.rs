@@ -18,7 +18,7 @@ use skiff_store::Dirs;
 use crate::format::Format;
 use crate::{human, unpacker};
 
-fn containers() -> Result<(Dirs, Containers)> {
+pub(crate) fn containers() -> Result<(Dirs, Containers)> {
     let dirs = Dirs::from_env();
     let c = Containers::open(&dirs)?;
     Ok((dirs, c))
@@ -34,7 +34,7 @@ fn code_of(e: &skiff_runtime::Error) -> u8 {
 }
 
 /// Runs `f` for each name; errors are printed and the last one's code returned, as Docker does.
-fn for_each(
+pub(crate) fn for_each(
     names: &[String],
     mut f: impl FnMut(&str) -> std::result::Result<(), skiff_runtime::Error>,
 ) -> ExitCode {
@@ -765,7 +765,7 @@ pub struct RmArgs {
     containers: Vec<String>,
 }
 
-fn remover(dirs: &Dirs) -> impl Fn(&std::path::Path) -> skiff_runtime::Result<()> {
+pub(crate) fn remover(dirs: &Dirs) -> impl Fn(&std::path::Path) -> skiff_runtime::Result<()> {
     let slow = unpacker::for_this_user(dirs);
     move |p: &std::path::Path| match skiff_store::unpack::remove_tree(p) {
         Ok(()) => Ok(()),
@@ -776,8 +776,8 @@ fn remover(dirs: &Dirs) -> impl Fn(&std::path::Path) -> skiff_runtime::Result<()
 fn anonymous(m: &skiff_runtime::MountSpec) -> bool {
     m.kind == skiff_runtime::MountKind::Volume
         && m.name
-            .as_ref()
-            .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .as_deref()
+            .is_some_and(skiff_runtime::volumes::is_anonymous)
 }
 
 /// `skiff rm`.

@@ -10,6 +10,7 @@ mod progress;
 mod prompt;
 mod run;
 mod unpacker;
+mod volumes_cmd;
 
 use std::process::ExitCode;
 

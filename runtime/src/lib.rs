@@ -24,6 +24,7 @@ pub mod security;
 pub mod spec;
 pub mod tty;
 pub mod userns;
+pub mod volumes;
 
 pub use config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, State, Status};
 pub use containers::Containers;

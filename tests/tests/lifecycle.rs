@@ -825,3 +825,68 @@ fn images_used_by_containers_keep_their_layers() {
         env.entries("layers")
     );
 }
+
+#[test]
+fn volumes_are_listed_kept_while_used_and_pruned() {
+    let env = Env::new();
+    env.pull("busybox");
+    assert_eq!(env.ok(&["volume", "create", "data"]).stdout.trim(), "data");
+    // Files of another id (mapped, rootless) in both a named and an anonymous volume.
+    env.ok(&[
+        "run",
+        "--name",
+        "user",
+        "-v",
+        "data:/d",
+        "-v",
+        "/anon",
+        &bb(),
+        "sh",
+        "-c",
+        "echo kept > /d/f && echo x > /anon/f && chown 1000:1000 /d/f /anon/f",
+    ]);
+    let names = env.ok(&["volume", "ls", "-q"]).stdout;
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let anon = names.iter().find(|n| **n != "data").unwrap().to_string();
+    assert_eq!(
+        env.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{json .UsedBy}}",
+            "data"
+        ])
+        .stdout
+        .trim(),
+        r#"data local ["user"]"#
+    );
+    // In use: rm refuses with the container named, prune keeps them.
+    let r = env.fails(&["volume", "rm", "data"], "in use by container user");
+    assert!(r.stderr.contains("skiff rm user"));
+    env.ok(&["volume", "prune", "-f", "-a"]);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).stdout.lines().count(), 2);
+    // The data outlives its container and shows up in the next one.
+    env.ok(&["rm", "user"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "-v", "data:/d", &bb(), "cat", "/d/f"])
+            .stdout,
+        "kept\n"
+    );
+    // Plain prune takes only the anonymous one; -a the named one too; no files are left.
+    let pruned = env.ok(&["volume", "prune", "-f"]).stdout;
+    assert!(
+        pruned.contains(&anon) && !pruned.contains("data\n"),
+        "{pruned}"
+    );
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).stdout.trim(), "data");
+    env.ok(&["volume", "prune", "-f", "-a"]);
+    assert!(env.ok(&["volume", "ls", "-q"]).stdout.is_empty());
+    assert!(
+        env.entries("volumes").is_empty(),
+        "{:?}",
+        env.entries("volumes")
+    );
+    env.fails(&["volume", "rm", "nosuch"], "no such volume");
+    env.ok(&["volume", "rm", "-f", "nosuch"]);
+}
