@@ -595,7 +595,13 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
         },
         "Mounts": mounts,
-        "NetworkSettings": { "Networks": { v.cfg.network.clone(): {} }, "Ports": port_bindings(v) },
+        "NetworkSettings": {
+            "Networks": { v.cfg.network.clone(): {} },
+            "Ports": port_bindings(v),
+            // slirp4netns always gives the container this address (and the gateway 10.0.2.2).
+            "IPAddress": if v.cfg.network == "slirp4netns" { "10.0.2.100" } else { "" },
+            "Gateway": if v.cfg.network == "slirp4netns" { "10.0.2.2" } else { "" },
+        },
         "LogPath": c.log_path(&v.cfg.id),
     })
 }

@@ -85,6 +85,12 @@ fn a_published_port_serves_the_containers_server_on_the_host() {
         env.ok(&["port", "web"]).stdout.trim(),
         format!("80/tcp -> 0.0.0.0:{port}")
     );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])
+            .stdout
+            .trim(),
+        "10.0.2.100"
+    );
     let ports = env
         .ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"])
         .stdout;
