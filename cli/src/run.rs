@@ -62,6 +62,12 @@ pub struct RunArgs {
     /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
     #[arg(short, long, action = ArgAction::Append)]
     publish: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP
+    #[arg(long, action = ArgAction::Append)]
+    add_host: Vec<String>,
+    /// Name server for /etc/resolv.conf (instead of the host's)
+    #[arg(long, action = ArgAction::Append)]
+    dns: Vec<String>,
     /// Memory limit (512m, 1g), where cgroups allow it
     #[arg(short, long)]
     memory: Option<String>,
@@ -161,6 +167,8 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
         publish: a.publish.clone(),
+        add_host: a.add_host.clone(),
+        dns: a.dns.clone(),
         memory: a.memory.clone(),
         pids_limit: a.pids_limit,
         cpus: a.cpus.clone(),

@@ -87,6 +87,12 @@ pub struct ContainerConfig {
     /// Published ports (`-p`), with `slirp4netns`.
     #[serde(default)]
     pub ports: Vec<crate::network::PortSpec>,
+    /// `--add-host NAME:IP` entries for /etc/hosts.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns` servers for /etc/resolv.conf (instead of the host's or slirp4netns's).
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// `--memory`, `--pids-limit`, `--cpus`.
     #[serde(default)]
     pub limits: crate::cgroups::Limits,

@@ -219,6 +219,8 @@ mod tests {
             network: "host".into(),
             ports: vec![],
             limits: Default::default(),
+            extra_hosts: vec![],
+            dns: vec![],
             cap_add: vec![],
             cap_drop: vec![],
             privileged: false,

@@ -67,12 +67,20 @@ fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
         context: format!("writing {}", p.display()),
         source: e,
     };
-    let hosts = format!(
+    let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
         cfg.hostname
     );
+    for (name, ip) in &cfg.extra_hosts {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
     let resolv = match cfg.network.as_str() {
         "none" => String::new(),
+        _ if !cfg.dns.is_empty() => cfg
+            .dns
+            .iter()
+            .map(|d| format!("nameserver {d}\n"))
+            .collect(),
         // slirp4netns forwards DNS sent here to the host's resolvers (even ones on its loopback).
         "slirp4netns" => format!("nameserver {}\n", crate::network::DNS_FORWARD),
         _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

@@ -73,3 +73,11 @@ mod tests {
         );
     }
 }
+
+/// A host name for /etc/hosts or `--hostname`: letters, digits, '-' and '.', at most 63.
+pub fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && h.chars()
+            .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '.')
+}

@@ -41,6 +41,10 @@ pub struct RunOptions {
     pub network: Option<String>,
     /// `-p` / `--publish`.
     pub publish: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_host: Vec<String>,
+    /// `--dns IP`.
+    pub dns: Vec<String>,
     /// `--memory` / `-m` (`512m`).
     pub memory: Option<String>,
     /// `--pids-limit`.
@@ -201,6 +205,27 @@ pub fn build(
     let c = &image.config["config"];
     let limits =
         crate::cgroups::Limits::parse(o.memory.as_deref(), o.pids_limit, o.cpus.as_deref())?;
+    let mut extra_hosts = Vec::new();
+    for h in &o.add_host {
+        // Docker takes NAME:IP (and NAME=IP); an IPv6 address has colons of its own.
+        let (name, ip) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| Error::Invalid(format!("invalid --add-host {h:?}: use NAME:IP")))?;
+        if !crate::names::valid_hostname(name) || ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Invalid(format!(
+                "invalid --add-host {h:?}: use NAME:IP with a host name and an IP address"
+            )));
+        }
+        extra_hosts.push((name.to_string(), ip.to_string()));
+    }
+    for d in &o.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::Invalid(format!(
+                "invalid --dns {d:?}: give a name server's IP address"
+            )));
+        }
+    }
     let ports = o
         .publish
         .iter()
@@ -333,12 +358,7 @@ pub fn build(
         });
     }
     if let Some(h) = &o.hostname {
-        if h.is_empty()
-            || h.len() > 63
-            || !h
-                .chars()
-                .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '.')
-        {
+        if !crate::names::valid_hostname(h) {
             return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
         }
     }
@@ -398,6 +418,8 @@ pub fn build(
             network,
             ports,
             limits,
+            extra_hosts,
+            dns: o.dns,
             cap_add: o.cap_add,
             cap_drop: o.cap_drop,
             privileged: o.privileged,

@@ -201,3 +201,39 @@ fn bad_publish_requests_are_one_line_errors() {
     );
     assert!(env.containers().is_empty(), "{:?}", env.containers());
 }
+
+#[test]
+fn add_host_and_dns_write_the_containers_files() {
+    let env = Env::new();
+    env.pull("busybox");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.example:192.0.2.7",
+        "--add-host",
+        "v6.example=2001:db8::1",
+        "--dns",
+        "192.0.2.53",
+        &bb(),
+        "sh",
+        "-c",
+        "grep example /etc/hosts; cat /etc/resolv.conf",
+    ]);
+    assert_eq!(
+        r.stdout,
+        "192.0.2.7\tdb.example\n2001:db8::1\tv6.example\nnameserver 192.0.2.53\n"
+    );
+    env.fails(
+        &["run", "--rm", "--add-host", "nocolon", &bb(), "true"],
+        "invalid --add-host",
+    );
+    env.fails(
+        &["run", "--rm", "--add-host", "x:notanip", &bb(), "true"],
+        "invalid --add-host",
+    );
+    env.fails(
+        &["run", "--rm", "--dns", "dns.example", &bb(), "true"],
+        "invalid --dns",
+    );
+}
