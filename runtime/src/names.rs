@@ -59,6 +59,14 @@ pub fn valid(name: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '.' | '-'))
 }
 
+/// A host name for /etc/hosts or `--hostname`: letters, digits, '-' and '.', at most 63.
+pub fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && h.chars()
+            .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '.')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -72,12 +80,4 @@ mod tests {
                 && !super::valid("")
         );
     }
-}
-
-/// A host name for /etc/hosts or `--hostname`: letters, digits, '-' and '.', at most 63.
-pub fn valid_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 63
-        && h.chars()
-            .all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '.')
 }
