@@ -27,6 +27,13 @@ enum Cmd {
     Pull(PullArgs),
     /// List local images
     Images(ImagesArgs),
+    /// Give an image another name
+    Tag {
+        /// Image (name, id or id prefix)
+        source: String,
+        /// New name, NAME[:TAG]
+        target: String,
+    },
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -140,6 +147,13 @@ enum ImageCmd {
     Inspect(InspectArgs),
     /// Remove blobs and unpacked layers no image uses
     Prune(PruneArgs),
+    /// Give an image another name
+    Tag {
+        /// Image (name, id or id prefix)
+        source: String,
+        /// New name, NAME[:TAG]
+        target: String,
+    },
 }
 
 #[derive(Args)]
@@ -165,7 +179,7 @@ struct ImagesArgs {
     /// Don't truncate ids
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table (default) or json
+    /// Output format: table (default), json, or a Go template ({{.Repository}}:{{.Tag}})
     #[arg(long)]
     format: Option<String>,
     /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
@@ -259,6 +273,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {
+            open_store()?.tag(&source, &target)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Volume(v) => crate::volumes_cmd::run(v),
         Cmd::Version(a) => crate::info::version(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
@@ -349,7 +367,39 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Some("table") | None => {}
-        Some(other) => bail!("unsupported --format \"{other}\": use table or json"),
+        Some(template) => {
+            // Docker's fields for `images --format`, and its column titles for `table …`.
+            let headers = std::collections::HashMap::from([
+                ("ID", "IMAGE ID"),
+                ("Repository", "REPOSITORY"),
+                ("Tag", "TAG"),
+                ("Digest", "DIGEST"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedAt", "CREATED AT"),
+                ("Size", "SIZE"),
+            ]);
+            let f = crate::format::Format::parse(template, &headers)?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|i| {
+                    let since = i
+                        .created
+                        .as_deref()
+                        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                        .map(|t| human::ago((now - t.with_timezone(&chrono::Utc)).num_seconds()))
+                        .unwrap_or_else(|| "N/A".into());
+                    serde_json::json!({
+                        "ID": if a.no_trunc { i.id.to_string() } else { i.id.short().to_string() },
+                        "Repository": i.repository,
+                        "Tag": i.tag.clone().unwrap_or_else(|| "<none>".into()),
+                        "Digest": i.repo_digest.clone().unwrap_or_else(|| "<none>".into()),
+                        "CreatedSince": since, "CreatedAt": i.created, "Size": human::size(i.size),
+                    })
+                })
+                .collect();
+            f.print_all(&rows)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let id = |i: &skiff_store::LocalImage| {
         if a.no_trunc {

@@ -147,6 +147,44 @@ impl ImageStore {
         })
     }
 
+    /// Gives the image `source` names (reference or id) another name, `target` (Docker's
+    /// reference rules; a name already there moves to this image, as `docker tag` does).
+    /// Returns the full target reference.
+    pub fn tag(&self, source: &str, target: &str) -> Result<String> {
+        let target = Reference::parse(target)?;
+        if target.digest.is_some() {
+            return Err(Error::BadReference {
+                input: target.to_string(),
+                reason: "a tag cannot be a digest: give NAME[:TAG]".into(),
+            });
+        }
+        let hits = self.find(source)?;
+        let Some(src) = hits.first() else {
+            return Err(Error::ImageNotLocal(source.to_string()));
+        };
+        let full = target.to_string();
+        let src_name = src.reference.clone();
+        self.layout.update_index(|idx| {
+            let Some(entry) = idx
+                .manifests
+                .iter()
+                .find(|m| m.annotations.get(REF_NAME) == Some(&src_name))
+                .cloned()
+            else {
+                return Err(Error::ImageNotLocal(source.to_string()));
+            };
+            idx.manifests
+                .retain(|m| m.annotations.get(REF_NAME) != Some(&full));
+            let mut entry = entry;
+            entry.annotations.insert(REF_NAME.into(), full.clone());
+            // The registry digest belongs to the name it was pulled as.
+            entry.annotations.remove(REPO_DIGEST);
+            idx.manifests.push(entry);
+            Ok(())
+        })?;
+        Ok(full)
+    }
+
     /// Finds images by reference (`busybox`, `127.0.0.1:5000/x:1`), full id or unique id prefix.
     /// A reference names one entry; an id may name several tags of the same image.
     pub fn find(&self, name: &str) -> Result<Vec<LocalImage>> {

@@ -156,3 +156,37 @@ fn info_and_version_report_this_user_and_store() {
         "{plain}"
     );
 }
+
+#[test]
+fn tag_gives_an_image_another_name_that_outlives_the_first() {
+    let env = Env::new();
+    env.pull("busybox");
+    let src = format!("{REGISTRY}/busybox");
+    env.ok(&["tag", &src, "myapp:v1"]);
+    let ids = env
+        .ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .stdout;
+    let lines: Vec<&str> = ids.lines().collect();
+    assert_eq!(lines.len(), 2, "{ids}");
+    let id_of = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        id_of("docker.io/library/myapp:v1"),
+        id_of(&format!("{src}:latest"))
+    );
+    // The new name runs without a pull and survives the removal of the first.
+    env.ok(&["rmi", &src]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "--pull", "never", "myapp:v1", "echo", "tagged"])
+            .stdout,
+        "tagged\n"
+    );
+    env.fails(&["tag", "nosuch", "x"], "not known locally");
+    env.fails(&["tag", "myapp:v1", "Bad:Name"], "invalid reference");
+}
