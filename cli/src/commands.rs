@@ -95,6 +95,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(crate::volumes_cmd::VolumeCmd),
+    /// Disk usage and pruning of everything
+    #[command(subcommand)]
+    System(crate::system_cmd::SystemCmd),
     /// Run a command inside your user namespace (as podman unshare): see image files with the
     /// owners they have in containers, or remove them
     Unshare {
@@ -278,6 +281,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Volume(v) => crate::volumes_cmd::run(v),
+        Cmd::System(s) => crate::system_cmd::run(s),
         Cmd::Version(a) => crate::info::version(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(a),
@@ -290,7 +294,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn open_store() -> Result<ImageStore> {
+pub(crate) fn open_store() -> Result<ImageStore> {
     Ok(ImageStore::open(Dirs::from_env())?)
 }
 
@@ -446,14 +450,14 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
 }
 
 /// What containers (in any state) hold on to in the image store.
-struct InUse {
+pub(crate) struct InUse {
     /// Layer directories they stack on.
-    layers: Vec<PathBuf>,
+    pub(crate) layers: Vec<PathBuf>,
     /// (image id, container name) pairs.
-    users: Vec<(String, String)>,
+    pub(crate) users: Vec<(String, String)>,
 }
 
-fn containers_in_use(dirs: &Dirs) -> Result<InUse> {
+pub(crate) fn containers_in_use(dirs: &Dirs) -> Result<InUse> {
     let c = skiff_runtime::Containers::open(dirs)?;
     let mut u = InUse {
         layers: Vec::new(),

@@ -9,6 +9,7 @@ mod info;
 mod progress;
 mod prompt;
 mod run;
+mod system_cmd;
 mod unpacker;
 mod volumes_cmd;
 

@@ -890,3 +890,67 @@ fn volumes_are_listed_kept_while_used_and_pruned() {
     env.fails(&["volume", "rm", "nosuch"], "no such volume");
     env.ok(&["volume", "rm", "-f", "nosuch"]);
 }
+
+#[test]
+fn system_df_counts_and_system_prune_takes_back_everything_unused() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.pull("hello");
+    let hello = format!("{REGISTRY}/hello");
+    env.ok(&["run", "-d", "--name", "keep", &hello, "sleep", "600"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "gone",
+        "-v",
+        "/anon",
+        &bb(),
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /big",
+    ]);
+    let df = env.ok(&["system", "df"]).stdout;
+    let row = |kind: &str| -> Vec<String> {
+        df.lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("{kind} in {df}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(&row("Images")[1..3], ["2", "2"], "{df}");
+    assert_eq!(&row("Containers")[1..3], ["2", "1"], "{df}");
+    assert_eq!(
+        row("Containers")[3],
+        "300kB",
+        "the stopped container's upper dir: {df}"
+    );
+
+    let out = env.ok(&["system", "prune", "-f", "-a", "--volumes"]).stdout;
+    assert!(
+        out.contains("Untagged: 127.0.0.1:5000/busybox:latest"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("hello"),
+        "an image a container uses stays: {out}"
+    );
+    // The stopped container's 300 kB, plus the removed image's manifest and config blobs.
+    assert!(
+        out.contains("Total reclaimed space: 30") && out.contains("kB\n"),
+        "{out}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).stdout.lines().count(), 1);
+    assert!(env.ok(&["volume", "ls", "-q"]).stdout.is_empty());
+
+    // With the last container gone, everything goes: no blob, no layer dir is left.
+    env.ok(&["rm", "-f", "keep"]);
+    env.ok(&["system", "prune", "-f", "-a"]);
+    assert!(env.ok(&["images", "-q"]).stdout.is_empty());
+    assert!(
+        env.entries("layers").is_empty(),
+        "{:?}",
+        env.entries("layers")
+    );
+    assert_eq!(env.verify_blobs(), 0, "no blob left");
+}

@@ -1,0 +1,181 @@
+//! `skiff system df` and `skiff system prune`: what images, containers and volumes take on disk,
+//! and one command that takes back everything nothing uses — so nothing is left behind.
+
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use crate::commands::{containers_in_use, open_store};
+use crate::containers_cmd::{containers, dir_size, prune_stopped, remover};
+use crate::human;
+
+/// `skiff system …`.
+#[derive(Subcommand)]
+pub enum SystemCmd {
+    /// Show disk usage of images, containers and volumes
+    Df,
+    /// Remove stopped containers, unused data and (with -a) unused images
+    Prune(PruneArgs),
+}
+
+/// `system prune` flags.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask
+    #[arg(short, long)]
+    force: bool,
+    /// Also remove every image no container uses
+    #[arg(short, long)]
+    all: bool,
+    /// Also remove anonymous volumes no container uses
+    #[arg(long)]
+    volumes: bool,
+}
+
+/// Runs a `system` subcommand.
+pub fn run(cmd: SystemCmd) -> Result<ExitCode> {
+    match cmd {
+        SystemCmd::Df => df(),
+        SystemCmd::Prune(a) => prune(a),
+    }
+}
+
+fn df() -> Result<ExitCode> {
+    let store = open_store()?;
+    let (_, c) = containers()?;
+    let in_use = containers_in_use(&store.dirs)?;
+    let used_ids: HashSet<&str> = in_use.users.iter().map(|(id, _)| id.as_str()).collect();
+    let mut seen = HashSet::new();
+    let (mut images, mut active_images, mut image_size, mut image_free) = (0, 0, 0u64, 0u64);
+    for i in store.list()? {
+        if !seen.insert(i.id.to_string()) {
+            continue;
+        }
+        images += 1;
+        image_size += i.size;
+        if used_ids.contains(i.id.to_string().as_str()) {
+            active_images += 1;
+        } else {
+            image_free += i.size;
+        }
+    }
+    let views = c.views()?;
+    let (mut ctr_size, mut ctr_free) = (0u64, 0u64);
+    for v in &views {
+        let size = dir_size(&c.dir(&v.cfg.id).join("upper"));
+        ctr_size += size;
+        if !v.active() {
+            ctr_free += size;
+        }
+    }
+    let running = views.iter().filter(|v| v.active()).count();
+    let vols = c.list_volumes()?;
+    let (mut vol_size, mut vol_free) = (0u64, 0u64);
+    for v in &vols {
+        let size = dir_size(&v.mountpoint);
+        vol_size += size;
+        if v.users.is_empty() {
+            vol_free += size;
+        }
+    }
+    let active_vols = vols.iter().filter(|v| !v.users.is_empty()).count();
+    let pct = |part: u64, whole: u64| {
+        (part * 100)
+            .checked_div(whole)
+            .map(|p| format!(" ({p}%)"))
+            .unwrap_or_default()
+    };
+    let lines = vec![
+        "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE".to_string(),
+        format!(
+            "Images\t{images}\t{active_images}\t{}\t{}{}",
+            human::size(image_size),
+            human::size(image_free),
+            pct(image_free, image_size)
+        ),
+        format!(
+            "Containers\t{}\t{running}\t{}\t{}{}",
+            views.len(),
+            human::size(ctr_size),
+            human::size(ctr_free),
+            pct(ctr_free, ctr_size)
+        ),
+        format!(
+            "Local Volumes\t{}\t{active_vols}\t{}\t{}{}",
+            vols.len(),
+            human::size(vol_size),
+            human::size(vol_free),
+            pct(vol_free, vol_size)
+        ),
+    ];
+    crate::format::print_aligned(&lines);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(a: PruneArgs) -> Result<ExitCode> {
+    if !a.force {
+        if !std::io::stdin().is_terminal() {
+            bail!("system prune asks for confirmation: pass -f to prune without a terminal");
+        }
+        eprintln!("WARNING! This will remove:\n  - all stopped containers");
+        if a.volumes {
+            eprintln!("  - all anonymous volumes not used by at least one container");
+        }
+        eprintln!(
+            "  - {}",
+            if a.all {
+                "all images without at least one container associated to them"
+            } else {
+                "all blobs and unpacked layers no image uses"
+            }
+        );
+        eprint!("Are you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    println!("Deleted Containers:");
+    let mut freed = prune_stopped(None)?;
+    if a.volumes {
+        let (dirs, c) = containers()?;
+        let remove = remover(&dirs);
+        println!("\nDeleted Volumes:");
+        for v in c.list_volumes()? {
+            if v.users.is_empty() && v.anonymous() {
+                let size = dir_size(&v.mountpoint);
+                c.remove_volume(&v.name, &remove)?;
+                freed += size;
+                println!("{}", v.name);
+            }
+        }
+    }
+    let store = open_store()?;
+    // What the store held before, to report what removing images and pruning freed.
+    let store_bytes = || dir_size(&store.dirs.store()) + dir_size(&store.dirs.layers());
+    let before = store_bytes();
+    let unpacker = crate::unpacker::for_this_user(&store.dirs);
+    // The collector's lock first: what containers use is read under it (see rmi).
+    let gc = store.lock_for_gc()?;
+    let in_use = containers_in_use(&store.dirs)?;
+    if a.all {
+        let used: HashSet<&str> = in_use.users.iter().map(|(id, _)| id.as_str()).collect();
+        println!("\nDeleted Images:");
+        for i in store.list()? {
+            if used.contains(i.id.to_string().as_str()) {
+                continue;
+            }
+            for line in store.remove(&gc, &i.reference, false, &*unpacker, &in_use.layers)? {
+                println!("{line}");
+            }
+        }
+    }
+    store.prune(&gc, &*unpacker, &in_use.layers)?;
+    freed += before.saturating_sub(store_bytes());
+    println!("\nTotal reclaimed space: {}", human::size(freed));
+    Ok(ExitCode::SUCCESS)
+}
