@@ -85,6 +85,8 @@ enum Cmd {
     Exec(crate::containers_cmd::ExecArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
+    /// Copy files between a running container and the host
+    Cp(crate::containers_cmd::CpArgs),
     /// Show what skiff finds on this machine for you: id ranges, helpers, storage
     Info(crate::info::InfoArgs),
     /// Show skiff's version
@@ -134,6 +136,8 @@ enum ContainerCmd {
     Logs(crate::containers_cmd::LogsArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
+    /// Copy files between a running container and the host
+    Cp(crate::containers_cmd::CpArgs),
 }
 
 #[derive(Subcommand)]
@@ -276,6 +280,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::containers_cmd::cp(a),
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {
             open_store()?.tag(&source, &target)?;
             Ok(ExitCode::SUCCESS)

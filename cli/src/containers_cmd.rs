@@ -963,3 +963,47 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// `cp` flags.
+#[derive(Args)]
+pub struct CpArgs {
+    /// Keep the owners of copied files (by default they become root's in the container)
+    #[arg(short, long)]
+    archive: bool,
+    /// CONTAINER:PATH or a host path
+    src: String,
+    /// CONTAINER:PATH or a host path
+    dest: String,
+}
+
+/// `CONTAINER:PATH` as Docker reads it: a colon before any slash.
+fn container_path(arg: &str) -> Option<(&str, &str)> {
+    let (c, p) = arg.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then_some((c, p))
+}
+
+/// `skiff cp`: between the host and a running container, either way.
+pub fn cp(a: CpArgs) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    match (container_path(&a.src), container_path(&a.dest)) {
+        (Some((ctr, path)), None) => {
+            let id = c.resolve(ctr)?;
+            skiff_runtime::copy::copy_out(&c, &id, path, std::path::Path::new(&a.dest))?;
+        }
+        (None, Some((ctr, path))) => {
+            let id = c.resolve(ctr)?;
+            if !path.starts_with('/') {
+                bail!(
+                    "the path in the container must be absolute: {}:/{path}",
+                    ctr
+                );
+            }
+            skiff_runtime::copy::copy_in(&c, &id, std::path::Path::new(&a.src), path, a.archive)?;
+        }
+        (Some(_), Some(_)) => {
+            bail!("copying between containers is not supported: copy to the host first")
+        }
+        (None, None) => bail!("one of the paths must be CONTAINER:PATH"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -123,7 +123,15 @@ pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
 pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<()> {
     let diff_id = Digest::parse(diff_id)?;
     std::fs::create_dir(dest)?;
-    let rep = unpack_layer(blob, &diff_id, dest, UnpackOptions { chown: true })?;
+    let rep = unpack_layer(
+        blob,
+        &diff_id,
+        dest,
+        UnpackOptions {
+            chown: true,
+            plain: false,
+        },
+    )?;
     println!("{}", serde_json::to_string(&rep)?);
     Ok(())
 }

@@ -57,6 +57,41 @@ fn die(err_fd: std::os::fd::RawFd, f: crate::init::Fail) -> ! {
     std::process::exit(report_failure(err_fd, f))
 }
 
+/// The namespaces of a container's process `pid` to join, in the order they must be joined
+/// (user first), each with its fd; those it shares with us (the network under `--network host`)
+/// are left out: we are in them already, and its user namespace may not own them.
+pub(crate) fn namespaces_of(pid: i32) -> Result<Vec<(OwnedFd, CloneFlags, &'static str)>> {
+    let mut order = vec![];
+    if !same_ns(pid, "user") {
+        order.push(("user", CloneFlags::CLONE_NEWUSER));
+    }
+    for (ns, flag) in [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        if !same_ns(pid, ns) {
+            order.push((ns, flag));
+        }
+    }
+    order
+        .iter()
+        .map(|(ns, f)| ns_fd(pid, ns).map(|fd| (fd, *f, *ns)))
+        .collect()
+}
+
+/// Joins the namespaces from [`namespaces_of`] (in a single-threaded forked child). After the
+/// mount namespace, `/` is the container's root.
+pub(crate) fn enter(fds: &[(OwnedFd, CloneFlags, &str)]) -> std::result::Result<(), String> {
+    for (fd, flag, ns) in fds {
+        nix::sched::setns(fd, *flag)
+            .map_err(|e| format!("joining the container's {ns} namespace: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs the command in the container; returns its exit code (0 at once with `detach`).
 pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32> {
     let v = containers.view(id)?;
@@ -73,27 +108,7 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
         .state
         .pid
         .ok_or_else(|| Error::Invalid("no pid recorded".into()))?;
-    let mut order = vec![];
-    if !same_ns(pid, "user") {
-        order.push(("user", CloneFlags::CLONE_NEWUSER));
-    }
-    for (ns, flag) in [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ] {
-        // A namespace the container shares with us (the network with --network host) is not
-        // joined: we are in it already, and the container's user namespace may not own it.
-        if !same_ns(pid, ns) {
-            order.push((ns, flag));
-        }
-    }
-    let fds: Vec<(OwnedFd, CloneFlags, &str)> = order
-        .iter()
-        .map(|(ns, f)| ns_fd(pid, ns).map(|fd| (fd, *f, *ns)))
-        .collect::<Result<_>>()?;
+    let fds = namespaces_of(pid)?;
     let mut env = v.cfg.process.env.clone();
     for e in &o.env {
         crate::spec::set_env(&mut env, e.clone());
@@ -123,13 +138,8 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
             drop(err_r);
             let efd = err_w.as_raw_fd();
             let term_fd = console.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-            for (fd, flag, ns) in &fds {
-                if let Err(e) = nix::sched::setns(fd, *flag) {
-                    die(
-                        efd,
-                        (125, format!("joining the container's {ns} namespace: {e}")),
-                    );
-                }
+            if let Err(msg) = enter(&fds) {
+                die(efd, (125, msg));
             }
             // Without -i the command reads nothing; -d detaches it from everything.
             let to_null = match (o.detach, o.interactive || term_fd.is_some()) {

@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod config;
 pub mod console;
 pub mod containers;
+pub mod copy;
 pub mod copyroot;
 pub mod error;
 pub mod exec;

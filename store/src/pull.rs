@@ -36,7 +36,15 @@ pub struct InProcessUnpacker {
 impl LayerUnpacker for InProcessUnpacker {
     fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport> {
         std::fs::create_dir(dest).ctx(|| format!("creating {}", dest.display()))?;
-        unpack_layer(blob, diff_id, dest, UnpackOptions { chown: self.chown })
+        unpack_layer(
+            blob,
+            diff_id,
+            dest,
+            UnpackOptions {
+                chown: self.chown,
+                plain: false,
+            },
+        )
     }
     fn remove(&self, dir: &Path) -> Result<()> {
         remove_tree(dir)

@@ -27,6 +27,8 @@ pub struct UnpackOptions {
     /// Give files the owners the tar names (root, or a process in a mapped user namespace); when
     /// false everything belongs to the unpacking user.
     pub chown: bool,
+    /// A plain archive (`skiff cp`), not a layer: `.wh.` names are ordinary files.
+    pub plain: bool,
 }
 
 /// What an unpack did that the user may want to know.
@@ -120,6 +122,36 @@ pub fn unpack_stream<R: BufRead>(
     Ok(u.report)
 }
 
+/// Unpacks a plain, uncompressed tar (what `skiff cp` streams) into the existing `dest`, with
+/// the same confinement as a layer: nothing lands outside `dest`, existing entries are replaced.
+pub fn unpack_archive<R: Read>(input: R, dest: &Path, opts: UnpackOptions) -> Result<()> {
+    let root: OwnedFd = rfs::open(
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", dest.display()))?;
+    let mut u = Unpacker {
+        root,
+        opts: UnpackOptions {
+            plain: true,
+            ..opts
+        },
+        report: UnpackReport::default(),
+        dirs: Vec::new(),
+        layer: "archive".into(),
+    };
+    let mut archive = tar::Archive::new(input);
+    let entries = archive
+        .entries()
+        .map_err(|e| u.bad(format!("not a tar archive: {e}")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| u.bad(format!("corrupt tar: {e}")))?;
+        u.entry(entry)?;
+    }
+    u.finish_dirs()
+}
+
 struct HashingReader<R> {
     inner: R,
     hasher: HashingWriter<io::Sink>,
@@ -185,7 +217,7 @@ impl Unpacker {
         let header = entry.header().clone();
         let kind = header.entry_type();
 
-        if name == OPAQUE_MARKER {
+        if !self.opts.plain && name == OPAQUE_MARKER {
             let dir = rfs::openat2(
                 &self.root,
                 dot(&parent_path),
@@ -198,7 +230,10 @@ impl Unpacker {
                 .ctx(|| format!("marking {parent_path} opaque"))?;
             return Ok(());
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| !self.opts.plain)
+        {
             if hidden.starts_with(WHITEOUT_PREFIX)
                 || hidden.is_empty()
                 || hidden == ".."

@@ -60,8 +60,51 @@ fn unpack(bytes: &[u8], dest: &Path) -> Result<UnpackReport> {
         dest,
         UnpackOptions {
             chown: rustix::process::geteuid().is_root(),
+            plain: false,
         },
     )
+}
+
+#[test]
+fn a_plain_archive_keeps_whiteout_names_and_stays_inside_its_root() {
+    let t = tempfile::tempdir().unwrap();
+    let dest = t.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("old"), b"replace me").unwrap();
+    let outside = t.path().join("outside");
+    let outside_s = outside.to_string_lossy().into_owned();
+    let wh = E {
+        data: b"plain",
+        ..e("d/.wh.kept", tar::EntryType::Regular)
+    };
+    let esc = E {
+        link: &outside_s,
+        ..e("link", tar::EntryType::Symlink)
+    };
+    let through = E {
+        data: b"never outside",
+        ..e("link/x", tar::EntryType::Regular)
+    };
+    let old = E {
+        data: b"replaced",
+        ..e("old", tar::EntryType::Regular)
+    };
+    unpack_archive(
+        io::Cursor::new(tar_of(&[wh, old])),
+        &dest,
+        UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("d/.wh.kept")).unwrap(), b"plain");
+    assert_eq!(std::fs::read(dest.join("old")).unwrap(), b"replaced");
+    let err = unpack_archive(
+        io::Cursor::new(tar_of(&[esc, through])),
+        &dest,
+        UnpackOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert!(!outside.exists(), "nothing written through the symlink");
 }
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {

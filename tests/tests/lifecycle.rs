@@ -954,3 +954,64 @@ fn system_df_counts_and_system_prune_takes_back_everything_unused() {
     );
     assert_eq!(env.verify_blobs(), 0, "no blob left");
 }
+
+#[test]
+fn cp_copies_both_ways_within_the_containers_root() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "box", &bb(), "sleep", "600"]);
+    let host = env.home.path().join("cp");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/a.txt"), "hello\n").unwrap();
+    std::fs::write(host.join("tree/sub/b.txt"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("a.txt", host.join("tree/link")).unwrap();
+    let tree = host.join("tree");
+    let tree = tree.to_string_lossy();
+
+    // In: a tree into an existing dir, a file to a new name; owned by the container's root.
+    env.ok(&["cp", &tree, "box:/tmp"]);
+    env.ok(&["cp", &format!("{tree}/a.txt"), "box:/renamed.txt"]);
+    let inside = env
+        .ok(&[
+            "exec", "box", "sh", "-c",
+            "cat /tmp/tree/sub/b.txt /renamed.txt; readlink /tmp/tree/link; stat -c %u /renamed.txt",
+        ])
+        .stdout;
+    assert_eq!(inside, "deep\nhello\na.txt\n0\n");
+
+    // Out: into a dir, and to a new name; a container symlink pointing at the host's files
+    // comes out as a link, and what it points at is not read.
+    env.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "mkdir /o && echo out > /o/f && ln -s /etc/shadow /o/shadow && ln -s / /o/root",
+    ]);
+    let out = host.join("out");
+    std::fs::create_dir(&out).unwrap();
+    env.ok(&["cp", "box:/o", &out.to_string_lossy()]);
+    assert_eq!(std::fs::read_to_string(out.join("o/f")).unwrap(), "out\n");
+    assert_eq!(
+        std::fs::read_link(out.join("o/shadow")).unwrap(),
+        std::path::Path::new("/etc/shadow")
+    );
+    env.ok(&["cp", "box:/etc/hostname", &host.join("h").to_string_lossy()]);
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "box"]).stdout;
+    assert_eq!(
+        std::fs::read_to_string(host.join("h")).unwrap().trim(),
+        &id.trim()[..12]
+    );
+
+    env.fails(
+        &["cp", "box:/nosuch", &host.to_string_lossy()],
+        "in the container",
+    );
+    env.fails(
+        &["cp", &tree, "box:/no/such/dir"],
+        "does not exist in the container",
+    );
+    env.fails(&["cp", &tree, &host.to_string_lossy()], "CONTAINER:PATH");
+    env.ok(&["stop", "-t", "0", "box"]);
+    env.fails(&["cp", &tree, "box:/tmp"], "not running");
+}

@@ -1,0 +1,253 @@
+//! `skiff cp`: files between the host and a running container, as a tar stream over a pipe. The
+//! container's side runs in a forked child that has joined the container's namespaces, so its
+//! paths resolve in the container's root (its symlinks cannot lead to the host's files), and its
+//! writes go through the same confined unpacker as image layers. The host's side unpacks what
+//! comes out of a container with that unpacker too: a hostile container cannot write outside
+//! the destination.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
+
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::exec::{enter, namespaces_of};
+use crate::init::report_failure;
+
+/// The pid of a running container's first process, or why there is none.
+fn running_pid(containers: &Containers, id: &str) -> Result<i32> {
+    let v = containers.view(id)?;
+    match v.state.pid.filter(|_| v.running()) {
+        Some(pid) => Ok(pid),
+        None => Err(Error::Invalid(format!(
+            "container {} is not running: skiff cp works on running containers; start it first (skiff start {})",
+            v.cfg.name, v.cfg.name
+        ))),
+    }
+}
+
+/// Runs `work` in a forked child inside the container's namespaces, with `keep` (our end of the
+/// data pipe) open in it; waits for it. Its error text comes back on a pipe.
+fn in_container(
+    pid: i32,
+    keep: OwnedFd,
+    work: impl FnOnce(File) -> std::result::Result<(), String>,
+    while_running: impl FnOnce(),
+) -> Result<()> {
+    let fds = namespaces_of(pid)?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
+    // SAFETY: the caller is single-threaded (the CLI before any runtime starts); the child only
+    // joins namespaces, does its file work and exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
+        ForkResult::Child => {
+            drop(err_r);
+            // The parent's end of the data pipe is in there: closed here, EOF stays EOF.
+            drop(while_running);
+            let efd = err_w.as_raw_fd();
+            let code = match enter(&fds).and_then(|_| work(File::from(keep))) {
+                Ok(()) => 0,
+                Err(msg) => report_failure(efd, (125, msg)),
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => {
+            drop((err_w, keep, fds));
+            while_running();
+            let mut msg = String::new();
+            let _ = File::from(err_r).read_to_string(&mut msg);
+            let status = waitpid(child, None).ok().and_then(crate::procfs::exit_code);
+            match (status, msg.trim()) {
+                (Some(0), _) => Ok(()),
+                (_, m) if !m.is_empty() => Err(Error::Invalid(m.to_string())),
+                (s, _) => Err(Error::Setup(format!(
+                    "the copy inside the container failed (status {s:?})"
+                ))),
+            }
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Setup(format!("pipe: {e}")))
+}
+
+/// Appends `src` (a file, link or directory tree, symlinks kept as links) under `name`.
+fn append(b: &mut tar::Builder<File>, src: &Path, name: &str) -> std::io::Result<()> {
+    let md = std::fs::symlink_metadata(src)?;
+    if md.is_dir() {
+        b.append_dir_all(name, src)
+    } else {
+        b.append_path_with_name(src, name)
+    }
+}
+
+/// Copies `src` (a path in the container) to `dest` on the host, as `docker cp CTR:SRC DEST`:
+/// into `dest` if it is a directory (`SRC/.` copies the directory's contents), else as `dest`.
+pub fn copy_out(containers: &Containers, id: &str, src: &str, dest: &Path) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let contents_only = src.ends_with("/.");
+    let src_path = PathBuf::from(src.trim_end_matches("/.").trim_end_matches('/'));
+    let src_name = src_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    let (into, top) = if dest.is_dir() {
+        let top = if contents_only { ".".into() } else { src_name };
+        (dest.to_path_buf(), top)
+    } else {
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(Error::Invalid(format!(
+                "destination directory {} does not exist: create it first",
+                parent.display()
+            )));
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Invalid(format!("bad destination {}", dest.display())))?;
+        (parent.to_path_buf(), name)
+    };
+    let (r, w) = pipe()?;
+    let mut unpacked = Ok(());
+    in_container(
+        pid,
+        w,
+        |out| {
+            let p = if src_path.as_os_str().is_empty() {
+                Path::new("/")
+            } else {
+                src_path.as_path()
+            };
+            std::fs::symlink_metadata(p).map_err(|e| format!("{src}: {e} in the container"))?;
+            let mut b = tar::Builder::new(out);
+            b.follow_symlinks(false);
+            append(&mut b, p, &top)
+                .and_then(|_| b.finish())
+                .map_err(|e| format!("reading {src} in the container: {e}"))
+        },
+        || {
+            unpacked = skiff_store::unpack::unpack_archive(
+                File::from(r),
+                &into,
+                skiff_store::unpack::UnpackOptions::default(),
+            );
+        },
+    )?;
+    unpacked.map_err(|e| Error::Setup(format!("writing to {}: {e}", dest.display())))
+}
+
+/// Copies `src` on the host to `dest` in the container, as `docker cp SRC CTR:DEST`: into `dest`
+/// if it is a directory there, else as `dest`. Files become root's in the container unless
+/// `archive` keeps the host's owners.
+pub fn copy_in(
+    containers: &Containers,
+    id: &str,
+    src: &Path,
+    dest: &str,
+    archive: bool,
+) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let md = std::fs::symlink_metadata(src)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", src.display())))?;
+    let src_name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    // Build the whole stream first (owners rewritten unless -a), then hand it to the child.
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    let built = if md.is_dir() {
+        b.append_dir_all(&src_name, src)
+    } else {
+        b.append_path_with_name(src, &src_name)
+    };
+    let bytes = built
+        .and_then(|_| b.into_inner())
+        .map_err(|e| Error::Invalid(format!("reading {}: {e}", src.display())))?;
+    let bytes = if archive {
+        bytes
+    } else {
+        root_owned(&bytes).map_err(|e| Error::Setup(format!("preparing the copy: {e}")))?
+    };
+    let dest = dest.to_string();
+    let (r, w) = pipe()?;
+    let mut written = Ok(());
+    in_container(
+        pid,
+        r,
+        |input| {
+            let d = Path::new(&dest);
+            let opts = skiff_store::unpack::UnpackOptions {
+                chown: true,
+                plain: true,
+            };
+            let fail = |e: skiff_store::Error| format!("writing {dest} in the container: {e}");
+            if d.is_dir() {
+                return skiff_store::unpack::unpack_archive(input, d, opts).map_err(fail);
+            }
+            // Not a directory there: the copy becomes `dest` itself, by way of a scratch dir
+            // beside it (renamed into place once whole).
+            let parent = d.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return Err(format!(
+                    "{} does not exist in the container: create it first",
+                    parent.display()
+                ));
+            }
+            let scratch = parent.join(format!(".skiff-cp-{}", std::process::id()));
+            std::fs::create_dir(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+            let res = skiff_store::unpack::unpack_archive(input, &scratch, opts)
+                .map_err(fail)
+                .and_then(|_| {
+                    std::fs::rename(scratch.join(&src_name), d)
+                        .map_err(|e| format!("moving the copy to {dest}: {e}"))
+                });
+            let _ = std::fs::remove_dir_all(&scratch);
+            res
+        },
+        || {
+            written = std::io::Write::write_all(&mut File::from(w), &bytes);
+        },
+    )?;
+    // A child that failed stops reading: its message says why, so a broken pipe is secondary.
+    written.map_err(|e| Error::Setup(format!("sending the copy: {e}")))
+}
+
+/// The same archive with every entry owned by root (0:0), as `docker cp` creates files.
+fn root_owned(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut h = entry.header().clone();
+        h.set_uid(0);
+        h.set_gid(0);
+        let _ = h.set_username("");
+        let _ = h.set_groupname("");
+        let path = entry.path()?.into_owned();
+        match h.entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name()?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                out.append_link(&mut h, &path, &target)?;
+            }
+            _ => {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data)?;
+                out.append_data(&mut h, &path, data.as_slice())?;
+            }
+        }
+    }
+    out.into_inner()
+}
