@@ -49,22 +49,9 @@ pub(crate) fn for_each(
 }
 
 fn signal_number(s: &str) -> Result<i32> {
-    let up = s.trim().to_ascii_uppercase();
-    if let Ok(n) = up.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let name = if up.starts_with("SIG") {
-        up.clone()
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| {
-            anyhow::anyhow!("invalid signal {s:?}: use a name like TERM or SIGKILL, or a number")
-        })
+    skiff_runtime::lifecycle::signal_number(s).ok_or_else(|| {
+        anyhow::anyhow!("invalid signal {s:?}: use a name like TERM or SIGKILL, or a number")
+    })
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>> {

@@ -62,6 +62,21 @@ pub struct RunArgs {
     /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
     #[arg(short, long, action = ArgAction::Append)]
     publish: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long, action = ArgAction::Append)]
+    mount: Vec<String>,
+    /// Resource limit for the process: NAME=SOFT[:HARD] (nofile=1024:2048)
+    #[arg(long, action = ArgAction::Append)]
+    ulimit: Vec<String>,
+    /// Extra group for the process (name or gid)
+    #[arg(long, action = ArgAction::Append)]
+    group_add: Vec<String>,
+    /// Size of /dev/shm (64m by default)
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// Signal that stops the container (instead of the image's or SIGTERM)
+    #[arg(long)]
+    stop_signal: Option<String>,
     /// Add a line to /etc/hosts: NAME:IP
     #[arg(long, action = ArgAction::Append)]
     add_host: Vec<String>,
@@ -167,6 +182,11 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
         publish: a.publish.clone(),
+        mount: a.mount.clone(),
+        ulimit: a.ulimit.clone(),
+        group_add: a.group_add.clone(),
+        shm_size: a.shm_size.clone(),
+        stop_signal: a.stop_signal.clone(),
         add_host: a.add_host.clone(),
         dns: a.dns.clone(),
         memory: a.memory.clone(),

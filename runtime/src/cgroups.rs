@@ -68,7 +68,7 @@ impl Limits {
 }
 
 /// `512m` → bytes.
-fn parse_bytes(s: &str) -> Option<u64> {
+pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&s);
     let (num, mult) = match s.chars().last()? {

@@ -93,6 +93,15 @@ pub struct ContainerConfig {
     /// `--dns` servers for /etc/resolv.conf (instead of the host's or slirp4netns's).
     #[serde(default)]
     pub dns: Vec<String>,
+    /// `--group-add`: extra groups (names or gids), resolved in the container's /etc/group.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--ulimit`: (resource, soft, hard).
+    #[serde(default)]
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size` in bytes (64 MiB when unset, as Docker).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
     /// `--memory`, `--pids-limit`, `--cpus`.
     #[serde(default)]
     pub limits: crate::cgroups::Limits,

@@ -93,6 +93,9 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     if let Some(sock) = s.console {
         give_terminal(sock, s.winsize.as_ref())?;
     }
+    for (name, soft, hard) in &cfg.ulimits {
+        set_rlimit(name, *soft, *hard)?;
+    }
 
     let (env, _) = take_identity(
         cfg,
@@ -111,6 +114,41 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     } else {
         exec(&cfg.process.args, &env)
     }
+}
+
+/// Applies one `--ulimit` to this process (inherited by the command).
+fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), Fail> {
+    let resource = match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        other => return Err(setup_err(format!("unknown ulimit {other}"))),
+    };
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads one rlimit struct.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(setup_err(format!(
+            "--ulimit {name}={soft}:{hard}: {e} (raising a hard limit above yours needs root)"
+        )));
+    }
+    Ok(())
 }
 
 /// Makes a pty in the devpts now at /dev/pts, takes its slave as stdio and controlling terminal,
@@ -137,7 +175,13 @@ pub fn take_identity(
 ) -> Result<(Vec<String>, u32), Fail> {
     let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let user = passwd::resolve(user_spec, &pw, &gr).map_err(setup_err)?;
+    let mut user = passwd::resolve(user_spec, &pw, &gr).map_err(setup_err)?;
+    for g in &cfg.group_add {
+        let gid = passwd::group_id(g, &gr).map_err(setup_err)?;
+        if gid != user.gid && !user.groups.contains(&gid) {
+            user.groups.push(gid);
+        }
+    }
     let mut env = env.to_vec();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));

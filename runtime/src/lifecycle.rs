@@ -12,6 +12,22 @@ use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::procfs;
 
+/// A signal by number (1–64) or name, with or without `SIG`, any case (`TERM`, `sigkill`, `9`).
+pub fn signal_number(s: &str) -> Option<i32> {
+    let up = s.trim().to_ascii_uppercase();
+    if let Ok(n) = up.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
 /// A container as it truly is now.
 #[derive(Debug, Clone)]
 pub struct View {

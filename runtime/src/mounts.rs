@@ -265,7 +265,10 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
         &fd_path(&shm),
         Some("tmpfs"),
         nosuid_nodev_noexec,
-        Some("mode=1777,size=65536k"),
+        Some(&format!(
+            "mode=1777,size={}",
+            cfg.shm_size.unwrap_or(64 << 20)
+        )),
         "/dev/shm",
     )?;
     let mq = dir_in(&root, "dev/mqueue")?;

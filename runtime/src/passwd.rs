@@ -94,6 +94,18 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, String
     })
 }
 
+/// The gid of a `--group-add` value: a number, or a group name in the container's /etc/group.
+pub fn group_id(spec: &str, group: &str) -> Result<u32, String> {
+    spec.parse::<u32>().or_else(|_| {
+        group_entries(group)
+            .find(|(n, _, _)| *n == spec)
+            .map(|(_, id, _)| id)
+            .ok_or_else(|| {
+                format!("unable to find group {spec}: no matching entries in the container's /etc/group")
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,16 @@ pub struct RunOptions {
     pub network: Option<String>,
     /// `-p` / `--publish`.
     pub publish: Vec<String>,
+    /// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
+    pub mount: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimit: Vec<String>,
+    /// `--group-add GROUP`.
+    pub group_add: Vec<String>,
+    /// `--shm-size` (`64m`).
+    pub shm_size: Option<String>,
+    /// `--stop-signal` (instead of the image's).
+    pub stop_signal: Option<String>,
     /// `--add-host NAME:IP`.
     pub add_host: Vec<String>,
     /// `--dns IP`.
@@ -196,6 +206,89 @@ fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
     }
 }
 
+/// Docker's `--mount` as the equivalent `-v` or `--tmpfs` value: (`-v` form, is tmpfs).
+fn mount_as_volume(m: &str) -> Result<(String, bool)> {
+    let bad = |why: &str| {
+        Error::Invalid(format!(
+            "invalid --mount {m:?}: {why} (use type=bind|volume|tmpfs,source=…,target=…[,readonly])"
+        ))
+    };
+    let (mut kind, mut src, mut dst, mut ro) = ("volume", "", "", false);
+    for part in m.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k {
+            "type" => kind = v,
+            "source" | "src" => src = v,
+            "target" | "destination" | "dst" => dst = v,
+            "readonly" | "ro" => ro = matches!(v, "" | "true" | "1"),
+            other => return Err(bad(&format!("unknown option {other:?}"))),
+        }
+    }
+    if dst.is_empty() {
+        return Err(bad("no target"));
+    }
+    let ro = if ro { ":ro" } else { "" };
+    match kind {
+        "bind" if src.is_empty() => Err(bad("a bind mount needs a source")),
+        "bind" if !src.starts_with('/') => Err(bad("a bind source must be an absolute path")),
+        "bind" | "volume" if src.is_empty() => Ok((format!("{dst}{ro}"), false)),
+        "volume" if src.starts_with('/') => Err(bad("a volume source is a name")),
+        "bind" | "volume" => Ok((format!("{src}:{dst}{ro}"), false)),
+        "tmpfs" => Ok((dst.to_string(), true)),
+        other => Err(bad(&format!("unknown type {other:?}"))),
+    }
+}
+
+/// rlimit names Docker's `--ulimit` takes.
+const ULIMITS: [&str; 16] = [
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// `nofile=1024:2048` (or `nofile=1024`, soft and hard alike; -1 for unlimited).
+fn parse_ulimit(u: &str) -> Result<(String, u64, u64)> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid --ulimit {u:?}: use NAME=SOFT[:HARD] with NAME one of {}",
+            ULIMITS.join(", ")
+        ))
+    };
+    let (name, vals) = u.split_once('=').ok_or_else(bad)?;
+    if !ULIMITS.contains(&name) {
+        return Err(bad());
+    }
+    let num = |v: &str| -> Result<u64> {
+        if v == "-1" {
+            return Ok(u64::MAX);
+        }
+        v.parse().map_err(|_| bad())
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    if soft > hard {
+        return Err(Error::Invalid(format!(
+            "invalid --ulimit {u:?}: the soft limit is above the hard one"
+        )));
+    }
+    Ok((name.to_string(), soft, hard))
+}
+
 /// Builds the container config (minus id and name) and checks every input.
 pub fn build(
     image: &ImageInfo<'_>,
@@ -205,6 +298,29 @@ pub fn build(
     let c = &image.config["config"];
     let limits =
         crate::cgroups::Limits::parse(o.memory.as_deref(), o.pids_limit, o.cpus.as_deref())?;
+    let ulimits = o
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<Result<Vec<_>>>()?;
+    let shm_size = o
+        .shm_size
+        .as_deref()
+        .map(|s| {
+            crate::cgroups::parse_bytes(s).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "invalid --shm-size {s:?}: use a number with b, k, m or g (64m)"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(sig) = &o.stop_signal {
+        if crate::lifecycle::signal_number(sig).is_none() {
+            return Err(Error::Invalid(format!(
+                "invalid --stop-signal {sig:?}: use a signal name (SIGTERM, QUIT) or number"
+            )));
+        }
+    }
     let mut extra_hosts = Vec::new();
     for h in &o.add_host {
         // Docker takes NAME:IP (and NAME=IP); an IPv6 address has colons of its own.
@@ -339,10 +455,17 @@ pub fn build(
         labels.insert(k.to_string(), v.to_string());
     }
     let mut mounts = Vec::new();
+    let mut tmpfs = o.tmpfs.clone();
     for v in &o.volumes {
         mounts.push(parse_volume(v, containers)?);
     }
-    for t in &o.tmpfs {
+    for m in &o.mount {
+        match mount_as_volume(m)? {
+            (dst, true) => tmpfs.push(dst),
+            (v, false) => mounts.push(parse_volume(&v, containers)?),
+        }
+    }
+    for t in &tmpfs {
         let dst = t.split(':').next().unwrap_or("");
         if !dst.starts_with('/') {
             return Err(Error::Invalid(format!(
@@ -389,7 +512,10 @@ pub fn build(
         image.id.clone(),
         image.layers.clone(),
     );
-    let stop_signal = c["StopSignal"].as_str().map(String::from);
+    let stop_signal = o
+        .stop_signal
+        .clone()
+        .or_else(|| c["StopSignal"].as_str().map(String::from));
     let o = o.clone();
     Ok(move |id: &str, name: &str| {
         let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
@@ -420,6 +546,9 @@ pub fn build(
             limits,
             extra_hosts,
             dns: o.dns,
+            group_add: o.group_add,
+            ulimits,
+            shm_size,
             cap_add: o.cap_add,
             cap_drop: o.cap_drop,
             privileged: o.privileged,

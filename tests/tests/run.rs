@@ -487,6 +487,114 @@ fn resource_limits_apply_where_cgroups_allow_and_warn_where_not() {
     );
 }
 
+/// Docker's other everyday run flags: --mount (bind, volume, tmpfs), --ulimit, --group-add,
+/// --shm-size and --stop-signal, each checked where it lands.
+#[test]
+fn mount_ulimit_group_add_shm_size_and_stop_signal_take_effect() {
+    let env = Env::new();
+    env.pull("busybox");
+    let src = env.home.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "bound\n").unwrap();
+    let bind = format!("type=bind,source={},target=/b,readonly", src.display());
+    let r = env.ok(&[
+        "run", "--rm", "--mount", &bind, "--mount", "type=volume,source=mv,target=/v",
+        "--mount", "type=tmpfs,target=/t", "--ulimit", "nofile=512:1024", "--group-add", "3000",
+        "--group-add", "extra", "--shm-size", "8m", &img("busybox"), "sh", "-c",
+        "cat /b/f; touch /b/x 2>/dev/null || echo ro; awk '$2==\"/t\"||$2==\"/dev/shm\" {print $2, $3}' /proc/mounts; \
+         ulimit -n; ulimit -Hn; id -G",
+    ]);
+    assert_eq!(
+        r.stdout, "bound\nro\n/dev/shm tmpfs\n/t tmpfs\n512\n1024\n0 2000 3000\n",
+        "{r:?}"
+    );
+    let shm = env.ok(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "8m",
+        &img("busybox"),
+        "df",
+        "-k",
+        "/dev/shm",
+    ]);
+    assert!(shm.stdout.contains(" 8192 "), "{}", shm.stdout);
+    assert!(env.ok(&["volume", "ls", "-q"]).stdout.contains("mv"));
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--stop-signal",
+            "QUIT",
+            &img("busybox"),
+            "sleep",
+            "60",
+        ])
+        .stdout;
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Config.StopSignal}}", id.trim()])
+            .stdout
+            .trim(),
+        "QUIT"
+    );
+    env.ok(&["rm", "-f", id.trim()]);
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,target=/x",
+            &img("busybox"),
+            "true",
+        ],
+        "needs a source",
+    );
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=5:2",
+            &img("busybox"),
+            "true",
+        ],
+        "soft limit is above",
+    );
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--ulimit",
+            "bogus=1",
+            &img("busybox"),
+            "true",
+        ],
+        "invalid --ulimit",
+    );
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--stop-signal",
+            "BOGUS",
+            &img("busybox"),
+            "true",
+        ],
+        "invalid --stop-signal",
+    );
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--group-add",
+            "nosuchgroup",
+            &img("busybox"),
+            "true",
+        ],
+        "unable to find group nosuchgroup",
+    );
+}
+
 #[test]
 fn network_none_has_only_loopback() {
     let env = Env::new();
