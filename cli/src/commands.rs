@@ -34,6 +34,8 @@ enum Cmd {
         /// New name, NAME[:TAG]
         target: String,
     },
+    /// Push an image to a registry
+    Push(PushArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -161,6 +163,51 @@ enum ImageCmd {
         /// New name, NAME[:TAG]
         target: String,
     },
+    /// Push an image to a registry
+    Push(PushArgs),
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Local image (name, id or id prefix)
+    image: String,
+    /// Where to push it (default: the image's own name), as podman takes it
+    destination: Option<String>,
+    /// Print only the digest when done
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `skiff push`.
+fn push(a: PushArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let dest = a.destination.clone().unwrap_or_else(|| a.image.clone());
+    if !a.quiet {
+        let r = Reference::parse(&dest)?;
+        println!("The push refers to repository [{}]", r.name());
+    }
+    let quiet = a.quiet;
+    let report = move |d: &skiff_store::Digest, what: skiff_store::push::BlobPush| {
+        if !quiet {
+            let state = match what {
+                skiff_store::push::BlobPush::Exists => "Layer already exists",
+                skiff_store::push::BlobPush::Pushed => "Pushed",
+            };
+            println!("{}: {state}", d.short());
+        }
+    };
+    let pushed = runtime()?.block_on(store.push(&a.image, a.destination.as_deref(), &report))?;
+    if a.quiet {
+        println!("{}", pushed.digest);
+    } else {
+        println!(
+            "{}: digest: {} size: {}",
+            pushed.reference.tag.as_deref().unwrap_or("latest"),
+            pushed.digest,
+            pushed.size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -280,6 +327,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::containers_cmd::cp(a),
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {
             open_store()?.tag(&source, &target)?;

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod paths;
 pub mod platform;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod unpack;

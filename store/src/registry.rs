@@ -55,8 +55,88 @@ impl Remote {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };
-        remote.authenticate(reference, &auth).await?;
+        remote
+            .authenticate(reference, &auth, RegistryOperation::Pull)
+            .await?;
         Ok(remote)
+    }
+
+    /// Connects to the reference's registry itself (never a mirror) and authenticates for a push
+    /// with stored credentials (a token registry hands out a push-scoped token for them).
+    pub async fn connect_for_push(
+        reference: &Reference,
+        cfg: &Config,
+        dirs: &Dirs,
+    ) -> Result<Remote> {
+        let remote = Remote::new(reference, &reference.registry, cfg, dirs)?;
+        let auth = match auth::lookup(&reference.registry)? {
+            Some(c) => RegistryAuth::Basic(c.username, c.password),
+            None => RegistryAuth::Anonymous,
+        };
+        remote
+            .authenticate(reference, &auth, RegistryOperation::Push)
+            .await?;
+        Ok(remote)
+    }
+
+    /// Whether the registry has a blob in the reference's repository already.
+    pub async fn has_blob(&self, reference: &Reference, digest: &Digest) -> Result<bool> {
+        let oref = self.oci_ref(reference, None);
+        retry(|| async {
+            self.client
+                .blob_exists(&oref, &digest.to_string())
+                .await
+                .map_err(|e| map_err(&self.host, reference, e))
+        })
+        .await
+    }
+
+    /// Uploads the blob at `path` (read in 1 MiB chunks as the upload goes).
+    pub async fn push_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<()> {
+        let oref = self.oci_ref(reference, None);
+        let file = std::fs::File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let chunks = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            match std::io::Read::read(&mut f, &mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(OciDistributionError::IoError(e)), f)),
+            }
+        });
+        self.client
+            .push_blob_stream(&oref, chunks, &digest.to_string(), Some(size))
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(&self.host, reference, e))
+    }
+
+    /// Uploads a manifest under the reference's tag.
+    pub async fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<()> {
+        let oref = self.oci_ref(reference, None);
+        let content_type =
+            http::HeaderValue::from_str(media_type).map_err(|_| Error::Registry {
+                registry: self.host.clone(),
+                detail: format!("bad manifest media type {media_type:?}"),
+            })?;
+        self.client
+            .push_manifest_raw(&oref, bytes, content_type)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(&self.host, reference, e))
     }
 
     /// Checks credentials against a registry without pulling anything (for `skiff login`): a token
@@ -73,6 +153,7 @@ impl Remote {
             .authenticate(
                 &reference,
                 &RegistryAuth::Basic(creds.username.clone(), creds.password.clone()),
+                RegistryOperation::Pull,
             )
             .await?;
         if got_token {
@@ -111,11 +192,16 @@ impl Remote {
     }
 
     /// Authenticates; returns whether a bearer token was issued (false for basic auth or none).
-    async fn authenticate(&self, reference: &Reference, auth: &RegistryAuth) -> Result<bool> {
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        op: RegistryOperation,
+    ) -> Result<bool> {
         let oref = self.oci_ref(reference, None);
         let token = retry(|| async {
             self.client
-                .auth(&oref, auth, RegistryOperation::Pull)
+                .auth(&oref, auth, op)
                 .await
                 .map_err(|e| map_err(&self.host, reference, e))
         })
@@ -366,7 +452,14 @@ fn map_err(host: &str, reference: &Reference, e: OciDistributionError) -> Error 
                 src = s.source();
             }
             let lower = detail.to_lowercase();
-            if lower.contains("certificate")
+            if matches!(re.status().map(|s| s.as_u16()), Some(401 | 403)) {
+                Error::Unauthorized { registry }
+            } else if re.status().is_some_and(|s| s.as_u16() == 429) {
+                Error::Registry {
+                    registry,
+                    detail: "rate limit reached (429); wait, or log in for a higher limit".into(),
+                }
+            } else if lower.contains("certificate")
                 || lower.contains("unknownissuer")
                 || lower.contains("invalid peer")
             {

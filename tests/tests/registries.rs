@@ -243,3 +243,47 @@ fn a_broken_config_file_is_named_in_the_error() {
     .unwrap();
     env.fails(&["images"], "config.toml");
 }
+
+#[test]
+fn push_uploads_what_the_registry_lacks_and_needs_credentials_where_asked() {
+    let env = Env::new();
+    env.pull("busybox");
+    let local = format!("{REGISTRY}/busybox");
+    // A plain registry: a new repository gets every blob, a second push none.
+    let dest = format!("{REGISTRY}/pushed/{}:v1", std::process::id());
+    let first = env.ok(&["push", &local, &dest]).stdout;
+    assert!(first.contains(": Pushed"), "{first}");
+    let again = env.ok(&["push", &local, &dest]).stdout;
+    assert!(
+        !again.contains(": Pushed") && again.contains("Layer already exists"),
+        "{again}"
+    );
+    let digest = env.ok(&["push", "-q", &local, &dest]).stdout;
+    // What went up is what came down: the same manifest digest, and it runs elsewhere.
+    let other = Env::new();
+    other.ok(&["pull", "-q", &dest]);
+    let has_digest = |e: &Env, d: &str| {
+        e.ok(&["images", "--digests", "--format", "json"])
+            .stdout
+            .contains(d)
+    };
+    assert!(
+        has_digest(&other, digest.trim()),
+        "pulled back by digest {digest}"
+    );
+    assert_eq!(
+        other.ok(&["run", "--rm", &dest, "echo", "pushed"]).stdout,
+        "pushed\n"
+    );
+
+    // The TLS registry with htpasswd: refused without login, accepted with it.
+    trust_test_ca(&env);
+    let private = format!("{SECURE}/private/pushed-{}:v1", std::process::id());
+    env.ok(&["tag", &local, &private]);
+    env.fails(&["push", &private], "authentication required");
+    assert_eq!(login(&env, "skiff-secret").code, 0);
+    env.ok(&["push", &private]);
+    env.ok(&["rmi", &private]);
+    env.ok(&["pull", "-q", &private]);
+    env.fails(&["push", "nosuch:latest"], "not known locally");
+}
