@@ -345,7 +345,7 @@ fn hardening_is_on_by_default_and_privileged_lifts_it() {
     assert_eq!(unconfined.trim(), "Seccomp:\t0");
     // No new namespaces by default (unshare, and clone with namespace flags), while plain forks
     // work; CAP_SYS_ADMIN opens them, as in Docker's profile.
-    let ns = "unshare -U true 2>/dev/null && echo USERNS; unshare -n true 2>/dev/null && echo NETNS; (echo forked &); wait";
+    let ns = "unshare -U true 2>/dev/null && echo USERNS; unshare -n true 2>/dev/null && echo NETNS; true & wait && echo forked";
     let r = env
         .ok(&["run", "--rm", &img("busybox"), "sh", "-c", ns])
         .stdout;
