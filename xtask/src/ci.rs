@@ -211,7 +211,44 @@ pub fn demo() -> Result<()> {
     step(&["logs", "--tail", "2", "demo-ticker"])?;
     step(&["exec", "demo-ticker", "ps"])?;
     step(&["stop", "-t", "1", "demo-ticker"])?;
+    // A private network with a published port, fetched from the host.
+    step(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-web",
+        "-p",
+        "18088:80",
+        &image,
+        "sh",
+        "-c",
+        "mkdir /www && echo hello over slirp4netns > /www/index.html && exec httpd -f -p 80 -h /www",
+    ])?;
+    step(&["port", "demo-web"])?;
+    let t = std::time::Instant::now();
+    let body = loop {
+        let got = std::net::TcpStream::connect("127.0.0.1:18088").and_then(|mut s| {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        });
+        match got {
+            Ok(b) if b.contains("200") => break b,
+            _ if t.elapsed() > std::time::Duration::from_secs(10) => {
+                bail!("demo-web did not answer")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    };
+    println!(
+        "\n$ curl http://127.0.0.1:18088/\n{}",
+        body.lines().last().unwrap_or("")
+    );
     step(&["ps", "-a"])?;
+    step(&["rm", "-f", "demo-web"])?;
+    step(&["system", "df"])?;
     step(&["rm", "demo-ticker"])?;
     step(&["rmi", &format!("{}/layers", testenv::REGISTRY)])?;
     step(&["images"])?;
