@@ -89,6 +89,8 @@ enum Cmd {
     Port(crate::containers_cmd::PortArgs),
     /// Copy files between a running container and the host
     Cp(crate::containers_cmd::CpArgs),
+    /// Live CPU, memory, network and I/O of running containers
+    Stats(crate::containers_cmd::StatsArgs),
     /// Show what skiff finds on this machine for you: id ranges, helpers, storage
     Info(crate::info::InfoArgs),
     /// Show skiff's version
@@ -140,6 +142,8 @@ enum ContainerCmd {
     Port(crate::containers_cmd::PortArgs),
     /// Copy files between a running container and the host
     Cp(crate::containers_cmd::CpArgs),
+    /// Live CPU, memory, network and I/O of running containers
+    Stats(crate::containers_cmd::StatsArgs),
 }
 
 #[derive(Subcommand)]
@@ -327,6 +331,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => crate::containers_cmd::stats(a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::containers_cmd::cp(a),
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {

@@ -23,6 +23,7 @@ pub mod procfs;
 pub mod residency;
 pub mod security;
 pub mod spec;
+pub mod stats;
 pub mod tty;
 pub mod userns;
 pub mod volumes;

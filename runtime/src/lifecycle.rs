@@ -292,28 +292,8 @@ impl Containers {
             v.state.pid.filter(|_| v.running()).ok_or_else(|| {
                 Error::Invalid(format!("container {} is not running", v.cfg.name))
             })?;
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).map_err(|e| Error::Io {
-            context: format!("reading the pid namespace of {pid}"),
-            source: e,
-        })?;
         let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc")
-            .map_err(|e| Error::Io {
-                context: "listing /proc".into(),
-                source: e,
-            })?
-            .flatten()
-        {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if std::fs::read_link(format!("/proc/{p}/ns/pid"))
-                .ok()
-                .as_ref()
-                != Some(&ns)
-            {
-                continue;
-            }
+        for p in procfs::container_processes(pid) {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
             let cmd = cmd
                 .split(|b| *b == 0)

@@ -1015,3 +1015,67 @@ fn cp_copies_both_ways_within_the_containers_root() {
     env.ok(&["stop", "-t", "0", "box"]);
     env.fails(&["cp", &tree, "box:/tmp"], "not running");
 }
+
+#[test]
+fn stats_reads_cpu_memory_and_pids_from_proc_even_rootless() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-u",
+        "1000",
+        &bb(),
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        &bb(),
+        "sh",
+        "-c",
+        "sleep 600 & exec sleep 600",
+    ]);
+    let out = env
+        .ok(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.CPUPerc}} {{.PIDs}} {{.MemUsage}} {{.NetIO}}",
+        ])
+        .stdout;
+    let row = |name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let cpu = |r: &[String]| r[1].trim_end_matches('%').parse::<f64>().unwrap();
+    let (busy, idle) = (row("busy"), row("idle"));
+    // A spinning loop uses CPU (how much depends on the machine); a sleeping one uses none.
+    assert!(cpu(&busy) > 0.0, "{out}");
+    assert_eq!(cpu(&idle), 0.0, "{out}");
+    assert_eq!((busy[2].as_str(), idle[2].as_str()), ("1", "2"), "{out}");
+    assert!(
+        !idle[3].starts_with("0B"),
+        "resident memory is counted: {out}"
+    );
+    assert_eq!(
+        idle[6], "--",
+        "the host network's counters are not the container's: {out}"
+    );
+    let table = env.ok(&["stats", "--no-stream", "idle"]).stdout;
+    assert!(
+        table.starts_with("CONTAINER ID") && table.contains("MEM USAGE / LIMIT"),
+        "{table}"
+    );
+    env.ok(&["rm", "-f", "busy", "idle"]);
+}
