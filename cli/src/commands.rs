@@ -91,6 +91,18 @@ enum Cmd {
     Cp(crate::containers_cmd::CpArgs),
     /// Live CPU, memory, network and I/O of running containers
     Stats(crate::containers_cmd::StatsArgs),
+    /// Stop every process of containers until unpause
+    Pause {
+        /// Containers
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Let paused containers go on
+    Unpause {
+        /// Containers
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Show what skiff finds on this machine for you: id ranges, helpers, storage
     Info(crate::info::InfoArgs),
     /// Show skiff's version
@@ -331,6 +343,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Pause { containers } => crate::containers_cmd::pause(&containers, true),
+        Cmd::Unpause { containers } => crate::containers_cmd::pause(&containers, false),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => crate::containers_cmd::stats(a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::containers_cmd::cp(a),

@@ -104,8 +104,9 @@ fn status_text(v: &View) -> String {
     match v.state.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
-            "Up {}",
-            human::ago(since(&v.state.started_at)).trim_end_matches(" ago")
+            "Up {}{}",
+            human::ago(since(&v.state.started_at)).trim_end_matches(" ago"),
+            if v.paused() { " (Paused)" } else { "" }
         ),
         Status::Exited => format!(
             "Exited ({}) {}",
@@ -529,6 +530,7 @@ pub fn port(a: PortArgs) -> Result<ExitCode> {
 fn state_word(v: &View) -> &'static str {
     match v.state.status {
         _ if v.restarting() => "restarting",
+        _ if v.paused() => "paused",
         Status::Created => "created",
         Status::Running => "running",
         Status::Exited => "exited",
@@ -556,7 +558,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
         "Path": v.cfg.process.args.first(),
         "Args": v.cfg.process.args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": status, "Running": st.status == Status::Running, "Paused": false, "Restarting": v.restarting(),
+            "Status": status, "Running": st.status == Status::Running, "Paused": v.paused(), "Restarting": v.restarting(),
             "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
             "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
@@ -1091,4 +1093,19 @@ pub fn stats(a: StatsArgs) -> Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// `skiff pause` and `skiff unpause`.
+pub fn pause(names: &[String], on: bool) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    Ok(for_each(names, |k| {
+        let id = c.resolve(k)?;
+        if on {
+            c.pause(&id)?;
+        } else {
+            c.unpause(&id)?;
+        }
+        println!("{k}");
+        Ok(())
+    }))
 }

@@ -222,6 +222,9 @@ pub struct State {
     /// Between two runs of a restart policy: exited, and its monitor will start it again.
     #[serde(default)]
     pub restarting: bool,
+    /// `pause`d: every process stopped (SIGSTOP) until `unpause`.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl State {
@@ -239,6 +242,7 @@ impl State {
             error: None,
             restart_count: 0,
             restarting: false,
+            paused: false,
         }
     }
 }

@@ -101,6 +101,12 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
             v.cfg.name, v.cfg.name
         )));
     }
+    if v.paused() {
+        return Err(Error::Invalid(format!(
+            "container {} is paused: unpause it first (skiff unpause {})",
+            v.cfg.name, v.cfg.name
+        )));
+    }
     if o.args.is_empty() {
         return Err(Error::Invalid("no command given to exec".into()));
     }

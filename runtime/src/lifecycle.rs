@@ -28,6 +28,14 @@ pub fn signal_number(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
+/// Sends `signal` to every process of the container whose PID 1 is `pid1`.
+fn signal_all(pid1: i32, signal: i32) {
+    for p in procfs::container_processes(pid1) {
+        // SAFETY: signalling processes found in the container just now.
+        unsafe { libc::kill(p, signal) };
+    }
+}
+
 /// A container as it truly is now.
 #[derive(Debug, Clone)]
 pub struct View {
@@ -52,6 +60,11 @@ impl View {
     /// with a live monitor about to start it again.
     pub fn restarting(&self) -> bool {
         self.state.restarting && self.state.status == Status::Exited && self.monitor_alive()
+    }
+
+    /// Whether its processes are stopped by `pause`.
+    pub fn paused(&self) -> bool {
+        self.running() && self.state.paused
     }
 
     /// Running or restarting: a monitor owns it, so it is not to be started, pruned or removed
@@ -127,8 +140,47 @@ impl Containers {
         Ok(out)
     }
 
-    /// Sends `signal` to the container's PID 1 (verified by start time).
+    /// Stops every process of a running container with SIGSTOP, which needs no freezer cgroup
+    /// (so rootless works on any cgroup layout), until [`Containers::unpause`].
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let v = self.view(id)?;
+        let pid =
+            v.state.pid.filter(|_| v.running()).ok_or_else(|| {
+                Error::Invalid(format!("container {} is not running", v.cfg.name))
+            })?;
+        if v.paused() {
+            return Err(Error::Invalid(format!(
+                "container {} is already paused",
+                v.cfg.name
+            )));
+        }
+        self.update_state(id, |s| s.paused = true)?;
+        signal_all(pid, libc::SIGSTOP);
+        Ok(())
+    }
+
+    /// Lets a paused container's processes go on (SIGCONT).
+    pub fn unpause(&self, id: &str) -> Result<()> {
+        let v = self.view(id)?;
+        if !v.paused() {
+            return Err(Error::Invalid(format!(
+                "container {} is not paused",
+                v.cfg.name
+            )));
+        }
+        if let Some(pid) = v.state.pid {
+            signal_all(pid, libc::SIGCONT);
+        }
+        self.update_state(id, |s| s.paused = false)?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the container's PID 1 (verified by start time). A paused container is
+    /// let go first, so the signal can be handled (Docker thaws it too).
     pub fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        if self.view(id)?.paused() {
+            self.unpause(id)?;
+        }
         let v = self.view(id)?;
         if !v.running() {
             return Err(Error::Invalid(format!(

@@ -246,6 +246,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             s.exit_code = code;
             s.finished_at = Some(now());
             s.restarting = again;
+            s.paused = false;
             if again {
                 s.restart_count += 1;
             }

@@ -1079,3 +1079,79 @@ fn stats_reads_cpu_memory_and_pids_from_proc_even_rootless() {
     );
     env.ok(&["rm", "-f", "busy", "idle"]);
 }
+
+#[test]
+fn pause_stops_every_process_until_unpause() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tick",
+        &bb(),
+        "sh",
+        "-c",
+        "sleep 600 & while :; do echo t; sleep 0.05; done",
+    ]);
+    eventually("output", || !env.ok(&["logs", "tick"]).stdout.is_empty());
+    env.ok(&["pause", "tick"]);
+    let s = state(&env, "tick");
+    assert_eq!(
+        (
+            s["State"]["Status"].as_str(),
+            s["State"]["Paused"].as_bool()
+        ),
+        (Some("paused"), Some(true))
+    );
+    assert!(env
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .stdout
+        .trim()
+        .ends_with("(Paused)"));
+    // Every process is stopped (state T), the background one too; no output grows meanwhile.
+    let pid = pids(&env, "tick").0;
+    let states: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|st| {
+            st.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .is_some_and(|pp| pp == pid.to_string())
+                || st.starts_with(&format!("{pid} "))
+        })
+        .map(|st| {
+            st.rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // (A child that exited just as the shell stopped stays a zombie until it goes on.)
+    assert!(
+        states.iter().filter(|s| *s == "T").count() >= 2
+            && states.iter().all(|s| s == "T" || s == "Z"),
+        "{states:?}"
+    );
+    let before = env.ok(&["logs", "tick"]).stdout.len();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        env.ok(&["logs", "tick"]).stdout.len(),
+        before,
+        "no output while paused"
+    );
+    env.fails(&["exec", "tick", "true"], "is paused");
+    env.fails(&["pause", "tick"], "already paused");
+    env.ok(&["unpause", "tick"]);
+    eventually("output again", || {
+        env.ok(&["logs", "tick"]).stdout.len() > before
+    });
+    env.fails(&["unpause", "tick"], "not paused");
+    // A paused container still stops (it is let go first).
+    env.ok(&["pause", "tick"]);
+    env.ok(&["rm", "-f", "tick"]);
+}
