@@ -87,7 +87,7 @@ enum Cmd {
     Exec(crate::containers_cmd::ExecArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
-    /// Copy files between a running container and the host
+    /// Copy files between a container and the host
     Cp(crate::containers_cmd::CpArgs),
     /// Live CPU, memory, network and I/O of running containers
     Stats(crate::containers_cmd::StatsArgs),
@@ -131,6 +131,13 @@ enum Cmd {
     },
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
+    #[command(name = "__cp", hide = true)]
+    HelperCp {
+        direction: String,
+        id: String,
+        path: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,7 +159,7 @@ enum ContainerCmd {
     Logs(crate::containers_cmd::LogsArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
-    /// Copy files between a running container and the host
+    /// Copy files between a container and the host
     Cp(crate::containers_cmd::CpArgs),
     /// Live CPU, memory, network and I/O of running containers
     Stats(crate::containers_cmd::StatsArgs),
@@ -320,6 +327,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             dest,
         } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
         Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
+        Cmd::HelperCp {
+            direction,
+            id,
+            path,
+            name,
+        } => crate::containers_cmd::cp_helper(&direction, &id, &path, &name),
         Cmd::Run(a) => crate::run::run(*a),
         Cmd::Create(a) => crate::run::create(*a),
         Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => crate::containers_cmd::ps(a),

@@ -971,29 +971,70 @@ fn container_path(arg: &str) -> Option<(&str, &str)> {
     (!c.is_empty() && !c.contains('/')).then_some((c, p))
 }
 
-/// `skiff cp`: between the host and a running container, either way.
+/// `skiff cp`: between the host and a container, either way. A running container is reached
+/// through its namespaces; a created or exited one through its root file system, mounted by a
+/// helper (`skiff __cp`) in a private mount namespace.
 pub fn cp(a: CpArgs) -> Result<ExitCode> {
+    use skiff_runtime::copy;
     let (_, c) = containers()?;
     match (container_path(&a.src), container_path(&a.dest)) {
         (Some((ctr, path)), None) => {
             let id = c.resolve(ctr)?;
-            skiff_runtime::copy::copy_out(&c, &id, path, std::path::Path::new(&a.dest))?;
+            let dest = std::path::Path::new(&a.dest);
+            if c.view(&id)?.running() {
+                copy::copy_out(&c, &id, path, dest)?;
+            } else {
+                let (into, top) = copy::plan_out(path, dest)?;
+                let mut child = crate::unpacker::spawn_helper(&["__cp", "out", &id, path, &top])?;
+                let out = child.stdout.take().context("helper output")?;
+                let unpacked = skiff_store::unpack::unpack_archive(
+                    out,
+                    &into,
+                    skiff_store::unpack::UnpackOptions::default(),
+                );
+                let status = child.wait()?;
+                if !status.success() {
+                    // The helper said why, on its one error line.
+                    return Ok(ExitCode::from(125));
+                }
+                unpacked.with_context(|| format!("writing to {}", dest.display()))?;
+            }
         }
         (None, Some((ctr, path))) => {
             let id = c.resolve(ctr)?;
             if !path.starts_with('/') {
-                bail!(
-                    "the path in the container must be absolute: {}:/{path}",
-                    ctr
-                );
+                bail!("the path in the container must be absolute: {ctr}:/{path}");
             }
-            skiff_runtime::copy::copy_in(&c, &id, std::path::Path::new(&a.src), path, a.archive)?;
+            let src = std::path::Path::new(&a.src);
+            if c.view(&id)?.running() {
+                copy::copy_in(&c, &id, src, path, a.archive)?;
+            } else {
+                let (bytes, name) = copy::archive_of(src, a.archive)?;
+                let mut child = crate::unpacker::spawn_helper(&["__cp", "in", &id, path, &name])?;
+                let sent = child
+                    .stdin
+                    .take()
+                    .context("helper input")?
+                    .write_all(&bytes);
+                let status = child.wait()?;
+                if !status.success() {
+                    return Ok(ExitCode::from(125));
+                }
+                sent.context("sending the copy")?;
+            }
         }
         (Some(_), Some(_)) => {
             bail!("copying between containers is not supported: copy to the host first")
         }
         (None, None) => bail!("one of the paths must be CONTAINER:PATH"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff __cp in|out ID PATH NAME`: the helper side of `cp` on a stopped container.
+pub fn cp_helper(direction: &str, id: &str, path: &str, name: &str) -> Result<ExitCode> {
+    let (_, c) = containers()?;
+    skiff_runtime::copy::helper_main(&c, id, direction, path, name)?;
     Ok(ExitCode::SUCCESS)
 }
 

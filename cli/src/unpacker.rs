@@ -119,6 +119,23 @@ pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
     ))
 }
 
+/// Starts `skiff ARGS` as root of this user's mapped user namespace (directly when root),
+/// with stdin and stdout piped, for helpers that must own the files they touch.
+pub fn spawn_helper(args: &[&str]) -> anyhow::Result<std::process::Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    if nix_is_root() {
+        return Ok(cmd.spawn()?);
+    }
+    let Some(map) = IdMap::for_current_user() else {
+        anyhow::bail!("this needs a user namespace with your subuid range, and you have none: add one (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), or start the container");
+    };
+    Ok(userns::spawn_mapped(cmd, &map)?)
+}
+
 /// `skiff __unpack BLOB DIFF_ID DEST`: runs inside the mapped namespace as its root.
 pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<()> {
     let diff_id = Digest::parse(diff_id)?;

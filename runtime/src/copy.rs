@@ -1,6 +1,7 @@
-//! `skiff cp`: files between the host and a running container, as a tar stream over a pipe. The
-//! container's side runs in a forked child that has joined the container's namespaces, so its
-//! paths resolve in the container's root (its symlinks cannot lead to the host's files), and its
+//! `skiff cp`: files between the host and a container, as a tar stream over a pipe. The
+//! container's side runs in a forked child that has joined a running container's namespaces —
+//! or, for a stopped one, in a helper that mounted its rootfs and chrooted there — so its paths
+//! resolve in the container's root (its symlinks cannot lead to the host's files), and its
 //! writes go through the same confined unpacker as image layers. The host's side unpacks what
 //! comes out of a container with that unpacker too: a hostile container cannot write outside
 //! the destination.
@@ -76,64 +77,64 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Setup(format!("pipe: {e}")))
 }
 
-/// Appends `src` (a file, link or directory tree, symlinks kept as links) under `name`.
-fn append(b: &mut tar::Builder<File>, src: &Path, name: &str) -> std::io::Result<()> {
-    let md = std::fs::symlink_metadata(src)?;
-    if md.is_dir() {
-        b.append_dir_all(name, src)
-    } else {
-        b.append_path_with_name(src, name)
-    }
-}
-
-/// Copies `src` (a path in the container) to `dest` on the host, as `docker cp CTR:SRC DEST`:
-/// into `dest` if it is a directory (`SRC/.` copies the directory's contents), else as `dest`.
-pub fn copy_out(containers: &Containers, id: &str, src: &str, dest: &Path) -> Result<()> {
-    let pid = running_pid(containers, id)?;
+/// Where a copy out of a container lands, as `docker cp CTR:SRC DEST` decides: (the host
+/// directory to unpack into, the name the copy gets there). Into `dest` if it is a directory
+/// (`SRC/.` copies the directory's contents), else as `dest` in its existing parent.
+pub fn plan_out(src: &str, dest: &Path) -> Result<(PathBuf, String)> {
     let contents_only = src.ends_with("/.");
-    let src_path = PathBuf::from(src.trim_end_matches("/.").trim_end_matches('/'));
+    let src_path = Path::new(src.trim_end_matches("/.").trim_end_matches('/'));
     let src_name = src_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| ".".into());
-    let (into, top) = if dest.is_dir() {
+    if dest.is_dir() {
         let top = if contents_only { ".".into() } else { src_name };
-        (dest.to_path_buf(), top)
+        return Ok((dest.to_path_buf(), top));
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::Invalid(format!(
+            "destination directory {} does not exist: create it first",
+            parent.display()
+        )));
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Invalid(format!("bad destination {}", dest.display())))?;
+    Ok((parent.to_path_buf(), name))
+}
+
+/// Writes a tar of `src` — a path resolved in this process's root, the container's — under the
+/// name `top` to `out`, symlinks kept as links.
+pub fn pack(src: &str, top: &str, out: impl std::io::Write) -> std::result::Result<(), String> {
+    let trimmed = src.trim_end_matches("/.").trim_end_matches('/');
+    let p = if trimmed.is_empty() { "/" } else { trimmed };
+    let md = std::fs::symlink_metadata(p).map_err(|e| format!("{src}: {e} in the container"))?;
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let r = if md.is_dir() {
+        b.append_dir_all(top, p)
     } else {
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(Error::Invalid(format!(
-                "destination directory {} does not exist: create it first",
-                parent.display()
-            )));
-        }
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::Invalid(format!("bad destination {}", dest.display())))?;
-        (parent.to_path_buf(), name)
+        b.append_path_with_name(p, top)
     };
+    r.and_then(|_| b.finish())
+        .map_err(|e| format!("reading {src} in the container: {e}"))
+}
+
+/// Copies `src` (a path in the running container) to `dest` on the host (see [`plan_out`]).
+pub fn copy_out(containers: &Containers, id: &str, src: &str, dest: &Path) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let (into, top) = plan_out(src, dest)?;
     let (r, w) = pipe()?;
     let mut unpacked = Ok(());
     in_container(
         pid,
         w,
-        |out| {
-            let p = if src_path.as_os_str().is_empty() {
-                Path::new("/")
-            } else {
-                src_path.as_path()
-            };
-            std::fs::symlink_metadata(p).map_err(|e| format!("{src}: {e} in the container"))?;
-            let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            append(&mut b, p, &top)
-                .and_then(|_| b.finish())
-                .map_err(|e| format!("reading {src} in the container: {e}"))
-        },
+        |out| pack(src, &top, out),
         || {
             unpacked = skiff_store::unpack::unpack_archive(
                 File::from(r),
@@ -145,24 +146,15 @@ pub fn copy_out(containers: &Containers, id: &str, src: &str, dest: &Path) -> Re
     unpacked.map_err(|e| Error::Setup(format!("writing to {}: {e}", dest.display())))
 }
 
-/// Copies `src` on the host to `dest` in the container, as `docker cp SRC CTR:DEST`: into `dest`
-/// if it is a directory there, else as `dest`. Files become root's in the container unless
-/// `archive` keeps the host's owners.
-pub fn copy_in(
-    containers: &Containers,
-    id: &str,
-    src: &Path,
-    dest: &str,
-    archive: bool,
-) -> Result<()> {
-    let pid = running_pid(containers, id)?;
+/// The tar `copy_in` sends for host path `src`: (its bytes, the name at its top). Entries become
+/// root's unless `archive` keeps the host's owners.
+pub fn archive_of(src: &Path, archive: bool) -> Result<(Vec<u8>, String)> {
     let md = std::fs::symlink_metadata(src)
         .map_err(|e| Error::Invalid(format!("{}: {e}", src.display())))?;
     let src_name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| ".".into());
-    // Build the whole stream first (owners rewritten unless -a), then hand it to the child.
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
     let built = if md.is_dir() {
@@ -178,48 +170,104 @@ pub fn copy_in(
     } else {
         root_owned(&bytes).map_err(|e| Error::Setup(format!("preparing the copy: {e}")))?
     };
-    let dest = dest.to_string();
+    Ok((bytes, src_name))
+}
+
+/// Puts the tar on `input` (top name `src_name`) at `dest`, a path resolved in this process's
+/// root, the container's: into `dest` if it is a directory there, else as `dest`.
+pub fn unpack_to(dest: &str, src_name: &str, input: impl Read) -> std::result::Result<(), String> {
+    let d = Path::new(dest);
+    let opts = skiff_store::unpack::UnpackOptions {
+        chown: true,
+        plain: true,
+    };
+    let fail = |e: skiff_store::Error| format!("writing {dest} in the container: {e}");
+    if d.is_dir() {
+        return skiff_store::unpack::unpack_archive(input, d, opts).map_err(fail);
+    }
+    // Not a directory there: the copy becomes `dest` itself, by way of a scratch dir beside it
+    // (renamed into place once whole).
+    let parent = d.parent().unwrap_or(Path::new("/"));
+    if !parent.is_dir() {
+        return Err(format!(
+            "{} does not exist in the container: create it first",
+            parent.display()
+        ));
+    }
+    let scratch = parent.join(format!(".skiff-cp-{}", std::process::id()));
+    std::fs::create_dir(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let res = skiff_store::unpack::unpack_archive(input, &scratch, opts)
+        .map_err(fail)
+        .and_then(|_| {
+            std::fs::rename(scratch.join(src_name), d)
+                .map_err(|e| format!("moving the copy to {dest}: {e}"))
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    res
+}
+
+/// Copies `src` on the host to `dest` in the running container, as `docker cp SRC CTR:DEST`.
+pub fn copy_in(
+    containers: &Containers,
+    id: &str,
+    src: &Path,
+    dest: &str,
+    archive: bool,
+) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let (bytes, src_name) = archive_of(src, archive)?;
     let (r, w) = pipe()?;
     let mut written = Ok(());
     in_container(
         pid,
         r,
-        |input| {
-            let d = Path::new(&dest);
-            let opts = skiff_store::unpack::UnpackOptions {
-                chown: true,
-                plain: true,
-            };
-            let fail = |e: skiff_store::Error| format!("writing {dest} in the container: {e}");
-            if d.is_dir() {
-                return skiff_store::unpack::unpack_archive(input, d, opts).map_err(fail);
-            }
-            // Not a directory there: the copy becomes `dest` itself, by way of a scratch dir
-            // beside it (renamed into place once whole).
-            let parent = d.parent().unwrap_or(Path::new("/"));
-            if !parent.is_dir() {
-                return Err(format!(
-                    "{} does not exist in the container: create it first",
-                    parent.display()
-                ));
-            }
-            let scratch = parent.join(format!(".skiff-cp-{}", std::process::id()));
-            std::fs::create_dir(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-            let res = skiff_store::unpack::unpack_archive(input, &scratch, opts)
-                .map_err(fail)
-                .and_then(|_| {
-                    std::fs::rename(scratch.join(&src_name), d)
-                        .map_err(|e| format!("moving the copy to {dest}: {e}"))
-                });
-            let _ = std::fs::remove_dir_all(&scratch);
-            res
-        },
+        |input| unpack_to(dest, &src_name, input),
         || {
             written = std::io::Write::write_all(&mut File::from(w), &bytes);
         },
     )?;
     // A child that failed stops reading: its message says why, so a broken pipe is secondary.
     written.map_err(|e| Error::Setup(format!("sending the copy: {e}")))
+}
+
+/// The helper side of `cp` on a container that is not running (`skiff __cp`, run in a mapped
+/// user namespace when rootless): mounts the container's root file system in a private mount
+/// namespace, enters it, and packs `path` to stdout (`out`) or unpacks stdin at `path` (`in`).
+pub fn helper_main(
+    containers: &Containers,
+    id: &str,
+    direction: &str,
+    path: &str,
+    name: &str,
+) -> Result<()> {
+    let v = containers.view(id)?;
+    if v.active() {
+        return Err(Error::Invalid(format!(
+            "container {} started meanwhile: run the copy again",
+            v.cfg.name
+        )));
+    }
+    let ctr = containers.dir(id);
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Error::Setup(format!("a private mount namespace: {e}")))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| Error::Setup(format!("making / private: {e}")))?;
+    let rootfs = crate::mounts::mount_rootfs(&v.cfg, &ctr).map_err(Error::Setup)?;
+    nix::unistd::chroot(&rootfs)
+        .and_then(|_| nix::unistd::chdir("/"))
+        .map_err(|e| Error::Setup(format!("entering {}: {e}", rootfs.display())))?;
+    let res = match direction {
+        "out" => pack(path, name, std::io::stdout().lock()),
+        "in" => unpack_to(path, name, std::io::stdin().lock()),
+        other => Err(format!("unknown direction {other}")),
+    };
+    res.map_err(Error::Invalid)
 }
 
 /// The same archive with every entry owned by root (0:0), as `docker cp` creates files.

@@ -6,7 +6,7 @@
 //! `/proc/self/fd/N`, so a symlink in the image cannot turn a mount point into a host path.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use rustix::fs::{self as rfs, Mode, OFlags};
@@ -132,16 +132,11 @@ fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str) -> R<()> {
     .map_err(|e| fail("move_mount", e))
 }
 
-/// Builds the rootfs at `<ctr>/rootfs` and pivots into it. Runs in the container's namespaces.
-pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
-    mnt(
-        None,
-        "/",
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-        "/ private",
-    )?;
+/// Mounts the container's root file system at `<ctr>/rootfs` — the overlay of its image's layer
+/// dirs and its `upper/` (or the private copy where overlayfs is refused) — in the current
+/// mount namespace, and returns that path. Used by the container's first process and by `cp`
+/// on a container that is not running.
+pub fn mount_rootfs(cfg: &ContainerConfig, ctr: &Path) -> R<PathBuf> {
     let rootfs = ctr.join("rootfs");
     let rootfs_s = rootfs.to_string_lossy().into_owned();
     let lower: Vec<String> = cfg
@@ -186,6 +181,21 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
             "the copied rootfs",
         )?;
     }
+    Ok(rootfs)
+}
+
+/// Builds the rootfs at `<ctr>/rootfs` and pivots into it. Runs in the container's namespaces.
+pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
+    mnt(
+        None,
+        "/",
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "/ private",
+    )?;
+    let rootfs = mount_rootfs(cfg, ctr)?;
+    let rootfs_s = rootfs.to_string_lossy().into_owned();
     let root: OwnedFd = rfs::open(
         &rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

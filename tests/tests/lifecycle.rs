@@ -1012,8 +1012,42 @@ fn cp_copies_both_ways_within_the_containers_root() {
         "does not exist in the container",
     );
     env.fails(&["cp", &tree, &host.to_string_lossy()], "CONTAINER:PATH");
+    // A container that is not running: created (the classic create, cp, start) or exited.
     env.ok(&["stop", "-t", "0", "box"]);
-    env.fails(&["cp", &tree, "box:/tmp"], "not running");
+    env.ok(&["cp", &format!("{tree}/a.txt"), "box:/after-stop.txt"]);
+    env.ok(&[
+        "cp",
+        "box:/after-stop.txt",
+        &host.join("back.txt").to_string_lossy(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back.txt")).unwrap(),
+        "hello\n"
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "fresh",
+        &bb(),
+        "cat",
+        "/etc/app.conf",
+        "/tmp/tree/sub/b.txt",
+    ]);
+    std::fs::write(host.join("app.conf"), "configured\n").unwrap();
+    env.ok(&[
+        "cp",
+        &host.join("app.conf").to_string_lossy(),
+        "fresh:/etc/app.conf",
+    ]);
+    env.ok(&["cp", &tree, "fresh:/tmp"]);
+    assert_eq!(
+        env.ok(&["start", "-a", "fresh"]).stdout,
+        "configured\ndeep\n"
+    );
+    env.fails(
+        &["cp", "fresh:/nosuch", &host.to_string_lossy()],
+        "No such file",
+    );
 }
 
 #[test]
