@@ -36,6 +36,10 @@ enum Cmd {
     },
     /// Push an image to a registry
     Push(PushArgs),
+    /// Write images to a tar archive (OCI layout with Docker's manifest.json)
+    Save(SaveArgs),
+    /// Read images from a tar archive (skiff/docker/podman save, OCI or docker archive)
+    Load(LoadArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -188,6 +192,91 @@ enum ImageCmd {
     },
     /// Push an image to a registry
     Push(PushArgs),
+    /// Write images to a tar archive
+    Save(SaveArgs),
+    /// Read images from a tar archive
+    Load(LoadArgs),
+}
+
+#[derive(Args)]
+struct SaveArgs {
+    /// Write to this file instead of stdout
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Images
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Read from this file instead of stdin
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Print only the names
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `skiff save`: to a file written whole before it is renamed into place, or to stdout.
+fn save(a: SaveArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    match &a.output {
+        Some(path) => {
+            let tmp = path.with_file_name(format!(
+                ".{}.skiff-save",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let res = store
+                .save(&a.images, std::io::BufWriter::new(file))
+                .map_err(anyhow::Error::from)
+                .and_then(|_| {
+                    std::fs::rename(&tmp, path)
+                        .with_context(|| format!("writing {}", path.display()))
+                });
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("refusing to write an image archive to a terminal: use -o FILE or redirect stdout");
+            }
+            store.save(&a.images, std::io::stdout().lock())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff load`.
+fn load(a: LoadArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let unpacker = unpacker::for_this_user(&store.dirs);
+    let names = match &a.input {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            store.load(std::io::BufReader::new(f), &*unpacker)?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("load reads an image archive from stdin: use -i FILE or redirect stdin");
+            }
+            store.load(std::io::stdin().lock(), &*unpacker)?
+        }
+    };
+    for n in names {
+        if a.quiet {
+            println!("{n}");
+        } else {
+            println!("Loaded image: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -356,6 +445,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => save(a),
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => load(a),
         Cmd::Pause { containers } => crate::containers_cmd::pause(&containers, true),
         Cmd::Unpause { containers } => crate::containers_cmd::pause(&containers, false),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => crate::containers_cmd::stats(a),

@@ -2,6 +2,7 @@
 //! layer unpacking and garbage collection. It knows nothing of containers; the runtime asks it for
 //! the layer directories of an image.
 
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod digest;

@@ -95,7 +95,7 @@ pub struct Pulled {
 }
 
 /// The layer media types skiff unpacks.
-fn layer_type_ok(mt: &str) -> bool {
+pub(crate) fn layer_type_ok(mt: &str) -> bool {
     matches!(
         mt,
         "application/vnd.oci.image.layer.v1.tar"
@@ -353,24 +353,54 @@ impl ImageStore {
         for (d, b) in &blobs_to_keep {
             self.layout.put_blob(d, b)?;
         }
+        let up_to_date = self.record_image(
+            &reference.to_string(),
+            Descriptor {
+                media_type: manifest_type.to_string(),
+                digest: manifest_digest,
+                size: manifest_bytes.len() as u64,
+                annotations: BTreeMap::new(),
+                platform,
+            },
+            Some(&top_digest),
+            &chains,
+        )?;
+        Ok(Pulled {
+            reference: reference.clone(),
+            id: config_desc.digest,
+            repo_digest: top_digest,
+            notes,
+            up_to_date,
+        })
+    }
+
+    /// Lists a complete image (manifest and blobs stored, layers unpacked) under `name` in
+    /// index.json, replacing what the name pointed at; returns whether it already pointed here.
+    pub(crate) fn record_image(
+        &self,
+        name: &str,
+        mut entry: Descriptor,
+        repo_digest: Option<&Digest>,
+        chains: &[Digest],
+    ) -> Result<bool> {
         let unpacked: u64 = chains.iter().map(|c| self.layer_size(c)).sum();
-        let mut annotations = BTreeMap::new();
-        annotations.insert(REF_NAME.to_string(), reference.to_string());
-        annotations.insert(REPO_DIGEST.to_string(), top_digest.to_string());
-        annotations.insert(UNPACKED_SIZE.to_string(), unpacked.to_string());
-        annotations.insert(
+        entry
+            .annotations
+            .insert(REF_NAME.to_string(), name.to_string());
+        if let Some(d) = repo_digest {
+            entry
+                .annotations
+                .insert(REPO_DIGEST.to_string(), d.to_string());
+        }
+        entry
+            .annotations
+            .insert(UNPACKED_SIZE.to_string(), unpacked.to_string());
+        entry.annotations.insert(
             PULLED_AT.to_string(),
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
-        let entry = Descriptor {
-            media_type: manifest_type.to_string(),
-            digest: manifest_digest,
-            size: manifest_bytes.len() as u64,
-            annotations,
-            platform,
-        };
-        let name = reference.to_string();
-        let up_to_date = self.layout.update_index(|idx| {
+        let name = name.to_string();
+        self.layout.update_index(|idx| {
             let same = idx
                 .manifests
                 .iter()
@@ -379,13 +409,6 @@ impl ImageStore {
                 .retain(|m| m.annotations.get(REF_NAME) != Some(&name));
             idx.manifests.push(entry);
             Ok(same)
-        })?;
-        Ok(Pulled {
-            reference: reference.clone(),
-            id: config_desc.digest,
-            repo_digest: top_digest,
-            notes,
-            up_to_date,
         })
     }
 
@@ -405,7 +428,7 @@ impl ImageStore {
 
 /// Unpacks into a private temp dir and renames it into place, so a layer dir that exists is whole.
 /// Losing the race to a concurrent pull of the same layer is fine: theirs is identical.
-fn unpack_into_place(
+pub(crate) fn unpack_into_place(
     unpacker: &dyn LayerUnpacker,
     blob: &Path,
     diff_id: &Digest,

@@ -190,3 +190,79 @@ fn tag_gives_an_image_another_name_that_outlives_the_first() {
     env.fails(&["tag", "nosuch", "x"], "not known locally");
     env.fails(&["tag", "myapp:v1", "Bad:Name"], "invalid reference");
 }
+
+fn skopeo(args: &[&str]) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (cargo xtask testenv up installs it)");
+    assert!(out.status.success(), "skopeo {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn save_and_load_round_trip_and_read_other_tools_archives() {
+    let env = Env::new();
+    env.pull("busybox");
+    let src = format!("{REGISTRY}/busybox");
+    let dir = env.home.path().join("archives");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = dir.join("busybox.tar");
+    env.ok(&["save", "-o", &ours.to_string_lossy(), &src]);
+    // Other tools read it both ways: as a docker archive and as an OCI archive.
+    for transport in ["docker-archive", "oci-archive"] {
+        let doc = skopeo(&["inspect", &format!("{transport}:{}", ours.display())]);
+        assert!(doc.contains("\"Layers\""), "{transport}: {doc}");
+    }
+    env.ok(&["rmi", &src]);
+    let r = env.ok(&["load", "-i", &ours.to_string_lossy()]);
+    assert_eq!(r.stdout.trim(), format!("Loaded image: {src}:latest"));
+    assert_eq!(
+        env.ok(&["run", "--rm", &src, "echo", "loaded"]).stdout,
+        "loaded\n"
+    );
+
+    // Archives skopeo writes (as docker save and podman save would).
+    let da = dir.join("da.tar");
+    let oa = dir.join("oa.tar");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{REGISTRY}/hello:latest"),
+        &format!("docker-archive:{}:hello:v9", da.display()),
+    ]);
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{REGISTRY}/layers:latest"),
+        &format!("oci-archive:{}:mylayers:v2", oa.display()),
+    ]);
+    env.ok(&["load", "-q", "-i", &da.to_string_lossy()]);
+    env.ok(&["load", "-i", &oa.to_string_lossy()]);
+    assert!(env
+        .ok(&["run", "--rm", "hello:v9"])
+        .stdout
+        .contains("Hello"));
+    env.ok(&["run", "--rm", "mylayers:v2", "cat", "/etc/motd"]);
+
+    // A blob changed in transit is refused; nothing is listed, no scratch is left.
+    let tampered = dir.join("tampered.tar");
+    let mut bytes = std::fs::read(&ours).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&tampered, bytes).unwrap();
+    // (A fresh user: here the layer is shared with the other images and would not be read.)
+    let fresh = Env::new();
+    let r = fresh.run(&["load", "-i", &tampered.to_string_lossy()]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("digest mismatch"), "{}", r.stderr);
+    assert!(fresh.ok(&["images", "-q"]).stdout.is_empty());
+    assert!(
+        fresh.entries("tmp").is_empty(),
+        "{:?}",
+        fresh.entries("tmp")
+    );
+    fresh.verify_blobs();
+}
