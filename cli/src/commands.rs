@@ -95,6 +95,8 @@ enum Cmd {
     Cp(crate::containers_cmd::CpArgs),
     /// Live CPU, memory, network and I/O of running containers
     Stats(crate::containers_cmd::StatsArgs),
+    /// Make an image from a container's changes
+    Commit(crate::containers_cmd::CommitArgs),
     /// Stop every process of containers until unpause
     Pause {
         /// Containers
@@ -135,6 +137,8 @@ enum Cmd {
     },
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
+    #[command(name = "__pack-upper", hide = true)]
+    HelperPackUpper { dir: PathBuf },
     #[command(name = "__cp", hide = true)]
     HelperCp {
         direction: String,
@@ -167,6 +171,8 @@ enum ContainerCmd {
     Cp(crate::containers_cmd::CpArgs),
     /// Live CPU, memory, network and I/O of running containers
     Stats(crate::containers_cmd::StatsArgs),
+    /// Make an image from a container's changes
+    Commit(crate::containers_cmd::CommitArgs),
 }
 
 #[derive(Subcommand)]
@@ -445,6 +451,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) => crate::containers_cmd::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => crate::containers_cmd::port(a),
         Cmd::Info(a) => crate::info::info(a),
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => {
+            crate::containers_cmd::commit(a)
+        }
+        Cmd::HelperPackUpper { dir } => crate::containers_cmd::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => load(a),
         Cmd::Pause { containers } => crate::containers_cmd::pause(&containers, true),

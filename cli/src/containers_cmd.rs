@@ -1150,3 +1150,78 @@ pub fn pause(names: &[String], on: bool) -> Result<ExitCode> {
         Ok(())
     }))
 }
+
+/// `commit` flags.
+#[derive(Args)]
+pub struct CommitArgs {
+    /// Author of the new image
+    #[arg(short, long)]
+    author: Option<String>,
+    /// Commit message
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Pause a running container while its changes are read (default true)
+    #[arg(short, long, default_value_t = true, action = ArgAction::Set)]
+    pause: bool,
+    /// Container
+    container: String,
+    /// Name of the new image: REPOSITORY[:TAG]
+    name: String,
+}
+
+/// `skiff commit`: a new image from a container's changes (its `upper/` as one more layer) and
+/// its settings, as Docker's.
+pub fn commit(a: CommitArgs) -> Result<ExitCode> {
+    let (dirs, c) = containers()?;
+    let id = c.resolve(&a.container)?;
+    let v = c.view(&id)?;
+    let base = skiff_store::Digest::parse(&v.cfg.image_id)?;
+    let paused = a.pause && v.running() && !v.paused() && c.pause(&id).is_ok();
+    let upper = c.dir(&id).join("upper");
+    let settings = skiff_store::commit::CommitSettings {
+        entrypoint: v.cfg.entrypoint.clone(),
+        cmd: v.cfg.cmd.clone(),
+        env: v.cfg.process.env.clone(),
+        workdir: v.cfg.process.cwd.clone(),
+        user: v.cfg.process.user.clone(),
+        labels: v.cfg.labels.clone(),
+        author: a.author.clone(),
+        message: a.message.clone(),
+    };
+    let store = skiff_store::ImageStore::open(dirs.clone())?;
+    let unpacker = crate::unpacker::for_this_user(&dirs);
+    let result = if nix::unistd::geteuid().is_root() {
+        let (r, w) = std::io::pipe().context("a pipe for the layer")?;
+        let packer = std::thread::spawn(move || skiff_runtime::commit::pack_upper(&upper, w));
+        let made = store.commit(&base, r, &a.name, &settings, &*unpacker);
+        let packed = packer
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading the container's changes failed"))?;
+        packed
+            .context("reading the container's changes")
+            .and(made.map_err(anyhow::Error::from))
+    } else {
+        let upper_s = upper.to_string_lossy().into_owned();
+        let mut child = crate::unpacker::spawn_helper(&["__pack-upper", &upper_s])?;
+        let out = child.stdout.take().context("helper output")?;
+        let made = store.commit(&base, out, &a.name, &settings, &*unpacker);
+        let status = child.wait()?;
+        if !status.success() {
+            return Ok(ExitCode::from(125));
+        }
+        made.map_err(anyhow::Error::from)
+    };
+    if paused {
+        let _ = c.unpause(&id);
+    }
+    println!("{}", result?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff __pack-upper DIR`: the layer tar of a container's changes on stdout (runs as root of
+/// the user's mapped namespace, where every file can be read).
+pub fn pack_upper_helper(dir: &std::path::Path) -> Result<ExitCode> {
+    skiff_runtime::commit::pack_upper(dir, std::io::stdout().lock())
+        .with_context(|| format!("reading {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,6 +3,7 @@
 //! CLI hands it the image's layer directories.
 
 pub mod cgroups;
+pub mod commit;
 pub mod config;
 pub mod console;
 pub mod containers;

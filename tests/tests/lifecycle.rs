@@ -1189,3 +1189,41 @@ fn pause_stops_every_process_until_unpause() {
     env.ok(&["pause", "tick"]);
     env.ok(&["rm", "-f", "tick"]);
 }
+
+#[test]
+fn commit_makes_an_image_of_a_containers_changes_that_runs_and_pushes() {
+    let env = Env::new();
+    env.pull("layers");
+    let layers = format!("{REGISTRY}/layers");
+    env.ok(&[
+        "run", "--name", "c", "-e", "MODE=prod", "-w", "/etc", &layers, "sh", "-c",
+        "echo new > /etc/added && chown 1000 /etc/added && rm /etc/motd && rm -rf /opaque && mkdir /opaque && echo fresh > /opaque/only",
+    ]);
+    let id = env
+        .ok(&["commit", "-m", "my change", "-a", "me", "c", "snap:v1"])
+        .stdout;
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    // Added, deleted (a whiteout), replaced (an opaque dir), owners, and the container's settings.
+    let check = "cat /etc/added; ls /etc/motd 2>/dev/null || echo motd-gone; ls /opaque; stat -c %u /etc/added; echo $MODE; pwd";
+    let expect = "new\nmotd-gone\nonly\n1000\nprod\n/etc\n";
+    assert_eq!(
+        env.ok(&["run", "--rm", "snap:v1", "sh", "-c", check])
+            .stdout,
+        expect
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Author}} {{.Id}}", "snap:v1"])
+            .stdout
+            .trim(),
+        format!("me {}", id.trim())
+    );
+    // Complete as a pulled image: it pushes, and another user pulls and runs the same thing.
+    let dest = format!("{REGISTRY}/committed-{}:v1", std::process::id());
+    env.ok(&["push", "-q", "snap:v1", &dest]);
+    let other = Env::new();
+    assert_eq!(
+        other.ok(&["run", "--rm", &dest, "sh", "-c", check]).stdout,
+        expect
+    );
+    env.fails(&["commit", "c", "Bad:Name"], "invalid reference");
+}

@@ -1,0 +1,199 @@
+//! `commit`'s store side: a new image made of a container's base image plus one layer (the
+//! container's changes, as a layer tar), with the container's settings as its config — stored,
+//! unpacked and listed exactly as a pulled image, so it runs, saves and pushes like one.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, IoContext, Result};
+use crate::images::ImageStore;
+use crate::layout::Descriptor;
+use crate::pull::{chain_ids, unpack_into_place, LayerUnpacker};
+use crate::reference::Reference;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// What the new image's config takes from the container (Docker's commit does the same).
+#[derive(Debug, Clone, Default)]
+pub struct CommitSettings {
+    /// The container's entrypoint.
+    pub entrypoint: Vec<String>,
+    /// The container's command.
+    pub cmd: Vec<String>,
+    /// Its environment.
+    pub env: Vec<String>,
+    /// Its working directory.
+    pub workdir: String,
+    /// Its user.
+    pub user: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// `-a`.
+    pub author: Option<String>,
+    /// `-m`.
+    pub message: Option<String>,
+}
+
+impl ImageStore {
+    /// Makes image `name` from the image whose config digest is `base` plus the layer tar on
+    /// `layer`; returns the new image's id (its config digest).
+    pub fn commit(
+        &self,
+        base: &Digest,
+        layer: impl Read,
+        name: &str,
+        s: &CommitSettings,
+        unpacker: &dyn LayerUnpacker,
+    ) -> Result<Digest> {
+        let _gc = self.gc_guard_shared()?;
+        let reference = Reference::parse(name)?.to_string();
+        let base_img = self
+            .list()?
+            .into_iter()
+            .find(|i| &i.id == base)
+            .ok_or_else(|| Error::ImageNotLocal(format!(
+                "{base} (the container's image is no longer in the store: pull it again, then commit)"
+            )))?;
+        let base_manifest: serde_json::Value = serde_json::from_slice(
+            &self.layout.read_blob(&base_img.manifest)?,
+        )
+        .map_err(|source| Error::Json {
+            context: "parsing the base manifest".into(),
+            source,
+        })?;
+
+        // The layer: gzipped into scratch while both digests are taken.
+        let tmp = self.dirs.tmp().join(format!(
+            "commit-{}.{}.partial",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        ));
+        std::fs::create_dir_all(self.dirs.tmp()).ctx(|| "creating tmp".to_string())?;
+        let written = (|| -> Result<(Digest, Digest, u64)> {
+            let file = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+            let compressed = HashingWriter::new(file);
+            let mut gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
+            let mut uncompressed = HashingWriter::new(&mut gz);
+            let mut input = layer;
+            std::io::copy(&mut input, &mut uncompressed)
+                .ctx(|| "reading the changes".to_string())?;
+            let (_, diff_id) = uncompressed.finish();
+            let compressed = gz.finish().ctx(|| "compressing the layer".to_string())?;
+            let size = compressed.written();
+            let (file, digest) = compressed.finish();
+            file.sync_all().ctx(|| "writing the layer".to_string())?;
+            Ok((diff_id, digest, size))
+        })();
+        let (diff_id, digest, size) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if !self.layout.has_blob(&digest) {
+            let mut ingest = self.layout.ingest(&digest)?;
+            let copied = std::fs::File::open(&tmp)
+                .and_then(|mut f| std::io::copy(&mut f, &mut ingest))
+                .ctx(|| "storing the layer".to_string());
+            let _ = std::fs::remove_file(&tmp);
+            copied?;
+            ingest.commit(size)?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+
+        // The config: the base's, with the container's settings, the new layer and history.
+        let mut config: serde_json::Value = serde_json::from_slice(&self.layout.read_blob(base)?)
+            .map_err(|source| Error::Json {
+            context: "parsing the base config".into(),
+            source,
+        })?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        config["created"] = now.clone().into();
+        if let Some(a) = &s.author {
+            config["author"] = a.clone().into();
+        }
+        let c = &mut config["config"];
+        c["Entrypoint"] = serde_json::json!(s.entrypoint);
+        c["Cmd"] = serde_json::json!(s.cmd);
+        c["Env"] = serde_json::json!(s.env);
+        c["WorkingDir"] = serde_json::json!(s.workdir);
+        c["User"] = serde_json::json!(s.user);
+        c["Labels"] = serde_json::json!(s.labels);
+        match config["rootfs"]["diff_ids"].as_array_mut() {
+            Some(d) => d.push(diff_id.to_string().into()),
+            None => {
+                config["rootfs"] =
+                    serde_json::json!({"type": "layers", "diff_ids": [diff_id.to_string()]})
+            }
+        }
+        let history = serde_json::json!({
+            "created": now, "created_by": "skiff commit",
+            "comment": s.message.clone().unwrap_or_default(),
+            "author": s.author.clone().unwrap_or_default(),
+        });
+        match config["history"].as_array_mut() {
+            Some(h) => h.push(history),
+            None => config["history"] = serde_json::json!([history]),
+        }
+        let config_bytes = serde_json::to_vec(&config).map_err(|source| Error::Json {
+            context: "encoding the new config".into(),
+            source,
+        })?;
+        let config_digest = Digest::of(&config_bytes);
+        self.layout.put_blob(&config_digest, &config_bytes)?;
+
+        let mut layers = base_manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        layers.push(serde_json::json!({
+            "mediaType": GZIP_LAYER, "digest": digest.to_string(), "size": size,
+        }));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(), "size": config_bytes.len(),
+            },
+            "layers": layers,
+        });
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
+            context: "encoding the new manifest".into(),
+            source,
+        })?;
+        let manifest_digest = Digest::of(&manifest_bytes);
+        self.layout.put_blob(&manifest_digest, &manifest_bytes)?;
+
+        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| Digest::parse(d.as_str().unwrap_or("")))
+            .collect::<Result<_>>()?;
+        let chains = chain_ids(&diff_ids);
+        if let Some(top) = chains.last() {
+            let dest = self.layer_dir(top);
+            if !dest.exists() {
+                let blob = self.layout.blob_path(&digest);
+                unpack_into_place(unpacker, &blob, &diff_id, &self.dirs.layers(), &dest)?;
+            }
+        }
+        self.record_image(
+            &reference,
+            Descriptor {
+                media_type: OCI_MANIFEST.into(),
+                digest: manifest_digest,
+                size: manifest_bytes.len() as u64,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            None,
+            &chains,
+        )?;
+        Ok(config_digest)
+    }
+}
