@@ -3,7 +3,7 @@
 //! processes themselves; there is no daemon to ask.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -813,16 +813,13 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode> {
             _ => bail!("invalid --filter {f:?}: container prune knows until=TIME"),
         }
     }
-    if !a.force {
-        if !std::io::stdin().is_terminal() {
-            bail!("container prune asks for confirmation: pass -f to prune without a terminal");
-        }
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !a.force
+        && !crate::prompt::confirm(
+            "container prune",
+            "WARNING! This will remove all stopped containers.",
+        )?
+    {
+        return Ok(ExitCode::SUCCESS);
     }
     println!("Deleted Containers:");
     let freed = prune_stopped(until)?;
@@ -1190,6 +1187,13 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
     };
     let store = skiff_store::ImageStore::open(dirs.clone())?;
     let unpacker = crate::unpacker::for_this_user(&dirs);
+    // Refused names and a vanished base fail here, before anything reads the changes.
+    if let Err(e) = store.commit_inputs(&base, &a.name) {
+        if paused {
+            let _ = c.unpause(&id);
+        }
+        return Err(e.into());
+    }
     let result = if nix::unistd::geteuid().is_root() {
         let (r, w) = std::io::pipe().context("a pipe for the layer")?;
         let packer = std::thread::spawn(move || skiff_runtime::commit::pack_upper(&upper, w));
@@ -1197,19 +1201,23 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         let packed = packer
             .join()
             .map_err(|_| anyhow::anyhow!("reading the container's changes failed"))?;
-        packed
-            .context("reading the container's changes")
-            .and(made.map_err(anyhow::Error::from))
+        // The store's error first: when it stops reading early, the packer's broken pipe follows.
+        made.map_err(anyhow::Error::from).and_then(|id| {
+            packed
+                .map(|_| id)
+                .context("reading the container's changes")
+        })
     } else {
         let upper_s = upper.to_string_lossy().into_owned();
         let mut child = crate::unpacker::spawn_helper(&["__pack-upper", &upper_s])?;
         let out = child.stdout.take().context("helper output")?;
         let made = store.commit(&base, out, &a.name, &settings, &*unpacker);
         let status = child.wait()?;
-        if !status.success() {
-            return Ok(ExitCode::from(125));
+        match made {
+            // The helper's failure printed its own error line.
+            Ok(_) if !status.success() => return Ok(ExitCode::from(125)),
+            other => other.map_err(anyhow::Error::from),
         }
-        made.map_err(anyhow::Error::from)
     };
     if paused {
         let _ = c.unpause(&id);

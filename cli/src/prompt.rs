@@ -33,6 +33,19 @@ pub fn ask(label: &str, secret: bool) -> Result<String> {
     Ok(answer)
 }
 
+/// Docker's prune confirmation: prints `warning` and asks "[y/N]" on stdin; without a terminal
+/// there is nobody to ask, so `command` must be given `-f`.
+pub fn confirm(command: &str, warning: &str) -> Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("{command} asks for confirmation: pass -f to prune without a terminal");
+    }
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 /// Turns terminal echo off for as long as it lives.
 struct EchoOff {
     fd: i32,

@@ -2,10 +2,9 @@
 //! and one command that takes back everything nothing uses — so nothing is left behind.
 
 use std::collections::HashSet;
-use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::commands::{containers_in_use, open_store};
@@ -116,28 +115,17 @@ fn df() -> Result<ExitCode> {
 }
 
 fn prune(a: PruneArgs) -> Result<ExitCode> {
-    if !a.force {
-        if !std::io::stdin().is_terminal() {
-            bail!("system prune asks for confirmation: pass -f to prune without a terminal");
-        }
-        eprintln!("WARNING! This will remove:\n  - all stopped containers");
-        if a.volumes {
-            eprintln!("  - all anonymous volumes not used by at least one container");
-        }
-        eprintln!(
-            "  - {}",
-            if a.all {
-                "all images without at least one container associated to them"
-            } else {
-                "all blobs and unpacked layers no image uses"
-            }
-        );
-        eprint!("Are you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(ExitCode::SUCCESS);
-        }
+    let mut warning = "WARNING! This will remove:\n  - all stopped containers".to_string();
+    if a.volumes {
+        warning.push_str("\n  - all anonymous volumes not used by at least one container");
+    }
+    warning.push_str(if a.all {
+        "\n  - all images without at least one container associated to them"
+    } else {
+        "\n  - all blobs and unpacked layers no image uses"
+    });
+    if !a.force && !crate::prompt::confirm("system prune", &warning)? {
+        return Ok(ExitCode::SUCCESS);
     }
     println!("Deleted Containers:");
     let mut freed = prune_stopped(None)?;

@@ -1,7 +1,6 @@
 //! `skiff volume ls|create|inspect|rm|prune`, as Docker's: volumes a container record names are
 //! never removed; `prune` takes anonymous ones unless `-a`.
 
-use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -148,21 +147,12 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
             }))
         }
         VolumeCmd::Prune(a) => {
-            if !a.force {
-                if !std::io::stdin().is_terminal() {
-                    bail!(
-                        "volume prune asks for confirmation: pass -f to prune without a terminal"
-                    );
-                }
-                eprint!(
-                    "WARNING! This will remove {} volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ",
-                    if a.all { "all" } else { "anonymous" }
-                );
-                let mut answer = String::new();
-                std::io::stdin().lock().read_line(&mut answer)?;
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    return Ok(ExitCode::SUCCESS);
-                }
+            let warning = format!(
+                "WARNING! This will remove {} volumes not used by at least one container.",
+                if a.all { "all" } else { "anonymous" }
+            );
+            if !a.force && !crate::prompt::confirm("volume prune", &warning)? {
+                return Ok(ExitCode::SUCCESS);
             }
             let remove = remover(&dirs);
             println!("Deleted Volumes:");

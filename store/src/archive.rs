@@ -17,16 +17,8 @@ use crate::layout::Descriptor;
 use crate::pull::{chain_ids, layer_type_ok, unpack_into_place, LayerUnpacker};
 use crate::reference::Reference;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-fn json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
-    serde_json::from_slice(bytes).map_err(|source| Error::Json {
-        context: format!("parsing {what}"),
-        source,
-    })
-}
+use crate::pull::parse_json as json;
+use crate::registry::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::BadLayer {

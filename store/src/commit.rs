@@ -7,12 +7,14 @@ use std::io::Read;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
-use crate::images::ImageStore;
+use crate::images::{ImageStore, LocalImage};
 use crate::layout::Descriptor;
 use crate::pull::{chain_ids, unpack_into_place, LayerUnpacker};
 use crate::reference::Reference;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use crate::pull::parse_json;
+use crate::registry::OCI_MANIFEST;
+
 const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// What the new image's config takes from the container (Docker's commit does the same).
@@ -37,6 +39,20 @@ pub struct CommitSettings {
 }
 
 impl ImageStore {
+    /// Checks what a commit needs before any change is read: a valid new name, and the base
+    /// image still in the store. Returns the full name and the base.
+    pub fn commit_inputs(&self, base: &Digest, name: &str) -> Result<(String, LocalImage)> {
+        let reference = Reference::parse(name)?.to_string();
+        let base_img = self
+            .list()?
+            .into_iter()
+            .find(|i| &i.id == base)
+            .ok_or_else(|| Error::ImageNotLocal(format!(
+                "{base} (the container's image is no longer in the store: pull it again, then commit)"
+            )))?;
+        Ok((reference, base_img))
+    }
+
     /// Makes image `name` from the image whose config digest is `base` plus the layer tar on
     /// `layer`; returns the new image's id (its config digest).
     pub fn commit(
@@ -48,21 +64,11 @@ impl ImageStore {
         unpacker: &dyn LayerUnpacker,
     ) -> Result<Digest> {
         let _gc = self.gc_guard_shared()?;
-        let reference = Reference::parse(name)?.to_string();
-        let base_img = self
-            .list()?
-            .into_iter()
-            .find(|i| &i.id == base)
-            .ok_or_else(|| Error::ImageNotLocal(format!(
-                "{base} (the container's image is no longer in the store: pull it again, then commit)"
-            )))?;
-        let base_manifest: serde_json::Value = serde_json::from_slice(
+        let (reference, base_img) = self.commit_inputs(base, name)?;
+        let base_manifest = parse_json(
             &self.layout.read_blob(&base_img.manifest)?,
-        )
-        .map_err(|source| Error::Json {
-            context: "parsing the base manifest".into(),
-            source,
-        })?;
+            "the base manifest",
+        )?;
 
         // The layer: gzipped into scratch while both digests are taken.
         let tmp = self.dirs.tmp().join(format!(
@@ -106,11 +112,7 @@ impl ImageStore {
         }
 
         // The config: the base's, with the container's settings, the new layer and history.
-        let mut config: serde_json::Value = serde_json::from_slice(&self.layout.read_blob(base)?)
-            .map_err(|source| Error::Json {
-            context: "parsing the base config".into(),
-            source,
-        })?;
+        let mut config = parse_json(&self.layout.read_blob(base)?, "the base config")?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         config["created"] = now.clone().into();
         if let Some(a) = &s.author {

@@ -145,7 +145,8 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
-fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
+/// Parses a JSON document, naming `what` in the error.
+pub(crate) fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(bytes).map_err(|source| Error::Json {
         context: format!("parsing {what}"),
         source,
