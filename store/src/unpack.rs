@@ -85,29 +85,8 @@ pub fn unpack_stream<R: BufRead>(
         inner: decompressed,
         hasher: HashingWriter::new(io::sink()),
     };
-    let root: OwnedFd = rfs::open(
-        dest,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("opening {}", dest.display()))?;
-    let mut u = Unpacker {
-        root,
-        opts,
-        report: UnpackReport::default(),
-        dirs: Vec::new(),
-        layer: layer.clone(),
-    };
-    {
-        let mut archive = tar::Archive::new(&mut hashed);
-        let entries = archive
-            .entries()
-            .map_err(|e| u.bad(format!("not a tar archive: {e}")))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| u.bad(format!("corrupt tar: {e}")))?;
-            u.entry(entry)?;
-        }
-    }
+    let mut u = Unpacker::open(dest, opts, layer.clone())?;
+    u.entries(&mut hashed)?;
     io::copy(&mut hashed, &mut io::sink())
         .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))?;
     u.report.size = hashed.hasher.written();
@@ -125,30 +104,12 @@ pub fn unpack_stream<R: BufRead>(
 /// Unpacks a plain, uncompressed tar (what `skiff cp` streams) into the existing `dest`, with
 /// the same confinement as a layer: nothing lands outside `dest`, existing entries are replaced.
 pub fn unpack_archive<R: Read>(input: R, dest: &Path, opts: UnpackOptions) -> Result<()> {
-    let root: OwnedFd = rfs::open(
-        dest,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("opening {}", dest.display()))?;
-    let mut u = Unpacker {
-        root,
-        opts: UnpackOptions {
-            plain: true,
-            ..opts
-        },
-        report: UnpackReport::default(),
-        dirs: Vec::new(),
-        layer: "archive".into(),
+    let opts = UnpackOptions {
+        plain: true,
+        ..opts
     };
-    let mut archive = tar::Archive::new(input);
-    let entries = archive
-        .entries()
-        .map_err(|e| u.bad(format!("not a tar archive: {e}")))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| u.bad(format!("corrupt tar: {e}")))?;
-        u.entry(entry)?;
-    }
+    let mut u = Unpacker::open(dest, opts, "archive".into())?;
+    u.entries(input)?;
     u.finish_dirs()
 }
 
@@ -203,6 +164,36 @@ impl Unpacker {
             layer: self.layer.clone(),
             reason,
         }
+    }
+
+    /// An unpacker writing under `dest` (opened once; everything resolves from that fd).
+    fn open(dest: &Path, opts: UnpackOptions, layer: String) -> Result<Unpacker> {
+        let root: OwnedFd = rfs::open(
+            dest,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", dest.display()))?;
+        Ok(Unpacker {
+            root,
+            opts,
+            report: UnpackReport::default(),
+            dirs: Vec::new(),
+            layer,
+        })
+    }
+
+    /// Writes every entry of the tar on `input`.
+    fn entries<R: Read>(&mut self, input: R) -> Result<()> {
+        let mut archive = tar::Archive::new(input);
+        let entries = archive
+            .entries()
+            .map_err(|e| self.bad(format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.bad(format!("corrupt tar: {e}")))?;
+            self.entry(entry)?;
+        }
+        Ok(())
     }
 
     fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
