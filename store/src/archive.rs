@@ -195,12 +195,7 @@ impl ImageStore {
             ingest.commit(size)?;
         }
         let config = json(&self.layout.read_blob(&config_digest)?, "image config")?;
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| Digest::parse(d.as_str().unwrap_or("")))
-            .collect::<Result<_>>()?;
+        let diff_ids = crate::pull::diff_ids(&config)?;
         if diff_ids.len() != layers.len() {
             return Err(bad(format!(
                 "the image config lists {} layers but the manifest has {}",

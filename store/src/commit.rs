@@ -170,12 +170,7 @@ impl ImageStore {
         let manifest_digest = Digest::of(&manifest_bytes);
         self.layout.put_blob(&manifest_digest, &manifest_bytes)?;
 
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| Digest::parse(d.as_str().unwrap_or("")))
-            .collect::<Result<_>>()?;
+        let diff_ids = crate::pull::diff_ids(&config)?;
         let chains = chain_ids(&diff_ids);
         if let Some(top) = chains.last() {
             let dest = self.layer_dir(top);

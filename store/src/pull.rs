@@ -145,6 +145,16 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
+/// The layers' uncompressed digests an image config lists (`rootfs.diff_ids`).
+pub(crate) fn diff_ids(config: &serde_json::Value) -> Result<Vec<Digest>> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| Digest::parse(d.as_str().unwrap_or("")))
+        .collect()
+}
+
 /// Parses a JSON document, naming `what` in the error.
 pub(crate) fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(bytes).map_err(|source| Error::Json {
@@ -254,14 +264,7 @@ impl ImageStore {
                 .await?;
         }
         let config = parse_json(&self.layout.read_blob(&config_desc.digest)?, "image config")?;
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config)?;
         if diff_ids.len() != layers.len() {
             return Err(Error::Registry {
                 registry: host.to_string(),

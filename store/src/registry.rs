@@ -50,15 +50,7 @@ impl Remote {
         cfg: &Config,
         dirs: &Dirs,
     ) -> Result<Remote> {
-        let remote = Remote::new(reference, host, cfg, dirs)?;
-        let auth = match auth::lookup(&reference.registry)? {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
-        remote
-            .authenticate(reference, &auth, RegistryOperation::Pull)
-            .await?;
-        Ok(remote)
+        Remote::connect_for(reference, host, RegistryOperation::Pull, cfg, dirs).await
     }
 
     /// Connects to the reference's registry itself (never a mirror) and authenticates for a push
@@ -68,14 +60,23 @@ impl Remote {
         cfg: &Config,
         dirs: &Dirs,
     ) -> Result<Remote> {
-        let remote = Remote::new(reference, &reference.registry, cfg, dirs)?;
+        let host = reference.registry.clone();
+        Remote::connect_for(reference, &host, RegistryOperation::Push, cfg, dirs).await
+    }
+
+    async fn connect_for(
+        reference: &Reference,
+        host: &str,
+        op: RegistryOperation,
+        cfg: &Config,
+        dirs: &Dirs,
+    ) -> Result<Remote> {
+        let remote = Remote::new(reference, host, cfg, dirs)?;
         let auth = match auth::lookup(&reference.registry)? {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };
-        remote
-            .authenticate(reference, &auth, RegistryOperation::Push)
-            .await?;
+        remote.authenticate(reference, &auth, op).await?;
         Ok(remote)
     }
 
