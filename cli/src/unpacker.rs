@@ -130,10 +130,42 @@ pub fn spawn_helper(args: &[&str]) -> anyhow::Result<std::process::Child> {
     if nix_is_root() {
         return Ok(cmd.spawn()?);
     }
-    let Some(map) = IdMap::for_current_user() else {
-        anyhow::bail!("this needs a user namespace with your subuid range, and you have none: add one (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), or start the container");
-    };
-    Ok(userns::spawn_mapped(cmd, &map)?)
+    if let Some(map) = IdMap::for_current_user() {
+        return Ok(userns::spawn_mapped(cmd, &map)?);
+    }
+    // No subuid range: a namespace mapping only this user (as its root), which a process may
+    // set up for itself; the container's files all belong to the user then anyway.
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let uid_map = format!("0 {uid} 1");
+    let gid_map = format!("0 {gid} 1");
+    // SAFETY: between fork and exec: unshare and writes of prepared buffers to /proc/self
+    // files, through raw system calls (no allocation).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(std::io::Error::from)?;
+            for (file, text) in [
+                (c"/proc/self/setgroups", "deny"),
+                (c"/proc/self/uid_map", uid_map.as_str()),
+                (c"/proc/self/gid_map", gid_map.as_str()),
+            ] {
+                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, text.as_ptr().cast(), text.len());
+                libc::close(fd);
+                if n != text.len() as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd.spawn()?)
 }
 
 /// `skiff __unpack BLOB DIFF_ID DEST`: runs inside the mapped namespace as its root.

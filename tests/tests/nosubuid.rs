@@ -94,3 +94,50 @@ fn without_a_subuid_range_only_root_is_mapped() {
         env.entries("layers")
     );
 }
+
+#[test]
+#[ignore = "run as a user without a subuid range: cargo xtask ci does"]
+fn without_a_subuid_range_commit_cp_and_published_ports_still_work() {
+    assert!(
+        only_root_mapped(),
+        "this suite needs a rootless user without /etc/subuid entries"
+    );
+    let env = Env::new();
+    env.pull("busybox");
+    let bb = format!("{REGISTRY}/busybox");
+    // Helpers that need a namespace (commit's reader, cp on a stopped container) map the user
+    // alone when there is no range.
+    env.ok(&[
+        "run",
+        "--name",
+        "c",
+        &bb,
+        "sh",
+        "-c",
+        "echo change > /changed",
+    ]);
+    env.ok(&["commit", "c", "snap:v1"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "snap:v1", "cat", "/changed"])
+            .stdout,
+        "change\n"
+    );
+    let host = env.home.path().join("f");
+    std::fs::write(&host, "in\n").unwrap();
+    env.ok(&["cp", &host.to_string_lossy(), "c:/copied"]);
+    let back = env.home.path().join("back");
+    env.ok(&["cp", "c:/copied", &back.to_string_lossy()]);
+    assert_eq!(std::fs::read_to_string(back).unwrap(), "in\n");
+    // slirp4netns joins the user-only namespace too.
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "slirp4netns",
+        &bb,
+        "sh",
+        "-c",
+        "ip route | grep default",
+    ]);
+    assert!(r.stdout.contains("default via 10.0.2.2"), "{}", r.stdout);
+}
