@@ -207,7 +207,6 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 }
                 let warned: String = l.warnings.iter().map(|w| format!("warn {w}\n")).collect();
                 report(ready_fd.take(), &format!("{warned}ok"));
-                crate::residency::release_clean_file_pages();
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
                     RawTerminal::enter(0)
@@ -466,6 +465,9 @@ struct Streams<'a> {
     stdin_to: Option<OwnedFd>,
 }
 
+/// How long a container runs before its monitor drops its start-up pages (see `residency`).
+const TRIM_AFTER: Duration = Duration::from_millis(250);
+
 /// The event loop: output to log and terminal, stdin to the container, signals, reaping.
 fn pump(
     child: Pid,
@@ -487,6 +489,8 @@ fn pump(
     }
     let stdin = std::io::stdin();
     let mut buf = vec![0u8; 64 * 1024];
+    let started = Instant::now();
+    let mut trimmed = false;
     loop {
         if outputs.is_empty() && code.is_some() {
             break;
@@ -503,11 +507,22 @@ fn pump(
         // Once the container has exited, only drain what is already buffered.
         let timeout = if code.is_some() {
             PollTimeout::from(200u16)
+        } else if !trimmed {
+            let left = TRIM_AFTER.saturating_sub(started.elapsed());
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO)
         } else {
             PollTimeout::NONE
         };
-        match poll(&mut fds, timeout) {
+        let polled = poll(&mut fds, timeout);
+        // A container that lives past its first moments gets a small monitor: its start-up pages
+        // go (short `run --rm` commands end first and never pay for the trim).
+        if !trimmed && started.elapsed() >= TRIM_AFTER {
+            crate::residency::release_clean_file_pages();
+            trimmed = true;
+        }
+        match polled {
             Ok(0) if code.is_some() => break,
+            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
