@@ -1173,6 +1173,10 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
     let id = c.resolve(&a.container)?;
     let v = c.view(&id)?;
     let base = skiff_store::Digest::parse(&v.cfg.image_id)?;
+    let store = skiff_store::ImageStore::open(dirs.clone())?;
+    // Refused names and a vanished base fail here, before the container is paused or its
+    // changes are read.
+    let target = store.commit_target(&base, &a.name)?;
     let paused = a.pause && v.running() && !v.paused() && c.pause(&id).is_ok();
     let upper = c.dir(&id).join("upper");
     let settings = skiff_store::commit::CommitSettings {
@@ -1185,19 +1189,11 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         author: a.author.clone(),
         message: a.message.clone(),
     };
-    let store = skiff_store::ImageStore::open(dirs.clone())?;
     let unpacker = crate::unpacker::for_this_user(&dirs);
-    // Refused names and a vanished base fail here, before anything reads the changes.
-    if let Err(e) = store.commit_inputs(&base, &a.name) {
-        if paused {
-            let _ = c.unpause(&id);
-        }
-        return Err(e.into());
-    }
     let result = if nix::unistd::geteuid().is_root() {
         let (r, w) = std::io::pipe().context("a pipe for the layer")?;
         let packer = std::thread::spawn(move || skiff_runtime::commit::pack_upper(&upper, w));
-        let made = store.commit(&base, r, &a.name, &settings, &*unpacker);
+        let made = store.commit(&target, r, &settings, &*unpacker);
         let packed = packer
             .join()
             .map_err(|_| anyhow::anyhow!("reading the container's changes failed"))?;
@@ -1211,7 +1207,7 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         let upper_s = upper.to_string_lossy().into_owned();
         let mut child = crate::unpacker::spawn_helper(&["__pack-upper", &upper_s])?;
         let out = child.stdout.take().context("helper output")?;
-        let made = store.commit(&base, out, &a.name, &settings, &*unpacker);
+        let made = store.commit(&target, out, &settings, &*unpacker);
         let status = child.wait()?;
         match made {
             // The helper's failure printed its own error line.

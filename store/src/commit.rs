@@ -38,33 +38,43 @@ pub struct CommitSettings {
     pub message: Option<String>,
 }
 
+/// What a commit was checked to have before any change is read: see
+/// [`ImageStore::commit_target`].
+#[derive(Debug, Clone)]
+pub struct CommitTarget {
+    /// The new image's full name.
+    reference: String,
+    /// The image the container was made from, still in the store.
+    base: LocalImage,
+}
+
 impl ImageStore {
     /// Checks what a commit needs before any change is read: a valid new name, and the base
-    /// image still in the store. Returns the full name and the base.
-    pub fn commit_inputs(&self, base: &Digest, name: &str) -> Result<(String, LocalImage)> {
+    /// image (config digest `base`) still in the store.
+    pub fn commit_target(&self, base: &Digest, name: &str) -> Result<CommitTarget> {
         let reference = Reference::parse(name)?.to_string();
-        let base_img = self
+        let base = self
             .list()?
             .into_iter()
             .find(|i| &i.id == base)
             .ok_or_else(|| Error::ImageNotLocal(format!(
                 "{base} (the container's image is no longer in the store: pull it again, then commit)"
             )))?;
-        Ok((reference, base_img))
+        Ok(CommitTarget { reference, base })
     }
 
-    /// Makes image `name` from the image whose config digest is `base` plus the layer tar on
-    /// `layer`; returns the new image's id (its config digest).
+    /// Makes the image `target` names from its base plus the layer tar on `layer`; returns the
+    /// new image's id (its config digest).
     pub fn commit(
         &self,
-        base: &Digest,
+        target: &CommitTarget,
         layer: impl Read,
-        name: &str,
         s: &CommitSettings,
         unpacker: &dyn LayerUnpacker,
     ) -> Result<Digest> {
         let _gc = self.gc_guard_shared()?;
-        let (reference, base_img) = self.commit_inputs(base, name)?;
+        let (reference, base_img) = (&target.reference, &target.base);
+        let base = &base_img.id;
         let base_manifest = parse_json(
             &self.layout.read_blob(&base_img.manifest)?,
             "the base manifest",
@@ -180,7 +190,7 @@ impl ImageStore {
             }
         }
         self.record_image(
-            &reference,
+            reference,
             Descriptor {
                 media_type: OCI_MANIFEST.into(),
                 digest: manifest_digest,
