@@ -68,11 +68,7 @@ enum Cmd {
     /// Restart containers
     Restart(crate::containers_cmd::StopArgs),
     /// Wait for containers to stop and print their exit codes
-    Wait {
-        /// Containers
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Wait(Names),
     /// Remove containers
     Rm(crate::containers_cmd::RmArgs),
     /// Rename a container
@@ -98,17 +94,9 @@ enum Cmd {
     /// Make an image from a container's changes
     Commit(crate::containers_cmd::CommitArgs),
     /// Stop every process of containers until unpause
-    Pause {
-        /// Containers
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Pause(Names),
     /// Let paused containers go on
-    Unpause {
-        /// Containers
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Unpause(Names),
     /// Show what skiff finds on this machine for you: id ranges, helpers, storage
     Info(crate::info::InfoArgs),
     /// Show skiff's version
@@ -146,6 +134,14 @@ enum Cmd {
         path: String,
         name: String,
     },
+}
+
+/// One or more containers, for the commands that take nothing else.
+#[derive(Args)]
+struct Names {
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -436,7 +432,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Kill(a) => crate::containers_cmd::kill(a),
         Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => crate::containers_cmd::start(a),
         Cmd::Restart(a) => crate::containers_cmd::restart(a),
-        Cmd::Wait { containers } => crate::containers_cmd::wait(containers),
+        Cmd::Wait(n) => crate::containers_cmd::wait(n.containers),
         Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => crate::containers_cmd::rm(a),
         Cmd::Container(ContainerCmd::Prune(a)) => crate::containers_cmd::prune(a),
         Cmd::Container(ContainerCmd::Inspect(a)) => inspect(InspectArgs {
@@ -457,8 +453,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::HelperPackUpper { dir } => crate::containers_cmd::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => load(a),
-        Cmd::Pause { containers } => crate::containers_cmd::pause(&containers, true),
-        Cmd::Unpause { containers } => crate::containers_cmd::pause(&containers, false),
+        Cmd::Pause(n) => crate::containers_cmd::pause(&n.containers, true),
+        Cmd::Unpause(n) => crate::containers_cmd::pause(&n.containers, false),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => crate::containers_cmd::stats(a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::containers_cmd::cp(a),
