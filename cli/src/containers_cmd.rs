@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{ArgAction, Args};
-use skiff_runtime::exec::ExecOptions;
-use skiff_runtime::lifecycle::View;
+use skiff_runtime::container::lifecycle::View;
+use skiff_runtime::process::exec::ExecOptions;
 use skiff_runtime::{Containers, Status};
 use skiff_store::Dirs;
 
@@ -49,7 +49,7 @@ pub(crate) fn for_each(
 }
 
 fn signal_number(s: &str) -> Result<i32> {
-    skiff_runtime::lifecycle::signal_number(s).ok_or_else(|| {
+    skiff_runtime::container::lifecycle::signal_number(s).ok_or_else(|| {
         anyhow::anyhow!("invalid signal {s:?}: use a name like TERM or SIGKILL, or a number")
     })
 }
@@ -365,7 +365,7 @@ struct LogFilter {
 
 impl LogFilter {
     /// Prints a record's lines to stdout or stderr, as the container wrote them.
-    fn emit(&self, rec: &skiff_runtime::logs::Record) {
+    fn emit(&self, rec: &skiff_runtime::container::logs::Record) {
         let t = DateTime::parse_from_rfc3339(&rec.time)
             .map(|t| t.with_timezone(&Utc))
             .ok();
@@ -419,13 +419,13 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     // --tail counts lines, and one record may hold several lines (or part of one): split them.
-    let records: Vec<skiff_runtime::logs::Record> = text
+    let records: Vec<skiff_runtime::container::logs::Record> = text
         .lines()
-        .filter_map(|l| serde_json::from_str::<skiff_runtime::logs::Record>(l).ok())
+        .filter_map(|l| serde_json::from_str::<skiff_runtime::container::logs::Record>(l).ok())
         .flat_map(|r| {
             r.log
                 .split_inclusive('\n')
-                .map(|part| skiff_runtime::logs::Record {
+                .map(|part| skiff_runtime::container::logs::Record {
                     log: part.to_string(),
                     stream: r.stream.clone(),
                     time: r.time.clone(),
@@ -458,7 +458,8 @@ pub fn logs(a: LogsArgs) -> Result<ExitCode> {
             pending.push_str(&more);
             while let Some(nl) = pending.find('\n') {
                 let line: String = pending.drain(..=nl).collect();
-                if let Ok(r) = serde_json::from_str::<skiff_runtime::logs::Record>(&line) {
+                if let Ok(r) = serde_json::from_str::<skiff_runtime::container::logs::Record>(&line)
+                {
                     filter.emit(&r);
                 }
             }
@@ -772,7 +773,7 @@ fn anonymous(m: &skiff_runtime::MountSpec) -> bool {
     m.kind == skiff_runtime::MountKind::Volume
         && m.name
             .as_deref()
-            .is_some_and(skiff_runtime::volumes::is_anonymous)
+            .is_some_and(skiff_runtime::container::volumes::is_anonymous)
 }
 
 /// `skiff rm`.
@@ -940,7 +941,7 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
         interactive: a.interactive,
         tty: a.tty,
     };
-    match skiff_runtime::exec::exec_in(&c, &id, &o) {
+    match skiff_runtime::process::exec::exec_in(&c, &id, &o) {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(125))),
         Err(skiff_runtime::Error::Exec(code, msg)) => {
             eprintln!("Error: {msg}");
@@ -972,7 +973,7 @@ fn container_path(arg: &str) -> Option<(&str, &str)> {
 /// through its namespaces; a created or exited one through its root file system, mounted by a
 /// helper (`skiff __cp`) in a private mount namespace.
 pub fn cp(a: CpArgs) -> Result<ExitCode> {
-    use skiff_runtime::copy;
+    use skiff_runtime::files::copy;
     let (_, c) = containers()?;
     match (container_path(&a.src), container_path(&a.dest)) {
         (Some((ctr, path)), None) => {
@@ -1031,7 +1032,7 @@ pub fn cp(a: CpArgs) -> Result<ExitCode> {
 /// `skiff __cp in|out ID PATH NAME`: the helper side of `cp` on a stopped container.
 pub fn cp_helper(direction: &str, id: &str, path: &str, name: &str) -> Result<ExitCode> {
     let (_, c) = containers()?;
-    skiff_runtime::copy::helper_main(&c, id, direction, path, name)?;
+    skiff_runtime::files::copy::helper_main(&c, id, direction, path, name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1077,8 +1078,8 @@ pub fn stats(a: StatsArgs) -> Result<ExitCode> {
         "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}".into()
     });
     let tty = std::io::stdout().is_terminal();
-    let host_mem = skiff_runtime::stats::host_memory();
-    let hz = skiff_runtime::stats::ticks_per_second() as f64;
+    let host_mem = skiff_runtime::container::stats::host_memory();
+    let hz = skiff_runtime::container::stats::ticks_per_second() as f64;
     let mut before: HashMap<String, (Instant, u64)> = HashMap::new();
     loop {
         // CPU % needs two readings: the first pass only takes the baseline.
@@ -1192,7 +1193,8 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
     let unpacker = crate::unpacker::for_this_user(&dirs);
     let result = if nix::unistd::geteuid().is_root() {
         let (r, w) = std::io::pipe().context("a pipe for the layer")?;
-        let packer = std::thread::spawn(move || skiff_runtime::commit::pack_upper(&upper, w));
+        let packer =
+            std::thread::spawn(move || skiff_runtime::files::commit::pack_upper(&upper, w));
         let made = store.commit(&target, r, &settings, &*unpacker);
         let packed = packer
             .join()
@@ -1225,7 +1227,7 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
 /// `skiff __pack-upper DIR`: the layer tar of a container's changes on stdout (runs as root of
 /// the user's mapped namespace, where every file can be read).
 pub fn pack_upper_helper(dir: &std::path::Path) -> Result<ExitCode> {
-    skiff_runtime::commit::pack_upper(dir, std::io::stdout().lock())
+    skiff_runtime::files::commit::pack_upper(dir, std::io::stdout().lock())
         .with_context(|| format!("reading {}", dir.display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -82,7 +82,7 @@ fn info_doc() -> Result<serde_json::Value> {
     let dirs = Dirs::from_env();
     let uid = nix::unistd::getuid().as_raw();
     let rootless = uid != 0;
-    let ranges = |r: &[skiff_runtime::idmap::Range]| -> Vec<serde_json::Value> {
+    let ranges = |r: &[skiff_runtime::userns::idmap::Range]| -> Vec<serde_json::Value> {
         r.iter()
             .map(|x| serde_json::json!({ "ContainerId": x.inside, "HostId": x.outside, "Size": x.count }))
             .collect()

@@ -211,7 +211,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
 /// `skiff run`.
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     // A broken config.toml is reported before a container record exists.
-    skiff_runtime::logs::max_size_from_config(&Dirs::from_env().config)?;
+    skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?;
     let cfg = create_container(&a)?;
     if a.detach {
         let code = start_monitor(&cfg.id, false, a.sig_proxy)?;
@@ -241,7 +241,9 @@ pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCo
     }
     let mut cmd = Command::new(monitor);
     cmd.arg(id);
-    if let Some(max) = skiff_runtime::logs::max_size_from_config(&Dirs::from_env().config)? {
+    if let Some(max) =
+        skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?
+    {
         cmd.args(["--log-max", &max.to_string()]);
     }
     if !sig_proxy {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use skiff_runtime::volumes::Volume;
+use skiff_runtime::container::volumes::Volume;
 
 use crate::containers_cmd::{containers, for_each, remover};
 
@@ -110,7 +110,7 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
         VolumeCmd::Create { name } => {
             let name = match name {
                 Some(n) => n,
-                None => skiff_runtime::containers::random_bytes::<16>()?
+                None => skiff_runtime::container::records::random_bytes::<16>()?
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect(),

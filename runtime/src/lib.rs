@@ -1,35 +1,26 @@
 //! skiff's runtime: container records and state, user namespaces, the container's rootfs and
 //! process start, and the per-container monitor. It never reaches into the store's files: the
 //! CLI hands it the image's layer directories.
+//!
+//! Folders by concern: `container/` (records and lifecycle rules), `spec/` (what a container is,
+//! built and checked before it exists), `monitor/`, `process/` (init, exec, terminals),
+//! `userns/`, `rootfs/`, `security/`, `network/`, `files/` (cp, commit), `cgroups`, and `sys/`
+//! (the ground floor).
 
 pub mod cgroups;
-pub mod commit;
-pub mod config;
-pub mod console;
-pub mod containers;
-pub mod copy;
-pub mod copyroot;
+pub mod container;
 pub mod error;
-pub mod exec;
-pub mod idmap;
-pub mod init;
-pub mod lifecycle;
-pub mod logs;
+pub mod files;
 pub mod monitor;
-pub mod mounts;
-pub mod names;
 pub mod network;
-pub mod passwd;
-pub mod procfs;
-pub mod residency;
+pub mod process;
+pub mod rootfs;
 pub mod security;
 pub mod spec;
-pub mod stats;
-pub mod tty;
+pub mod sys;
 pub mod userns;
-pub mod volumes;
 
-pub use config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, State, Status};
-pub use containers::Containers;
+pub use container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, State, Status};
+pub use container::records::Containers;
 pub use error::{Error, Result};
-pub use idmap::IdMap;
+pub use userns::idmap::IdMap;

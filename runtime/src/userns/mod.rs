@@ -4,12 +4,14 @@
 //! `unshare(CLONE_NEWUSER)` fails in a multi-threaded process, so it happens in the forked child
 //! just before exec. The child then waits on a pipe until the parent has written its maps.
 
+pub mod idmap;
+
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
-use crate::idmap::IdMap;
+use crate::userns::idmap::IdMap;
 
 /// Why a namespace could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,8 @@
 //! removes the container afterwards for `--rm`. One small single-threaded process per container;
 //! with `-d` it runs in its own session and outlives the CLI.
 
+pub mod residency;
+
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -17,14 +19,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::{ContainerConfig, RestartPolicy, Status};
-use crate::containers::Containers;
+use crate::container::config::{ContainerConfig, RestartPolicy, Status};
+use crate::container::logs::LogWriter;
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::idmap::IdMap;
-use crate::init::{child_main, ChildSetup};
-use crate::logs::LogWriter;
-use crate::procfs;
-use crate::tty::RawTerminal;
+use crate::process::init::{child_main, ChildSetup};
+use crate::sys::procfs;
+use crate::sys::tty::RawTerminal;
+use crate::userns::idmap::IdMap;
 
 /// How the monitor was started.
 pub struct MonitorOptions<'a> {
@@ -315,13 +317,13 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     // the master back on this channel; until then its stdio is /dev/null.
     let mut console: Option<(OwnedFd, OwnedFd)> = None;
     let winsize = if tty && stdin_is_tty {
-        crate::tty::window_size(0)
+        crate::sys::tty::window_size(0)
     } else {
         None
     };
     let child_fds: [OwnedFd; 3] = if tty {
         console = Some(
-            crate::console::channel()
+            crate::process::console::channel()
                 .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
         );
         let null: OwnedFd = devnull.into();
@@ -436,7 +438,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     if !errmsg.trim().is_empty() {
         let code = waitpid(child, None)
             .ok()
-            .and_then(crate::procfs::exit_code)
+            .and_then(crate::sys::procfs::exit_code)
             .unwrap_or(125);
         return Ok(Launch::Failed {
             code,
@@ -444,7 +446,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
         });
     }
     if let Some(sock) = console {
-        l.pty = crate::console::try_recv_fd(sock.as_raw_fd());
+        l.pty = crate::process::console::try_recv_fd(sock.as_raw_fd());
         if l.pty.is_none() {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
@@ -517,7 +519,7 @@ fn pump(
         // A container that lives past its first moments gets a small monitor: its start-up pages
         // go (short `run --rm` commands end first and never pay for the trim).
         if !trimmed && started.elapsed() >= TRIM_AFTER {
-            crate::residency::release_clean_file_pages();
+            crate::monitor::residency::release_clean_file_pages();
             trimmed = true;
         }
         match polled {
@@ -568,14 +570,14 @@ fn pump(
                             Ok(WaitStatus::StillAlive) | Err(_) => break,
                             Ok(ws) => {
                                 if ws.pid() == Some(child) {
-                                    code = crate::procfs::exit_code(ws);
+                                    code = crate::sys::procfs::exit_code(ws);
                                 }
                             }
                         }
                     }
                 } else if sig == libc::SIGWINCH {
-                    if let (Some(p), Some(ws)) = (st.pty, crate::tty::window_size(0)) {
-                        crate::tty::set_window_size(p.as_raw_fd(), &ws);
+                    if let (Some(p), Some(ws)) = (st.pty, crate::sys::tty::window_size(0)) {
+                        crate::sys::tty::set_window_size(p.as_raw_fd(), &ws);
                     }
                 } else if opts.sig_proxy && code.is_none() {
                     // SAFETY: signalling our own child.

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::MountKind;
-use crate::containers::Containers;
+use crate::container::config::MountKind;
+use crate::container::records::Containers;
 use crate::error::{Ctx, Error, Result};
 
 /// One volume, as `volume ls` / `volume inspect` show it.

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::{Gid, Uid};
 
-use crate::config::ContainerConfig;
-use crate::{mounts, passwd, security};
+use crate::container::config::ContainerConfig;
+use crate::rootfs::mounts;
+use crate::security;
+use crate::spec::passwd;
 
 /// What the child needs, prepared by the monitor before `clone()`.
 pub struct ChildSetup<'a> {
@@ -155,10 +157,10 @@ fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), Fail> {
 /// and sends the master on `sock` to whoever relays it (the monitor, or `skiff exec`).
 pub fn give_terminal(sock: RawFd, size: Option<&nix::pty::Winsize>) -> Result<(), Fail> {
     let term_err = |e: std::io::Error| setup_err(format!("setting up the terminal: {e}"));
-    let (master, slave) = crate::console::open_pty(size).map_err(term_err)?;
-    crate::console::attach_stdio(&slave).map_err(term_err)?;
+    let (master, slave) = crate::process::console::open_pty(size).map_err(term_err)?;
+    crate::process::console::attach_stdio(&slave).map_err(term_err)?;
     // The channel is close-on-exec: the master travels in the message, our end goes at exec.
-    crate::console::send_fd(sock, &master).map_err(term_err)
+    crate::process::console::send_fd(sock, &master).map_err(term_err)
 }
 
 /// The identity and confinement a container process gets, shared by the container's first process

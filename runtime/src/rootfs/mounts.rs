@@ -12,7 +12,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use rustix::fs::{self as rfs, Mode, OFlags};
 use skiff_store::inroot::{ensure_dir_in_root, ensure_file_in_root};
 
-use crate::config::{ContainerConfig, MountKind};
+use crate::container::config::{ContainerConfig, MountKind};
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// Paths hidden from the container (as Docker and podman mask them).
@@ -171,7 +171,7 @@ pub fn mount_rootfs(cfg: &ContainerConfig, ctr: &Path) -> R<PathBuf> {
         if !forced_copy {
             eprintln!("WARNING: overlayfs refused ({why}); this container uses a copy of its image, which takes disk space and time");
         }
-        let copy = crate::copyroot::ensure(&cfg.layers, ctr)?;
+        let copy = crate::rootfs::copyroot::ensure(&cfg.layers, ctr)?;
         mnt(
             Some(&copy.to_string_lossy()),
             &rootfs_s,

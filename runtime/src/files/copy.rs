@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
-use crate::containers::Containers;
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::exec::{enter, namespaces_of};
-use crate::init::report_failure;
+use crate::process::exec::{enter, namespaces_of};
+use crate::process::init::report_failure;
 
 /// The pid of a running container's first process, or why there is none.
 fn running_pid(containers: &Containers, id: &str) -> Result<i32> {
@@ -61,7 +61,9 @@ fn in_container(
             while_running();
             let mut msg = String::new();
             let _ = File::from(err_r).read_to_string(&mut msg);
-            let status = waitpid(child, None).ok().and_then(crate::procfs::exit_code);
+            let status = waitpid(child, None)
+                .ok()
+                .and_then(crate::sys::procfs::exit_code);
             match (status, msg.trim()) {
                 (Some(0), _) => Ok(()),
                 (_, m) if !m.is_empty() => Err(Error::Invalid(m.to_string())),
@@ -258,7 +260,7 @@ pub fn helper_main(
         None::<&str>,
     )
     .map_err(|e| Error::Setup(format!("making / private: {e}")))?;
-    let rootfs = crate::mounts::mount_rootfs(&v.cfg, &ctr).map_err(Error::Setup)?;
+    let rootfs = crate::rootfs::mounts::mount_rootfs(&v.cfg, &ctr).map_err(Error::Setup)?;
     nix::unistd::chroot(&rootfs)
         .and_then(|_| nix::unistd::chdir("/"))
         .map_err(|e| Error::Setup(format!("entering {}: {e}", rootfs.display())))?;

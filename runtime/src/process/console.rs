@@ -53,7 +53,7 @@ pub fn open_pty(size: Option<&nix::pty::Winsize>) -> std::io::Result<(OwnedFd, O
     // SAFETY: s was just opened and is owned from here on.
     let slave = unsafe { OwnedFd::from_raw_fd(s) };
     if let Some(ws) = size {
-        crate::tty::set_window_size(master.as_raw_fd(), ws);
+        crate::sys::tty::set_window_size(master.as_raw_fd(), ws);
     }
     Ok((master, slave))
 }
@@ -118,7 +118,7 @@ pub fn relay(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i32 {
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
     });
     let _raw = if forward_stdin {
-        crate::tty::RawTerminal::enter(0)
+        crate::sys::tty::RawTerminal::enter(0)
     } else {
         None
     };
@@ -182,8 +182,8 @@ pub fn relay(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i32 {
         if let Some(s) = &sfd {
             while let Ok(Some(info)) = s.read_signal() {
                 if info.ssi_signo == libc::SIGWINCH as u32 {
-                    if let Some(ws) = crate::tty::window_size(0) {
-                        crate::tty::set_window_size(master.as_raw_fd(), &ws);
+                    if let Some(ws) = crate::sys::tty::window_size(0) {
+                        crate::sys::tty::set_window_size(master.as_raw_fd(), &ws);
                     }
                 }
             }
@@ -203,15 +203,19 @@ pub fn relay(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i32 {
         }
     }
     let _ = mask.thread_unblock();
-    code.or_else(|| waitpid(child, None).ok().and_then(crate::procfs::exit_code))
-        .unwrap_or(125)
+    code.or_else(|| {
+        waitpid(child, None)
+            .ok()
+            .and_then(crate::sys::procfs::exit_code)
+    })
+    .unwrap_or(125)
 }
 
 /// The child's exit code if it has exited, without waiting.
 fn reap(child: Pid) -> Option<i32> {
     waitpid(child, Some(WaitPidFlag::WNOHANG))
         .ok()
-        .and_then(crate::procfs::exit_code)
+        .and_then(crate::sys::procfs::exit_code)
 }
 
 #[cfg(test)]
@@ -232,7 +236,7 @@ mod tests {
         send_fd(a.as_raw_fd(), &master).unwrap();
         drop(master);
         let got = try_recv_fd(b.as_raw_fd()).expect("the master arrives");
-        let seen = crate::tty::window_size(slave.as_raw_fd()).unwrap();
+        let seen = crate::sys::tty::window_size(slave.as_raw_fd()).unwrap();
         assert_eq!((seen.ws_row, seen.ws_col), (33, 101));
         nix::unistd::write(&slave, b"ping\n").unwrap();
         let mut buf = [0u8; 16];

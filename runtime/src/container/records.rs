@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use skiff_store::fsutil::{write_atomic, LockFile};
 use skiff_store::Dirs;
 
-use crate::config::{ContainerConfig, State};
+use crate::container::config::{ContainerConfig, State};
+use crate::container::names;
 use crate::error::{Ctx, Error, Result};
-use crate::names;
 
 /// The container records of one user.
 #[derive(Debug, Clone)]
@@ -199,7 +199,7 @@ fn hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProcessSpec;
+    use crate::container::config::ProcessSpec;
 
     fn cfg(id: &str, name: &str) -> ContainerConfig {
         ContainerConfig {

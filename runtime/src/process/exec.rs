@@ -12,9 +12,9 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::ForkResult;
 
-use crate::containers::Containers;
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::init::{exec, report_failure, take_identity};
+use crate::process::init::{exec, report_failure, take_identity};
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -50,10 +50,10 @@ fn same_ns(pid: i32, ns: &str) -> bool {
 }
 
 fn exit_code(ws: WaitStatus) -> i32 {
-    crate::procfs::exit_code(ws).unwrap_or(125)
+    crate::sys::procfs::exit_code(ws).unwrap_or(125)
 }
 
-fn die(err_fd: std::os::fd::RawFd, f: crate::init::Fail) -> ! {
+fn die(err_fd: std::os::fd::RawFd, f: crate::process::init::Fail) -> ! {
     std::process::exit(report_failure(err_fd, f))
 }
 
@@ -130,13 +130,13 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
     // -t: (our end, the command's end) of the channel its pty master comes back on.
     let console = if o.tty && !o.detach {
         Some(
-            crate::console::channel()
+            crate::process::console::channel()
                 .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
         )
     } else {
         None
     };
-    let winsize = crate::tty::window_size(0).or_else(|| crate::tty::window_size(1));
+    let winsize = crate::sys::tty::window_size(0).or_else(|| crate::sys::tty::window_size(1));
 
     // SAFETY: the caller is single-threaded; the child only joins namespaces, forks and execs.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
@@ -170,7 +170,8 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                         if let Err(e) = nix::unistd::setsid() {
                             die(efd, (125, format!("setsid: {e}")));
                         }
-                        if let Err(f) = crate::init::give_terminal(sock, winsize.as_ref()) {
+                        if let Err(f) = crate::process::init::give_terminal(sock, winsize.as_ref())
+                        {
                             die(efd, f);
                         }
                     }
@@ -208,12 +209,16 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                     let code = waitpid(child, None).map(exit_code).unwrap_or(125);
                     return Err(Error::Exec(code, msg.trim().to_string()));
                 }
-                let Some(master) = crate::console::try_recv_fd(sock.as_raw_fd()) else {
+                let Some(master) = crate::process::console::try_recv_fd(sock.as_raw_fd()) else {
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                     let _ = waitpid(child, None);
                     return Err(Error::Setup("the command's terminal did not arrive".into()));
                 };
-                return Ok(crate::console::relay(&master, child, o.interactive));
+                return Ok(crate::process::console::relay(
+                    &master,
+                    child,
+                    o.interactive,
+                ));
             }
             // The terminal's ^C and ^\\ are for the command, which shares our process group.
             // SAFETY: ignoring two signals in this process while it waits.

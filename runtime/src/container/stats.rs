@@ -2,9 +2,9 @@
 //! container's processes. No cgroup is needed, so it works rootless on any cgroup layout (podman
 //! needs cgroup v2 for rootless stats).
 
-use crate::containers::Containers;
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::procfs;
+use crate::sys::procfs;
 
 /// One reading of a container's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

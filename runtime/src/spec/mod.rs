@@ -2,15 +2,17 @@
 //! entrypoint and cmd, environment layering, user, workdir, mounts. Everything that can be wrong
 //! is checked here, before any record, mount or process exists.
 
+pub mod passwd;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec};
-use crate::containers::Containers;
+use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec};
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::{passwd, security};
+use crate::security;
 
 /// The `run`/`create` flags, already parsed.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +190,7 @@ fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
         })
     } else {
         let name = if src.is_empty() {
-            crate::containers::random_bytes::<16>()?
+            crate::container::records::random_bytes::<16>()?
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect()
@@ -315,7 +317,7 @@ pub fn build(
         })
         .transpose()?;
     if let Some(sig) = &o.stop_signal {
-        if crate::lifecycle::signal_number(sig).is_none() {
+        if crate::container::lifecycle::signal_number(sig).is_none() {
             return Err(Error::Invalid(format!(
                 "invalid --stop-signal {sig:?}: use a signal name (SIGTERM, QUIT) or number"
             )));
@@ -328,7 +330,8 @@ pub fn build(
             .split_once('=')
             .or_else(|| h.split_once(':'))
             .ok_or_else(|| Error::Invalid(format!("invalid --add-host {h:?}: use NAME:IP")))?;
-        if !crate::names::valid_hostname(name) || ip.parse::<std::net::IpAddr>().is_err() {
+        if !crate::container::names::valid_hostname(name) || ip.parse::<std::net::IpAddr>().is_err()
+        {
             return Err(Error::Invalid(format!(
                 "invalid --add-host {h:?}: use NAME:IP with a host name and an IP address"
             )));
@@ -481,13 +484,14 @@ pub fn build(
         });
     }
     if let Some(h) = &o.hostname {
-        if !crate::names::valid_hostname(h) {
+        if !crate::container::names::valid_hostname(h) {
             return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
         }
     }
     let restart = o.restart.clone().unwrap_or_else(|| "no".into());
-    let policy = crate::config::RestartPolicy::parse(&restart).map_err(Error::Invalid)?;
-    if o.auto_remove && policy != crate::config::RestartPolicy::No {
+    let policy =
+        crate::container::config::RestartPolicy::parse(&restart).map_err(Error::Invalid)?;
+    if o.auto_remove && policy != crate::container::config::RestartPolicy::No {
         return Err(Error::Invalid(
             "--restart and --rm conflict: a container removed on exit cannot be restarted".into(),
         ));

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use skiff_store::fsutil::{write_atomic, LockFile};
 
-use crate::config::{ContainerConfig, State, Status};
-use crate::containers::Containers;
+use crate::container::config::{ContainerConfig, State, Status};
+use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::procfs;
+use crate::sys::procfs;
 
 /// A signal by number (1–64) or name, with or without `SIG`, any case (`TERM`, `sigkill`, `9`).
 pub fn signal_number(s: &str) -> Option<i32> {
@@ -319,7 +319,7 @@ impl Containers {
 
     /// Renames a container (names stay unique per user).
     pub fn rename(&self, id: &str, new: &str) -> Result<()> {
-        if !crate::names::valid(new) {
+        if !crate::container::names::valid(new) {
             return Err(Error::Invalid(format!("invalid container name \"{new}\"")));
         }
         let _names = LockFile::acquire(&self.dir(".names.lock"))?;
