@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::images::ImageStore;
+use crate::layers::{chain_ids, layer_type_ok, unpack_into_place, LayerUnpacker};
 use crate::layout::Descriptor;
-use crate::pull::{chain_ids, layer_type_ok, unpack_into_place, LayerUnpacker};
 use crate::reference::Reference;
 
-use crate::pull::parse_json as json;
+use crate::json::parse_json as json;
 use crate::registry::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -195,7 +195,7 @@ impl ImageStore {
             ingest.commit(size)?;
         }
         let config = json(&self.layout.read_blob(&config_digest)?, "image config")?;
-        let diff_ids = crate::pull::diff_ids(&config)?;
+        let diff_ids = crate::layers::diff_ids(&config)?;
         if diff_ids.len() != layers.len() {
             return Err(bad(format!(
                 "the image config lists {} layers but the manifest has {}",

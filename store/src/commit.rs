@@ -8,11 +8,11 @@ use std::io::Read;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::images::{ImageStore, LocalImage};
+use crate::layers::{chain_ids, unpack_into_place, LayerUnpacker};
 use crate::layout::Descriptor;
-use crate::pull::{chain_ids, unpack_into_place, LayerUnpacker};
 use crate::reference::Reference;
 
-use crate::pull::parse_json;
+use crate::json::parse_json;
 use crate::registry::OCI_MANIFEST;
 
 const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -180,7 +180,7 @@ impl ImageStore {
         let manifest_digest = Digest::of(&manifest_bytes);
         self.layout.put_blob(&manifest_digest, &manifest_bytes)?;
 
-        let diff_ids = crate::pull::diff_ids(&config)?;
+        let diff_ids = crate::layers::diff_ids(&config)?;
         let chains = chain_ids(&diff_ids);
         if let Some(top) = chains.last() {
             let dest = self.layer_dir(top);

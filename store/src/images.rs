@@ -9,9 +9,9 @@ use crate::config::Config;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::LockFile;
+use crate::layers::{chain_ids, LayerUnpacker};
 use crate::layout::{Descriptor, Layout, PULLED_AT, REF_NAME, REPO_DIGEST, UNPACKED_SIZE};
 use crate::paths::Dirs;
-use crate::pull::{chain_ids, LayerUnpacker};
 use crate::reference::Reference;
 
 /// The per-user image store.

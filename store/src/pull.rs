@@ -3,53 +3,19 @@
 //! index.json, so an image that is listed is complete.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::images::ImageStore;
+use crate::json::parse_json;
+use crate::layers::{chain_ids, diff_ids, layer_type_ok, unpack_into_place, LayerUnpacker};
 use crate::layout::{Descriptor, PULLED_AT, REF_NAME, REPO_DIGEST, UNPACKED_SIZE};
 use crate::platform::{describe, Platform};
 use crate::reference::Reference;
 use crate::registry::{Remote, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use crate::unpack::{remove_tree, unpack_layer, UnpackOptions, UnpackReport};
-
-/// How layers get unpacked: in this process, or (for a rootless user with a subuid range) in a
-/// helper inside a mapped user namespace so files keep their owners. The store stays free of
-/// namespace code; the CLI picks the implementation.
-pub trait LayerUnpacker: Send + Sync {
-    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest.
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport>;
-    /// Removes an unpacked layer directory (whose files may belong to other ids).
-    fn remove(&self, dir: &Path) -> Result<()>;
-}
-
-/// Unpacks in this process; `chown` when running as real root.
-pub struct InProcessUnpacker {
-    /// Keep the owners named in the tar.
-    pub chown: bool,
-}
-
-impl LayerUnpacker for InProcessUnpacker {
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport> {
-        std::fs::create_dir(dest).ctx(|| format!("creating {}", dest.display()))?;
-        unpack_layer(
-            blob,
-            diff_id,
-            dest,
-            UnpackOptions {
-                chown: self.chown,
-                plain: false,
-            },
-        )
-    }
-    fn remove(&self, dir: &Path) -> Result<()> {
-        remove_tree(dir)
-    }
-}
+use crate::unpack::UnpackReport;
 
 /// Receives pull progress, for the CLI's per-layer display.
 pub trait Progress: Send + Sync {
@@ -94,21 +60,6 @@ pub struct Pulled {
     pub up_to_date: bool,
 }
 
-/// The layer media types skiff unpacks.
-pub(crate) fn layer_type_ok(mt: &str) -> bool {
-    matches!(
-        mt,
-        "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-    )
-}
-
 /// The kind of a manifest document, from its mediaType or (OCI allows omitting it) its shape.
 fn manifest_kind(doc: &serde_json::Value) -> Result<&'static str> {
     match doc["mediaType"].as_str() {
@@ -126,41 +77,6 @@ fn manifest_kind(doc: &serde_json::Value) -> Result<&'static str> {
         None if doc["layers"].is_array() => Ok(OCI_MANIFEST),
         None => Err(Error::UnsupportedMediaType("unrecognised manifest".into())),
     }
-}
-
-/// Chain ids (OCI image spec): the identity of a layer together with everything below it.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => Digest::parse(&format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-            ))
-            .unwrap_or_else(|_| d.clone()),
-        };
-        out.push(next);
-    }
-    out
-}
-
-/// The layers' uncompressed digests an image config lists (`rootfs.diff_ids`).
-pub(crate) fn diff_ids(config: &serde_json::Value) -> Result<Vec<Digest>> {
-    config["rootfs"]["diff_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| Digest::parse(d.as_str().unwrap_or("")))
-        .collect()
-}
-
-/// Parses a JSON document, naming `what` in the error.
-pub(crate) fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
-    serde_json::from_slice(bytes).map_err(|source| Error::Json {
-        context: format!("parsing {what}"),
-        source,
-    })
 }
 
 fn descriptor(v: &serde_json::Value, what: &str) -> Result<Descriptor> {
@@ -430,72 +346,9 @@ impl ImageStore {
     }
 }
 
-/// Unpacks into a private temp dir and renames it into place, so a layer dir that exists is whole.
-/// Losing the race to a concurrent pull of the same layer is fine: theirs is identical.
-pub(crate) fn unpack_into_place(
-    unpacker: &dyn LayerUnpacker,
-    blob: &Path,
-    diff_id: &Digest,
-    layers: &Path,
-    dest: &Path,
-) -> Result<UnpackReport> {
-    std::fs::create_dir_all(layers).ctx(|| format!("creating {}", layers.display()))?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = layers.join(format!(
-        ".tmp-{}.{}.{}",
-        &name[..12.min(name.len())],
-        std::process::id(),
-        rand_suffix()
-    ));
-    let rep = match unpacker.unpack(blob, diff_id, &tmp) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = unpacker.remove(&tmp);
-            return Err(e);
-        }
-    };
-    crate::fsutil::write_atomic(
-        &layers.join(format!("{name}.size")),
-        rep.size.to_string().as_bytes(),
-    )?;
-    match std::fs::rename(&tmp, dest) {
-        Ok(()) => Ok(rep),
-        Err(_) if dest.exists() => {
-            unpacker.remove(&tmp)?;
-            Ok(rep)
-        }
-        Err(e) => {
-            let _ = unpacker.remove(&tmp);
-            Err(Error::Io {
-                context: format!("moving layer into {}", dest.display()),
-                source: e,
-            })
-        }
-    }
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chain_ids_follow_the_spec() {
-        let a = Digest::of(b"a");
-        let b = Digest::of(b"b");
-        let c = chain_ids(&[a.clone(), b.clone()]);
-        assert_eq!(c[0], a);
-        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
-    }
 
     #[test]
     fn manifest_kinds() {
