@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::services::REGISTRY;
 use crate::sh::{self, cmd};
-use crate::testenv::{self, REGISTRY, TEST_USER};
+use crate::testenv::{self, TEST_USER};
 
 const RUNS: usize = 7;
 
@@ -56,6 +57,7 @@ fn prepare() -> Result<(u32, String)> {
         bail!("benchmarks run as root: they install podman and run every tool as {TEST_USER}");
     }
     testenv::up()?;
+    crate::fixtures::build_and_push()?;
     testenv::install_packages(&["podman", "crun", "fuse-overlayfs"])?;
     let uid = testenv::test_uid()?;
     let home = Path::new("/home").join(TEST_USER);

@@ -87,6 +87,7 @@ fn run_tests_as(
 pub fn run() -> Result<()> {
     let t = std::time::Instant::now();
     testenv::up()?;
+    crate::fixtures::build_and_push()?;
     sh::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
         .context("cargo fmt --check: run `cargo fmt --all`")?;
     sh::run(&mut cargo(&[
@@ -152,6 +153,7 @@ pub fn run() -> Result<()> {
 /// Brings up the local registry with the fixture images and shows skiff's main job end to end.
 pub fn demo() -> Result<()> {
     testenv::up()?;
+    crate::fixtures::build_and_push()?;
     sh::run(&mut cargo(&["build", "-q", "-p", "skiff"]))?;
     let skiff = workspace().join("target/debug/skiff");
     let home = std::env::temp_dir().join(format!("skiff-demo-{}", std::process::id()));
@@ -166,9 +168,9 @@ pub fn demo() -> Result<()> {
             .env_remove("XDG_RUNTIME_DIR");
         sh::run(&mut c)
     };
-    let image = format!("{}/busybox", testenv::REGISTRY);
+    let image = format!("{}/busybox", crate::services::REGISTRY);
     step(&["pull", &image])?;
-    step(&["pull", &format!("{}/layers", testenv::REGISTRY)])?;
+    step(&["pull", &format!("{}/layers", crate::services::REGISTRY)])?;
     step(&["images"])?;
     step(&[
         "image",
@@ -185,7 +187,7 @@ pub fn demo() -> Result<()> {
         "-c",
         "echo hello from $(hostname); id; ps",
     ])?;
-    let layers_img = format!("{}/layers", testenv::REGISTRY);
+    let layers_img = format!("{}/layers", crate::services::REGISTRY);
     step(&[
         "run",
         "--rm",
@@ -250,7 +252,7 @@ pub fn demo() -> Result<()> {
     step(&["rm", "-f", "demo-web"])?;
     step(&["system", "df"])?;
     step(&["rm", "demo-ticker"])?;
-    step(&["rmi", &format!("{}/layers", testenv::REGISTRY)])?;
+    step(&["rmi", &format!("{}/layers", crate::services::REGISTRY)])?;
     step(&["images"])?;
     step(&["rmi", &image])?;
     step(&[

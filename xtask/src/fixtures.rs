@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 
+use crate::services::REGISTRY;
 use crate::sh::{self, cmd};
-use crate::testenv::REGISTRY;
 
 const MTIME: u64 = 1_700_000_000;
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -260,10 +260,10 @@ pub fn build_and_push() -> Result<()> {
     if std::path::Path::new("/etc/hosts").exists()
         && std::fs::read_to_string("/etc/hosts")
             .unwrap_or_default()
-            .contains(crate::testenv::SECURE_HOST)
+            .contains(crate::services::SECURE_HOST)
     {
-        let certs = crate::testenv::ca_dir();
-        let (u, p) = crate::testenv::SECURE_USER;
+        let certs = crate::services::ca_dir();
+        let (u, p) = crate::services::SECURE_USER;
         let mut c = cmd(
             "skopeo",
             &[
@@ -278,7 +278,7 @@ pub fn build_and_push() -> Result<()> {
         c.arg(format!("oci:{}:busybox", layout.display()))
             .arg(format!(
                 "docker://{}/private/busybox:latest",
-                crate::testenv::SECURE_REGISTRY
+                crate::services::SECURE_REGISTRY
             ));
         sh::output(&mut c)?;
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod fixtures;
+mod services;
 mod sh;
 mod testenv;
 
@@ -19,7 +20,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
-        ["testenv", "up"] => testenv::up(),
+        ["testenv", "up"] => testenv::up().and_then(|()| fixtures::build_and_push()),
         ["testenv", "down"] => testenv::down(),
         ["testenv", "status"] => testenv::status(),
         ["fixtures"] => fixtures::build_and_push(),

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::services::{ca_dir, state_dir, REGISTRY, SECURE_HOST, SECURE_REGISTRY, SECURE_USER};
 use crate::sh::{self, cmd};
 
-/// The registry address every test uses.
-pub const REGISTRY: &str = "127.0.0.1:5000";
 /// The unprivileged user the rootless suite runs as.
 pub const TEST_USER: &str = "skiff-test";
 /// Its subordinate id range.
@@ -31,19 +30,9 @@ const PACKAGES: &[&str] = &[
     "golang-docker-credential-helpers",
     "pass",
 ];
-/// A non-loopback name for 127.0.0.1 (via /etc/hosts), so HTTPS is required as for a real registry.
-pub const SECURE_HOST: &str = "registry.skiff.test";
-/// The TLS + htpasswd registry, `SECURE_HOST:5443`.
-pub const SECURE_REGISTRY: &str = "registry.skiff.test:5443";
-/// The credentials it accepts.
-pub const SECURE_USER: (&str, &str) = ("skiff", "skiff-secret");
 
-/// Where the environment keeps its registry storage, config, pid and log.
-pub fn state_dir() -> PathBuf {
-    PathBuf::from("/tmp/skiff-testenv")
-}
-
-/// Brings everything up (idempotent).
+/// Installs the packages, prepares the host and starts the registries (idempotent); the fixture
+/// images are pushed by `fixtures::build_and_push` after it.
 pub fn up() -> Result<()> {
     if sh::is_root() {
         install_packages(PACKAGES)?;
@@ -60,7 +49,6 @@ pub fn up() -> Result<()> {
         make_tls_and_htpasswd()?;
         start_registry("secure", "127.0.0.1:5443", &secure_config())?;
     }
-    crate::fixtures::build_and_push()?;
     status()
 }
 
@@ -334,11 +322,6 @@ fn make_tls_and_htpasswd() -> Result<()> {
         &["0644", &ca_dir.join("ca.crt").to_string_lossy()],
     ))?;
     Ok(())
-}
-
-/// The directory holding only the test CA's certificate (`ca.crt`).
-pub fn ca_dir() -> PathBuf {
-    state_dir().join("ca")
 }
 
 fn answers(addr: &str) -> bool {
