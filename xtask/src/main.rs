@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `demo`, `bench pull`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `bench pull|run|ps`.
 
 mod bench;
 mod ci;
@@ -6,6 +6,7 @@ mod fixtures;
 mod services;
 mod sh;
 mod testenv;
+mod tidy;
 
 use anyhow::{bail, Result};
 
@@ -25,6 +26,7 @@ fn run() -> Result<()> {
         ["testenv", "status"] => testenv::status(),
         ["fixtures"] => fixtures::build_and_push(),
         ["ci"] => ci::run(),
+        ["tidy"] => tidy::run(&workspace_root()),
         ["demo"] => ci::demo(),
         ["bench", "pull"] => bench::pull(),
         ["bench", "run"] => bench::run(),
@@ -32,7 +34,15 @@ fn run() -> Result<()> {
         ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull|run|ps"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | bench pull|run|ps"
         ),
     }
+}
+
+/// The workspace's top folder (xtask's parent).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
 }
