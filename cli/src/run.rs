@@ -2,14 +2,13 @@
 //! monitor (attached: exec in place, so the terminal and signals are the monitor's) or start the
 //! monitor in its own session and print the id (`-d`).
 
-use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
+use skiff_runtime::monitor::protocol::Request;
+use skiff_runtime::monitor::start;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore, Reference};
@@ -234,66 +233,22 @@ pub fn create(a: RunArgs) -> Result<ExitCode> {
 /// spawn it in its own session and wait for "started" or the start error (then its exit code).
 pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the skiff binary")?;
-    // The monitor is its own small executable, installed beside skiff.
-    let monitor = exe.with_file_name("skiff-monitor");
-    if !monitor.is_file() {
-        bail!("{} is missing: skiff-monitor must be installed beside skiff (cargo install builds both)", monitor.display());
-    }
-    let mut cmd = Command::new(monitor);
-    cmd.arg(id);
-    if let Some(max) =
-        skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?
-    {
-        cmd.args(["--log-max", &max.to_string()]);
-    }
-    if !sig_proxy {
-        cmd.arg("--no-sig-proxy");
-    }
+    let monitor = start::monitor_beside(&exe)?;
+    let req = Request {
+        id: id.to_string(),
+        attached,
+        sig_proxy,
+        log_max: skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?,
+        ready_fd: None,
+    };
     if attached {
-        cmd.arg("--attached");
-        let err = cmd.exec();
-        bail!("starting the monitor: {err}");
+        return Err(start::exec_attached(&monitor, &req).into());
     }
-    let (r, w) = nix::unistd::pipe().context("creating the start-up pipe")?;
-    let wfd = w.as_raw_fd();
-    cmd.args(["--ready-fd", &wfd.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid in the child before exec; the write end stays open across exec by design.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("starting the monitor")?;
-    drop(w);
-    let mut lines = BufReader::new(std::fs::File::from(r));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        lines
-            .read_line(&mut line)
-            .context("waiting for the container to start")?;
-        match line.trim().strip_prefix("warn ") {
-            Some(w) => eprintln!("WARNING: {w}"),
-            None => break,
+    match start::spawn_detached(&monitor, &req, |w| eprintln!("WARNING: {w}"))? {
+        start::Outcome::Started => Ok(ExitCode::SUCCESS),
+        start::Outcome::Failed { code, message } => {
+            eprintln!("Error: {message}");
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
         }
-    }
-    let line = line.trim();
-    if line == "ok" {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let _ = child.try_wait();
-    match line.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
-        Some((code, msg)) => {
-            eprintln!("Error: {msg}");
-            Ok(ExitCode::from(code.parse::<u8>().unwrap_or(125)))
-        }
-        None => bail!(
-            "the monitor of {} exited before the container started",
-            &id[..12.min(id.len())]
-        ),
     }
 }

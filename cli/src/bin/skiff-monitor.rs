@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+use skiff_runtime::monitor::protocol::Request;
 use skiff_runtime::monitor::{self, MonitorOptions};
 use skiff_runtime::{userns, Containers, IdMap};
 use skiff_store::Dirs;
@@ -41,30 +42,20 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(id) = args.first().filter(|a| !a.starts_with('-')) else {
-        eprintln!("usage: skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES] (started by skiff run)");
-        return ExitCode::from(125);
+    let req = match Request::parse(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(125);
+        }
     };
-    let attached = args.iter().any(|a| a == "--attached");
-    let sig_proxy = !args.iter().any(|a| a == "--no-sig-proxy");
-    let ready_fd = args
-        .iter()
-        .position(|a| a == "--ready-fd")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse::<i32>().ok());
-    if let Some(fd) = ready_fd {
+    if let Some(fd) = req.ready_fd {
         // The report pipe is not for the container: close it at exec.
         // SAFETY: setting FD_CLOEXEC on an fd this process was handed.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     let dirs = Dirs::from_env();
-    // Settings come from the caller (skiff reads config.toml): the monitor parses no config.
-    let log_max = args
-        .iter()
-        .position(|a| a == "--log-max")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse::<u64>().ok());
-    let (containers, log_max) = match Containers::open(&dirs).map(|c| (c, log_max)) {
+    let containers = match Containers::open(&dirs) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -73,13 +64,13 @@ fn main() -> ExitCode {
     };
     let code = monitor::run(
         &containers,
-        id,
+        &req.id,
         MonitorOptions {
-            attached,
-            ready_fd,
-            sig_proxy,
+            attached: req.attached,
+            ready_fd: req.ready_fd,
+            sig_proxy: req.sig_proxy,
             remove: &remove,
-            log_max,
+            log_max: req.log_max,
         },
     );
     ExitCode::from(u8::try_from(code).unwrap_or(125))

@@ -4,7 +4,9 @@
 //! removes the container afterwards for `--rm`. One small single-threaded process per container;
 //! with `-d` it runs in its own session and outlives the CLI.
 
+pub mod protocol;
 pub mod residency;
+pub mod start;
 
 use std::fs::File;
 use std::io::Write;
@@ -27,6 +29,7 @@ use crate::process::init::{child_main, ChildSetup};
 use crate::sys::procfs;
 use crate::sys::tty::RawTerminal;
 use crate::userns::idmap::IdMap;
+use protocol::Report;
 
 /// How the monitor was started.
 pub struct MonitorOptions<'a> {
@@ -55,11 +58,14 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn report(fd: Option<RawFd>, line: &str) {
+/// Writes `reports` to the start-up pipe of a detached run and closes it.
+fn report(fd: Option<RawFd>, reports: &[Report]) {
     if let Some(fd) = fd {
         // SAFETY: the fd was handed to us for this purpose; we take ownership and close it.
         let mut f = unsafe { File::from_raw_fd(fd) };
-        let _ = writeln!(f, "{line}");
+        for r in reports {
+            let _ = writeln!(f, "{}", r.line());
+        }
     }
 }
 
@@ -137,7 +143,13 @@ pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
             if opts.attached {
                 eprintln!("Error: {msg}");
             }
-            report(opts.ready_fd, &format!("err 125 {msg}"));
+            report(
+                opts.ready_fd,
+                &[Report::Failed {
+                    code: 125,
+                    message: msg,
+                }],
+            );
             125
         }
     }
@@ -182,7 +194,13 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 if opts.attached {
                     eprintln!("Error: {msg}");
                 }
-                report(ready_fd.take(), &format!("err {code} {msg}"));
+                report(
+                    ready_fd.take(),
+                    &[Report::Failed {
+                        code,
+                        message: msg.clone(),
+                    }],
+                );
                 if cfg.auto_remove {
                     (opts.remove)(&ctr)?;
                 }
@@ -207,8 +225,10 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                         eprintln!("WARNING: {w}");
                     }
                 }
-                let warned: String = l.warnings.iter().map(|w| format!("warn {w}\n")).collect();
-                report(ready_fd.take(), &format!("{warned}ok"));
+                let mut reports: Vec<Report> =
+                    l.warnings.iter().cloned().map(Report::Warning).collect();
+                reports.push(Report::Started);
+                report(ready_fd.take(), &reports);
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
                     RawTerminal::enter(0)
