@@ -1191,7 +1191,7 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         message: a.message.clone(),
     };
     let unpacker = crate::unpacker::for_this_user(&dirs);
-    let result = if nix::unistd::geteuid().is_root() {
+    let result = if skiff_runtime::userns::identity::Identity::current().is_root() {
         let (r, w) = std::io::pipe().context("a pipe for the layer")?;
         let packer =
             std::thread::spawn(move || skiff_runtime::files::commit::pack_upper(&upper, w));

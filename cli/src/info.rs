@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use skiff_runtime::{Containers, IdMap};
+use skiff_runtime::userns::identity::Identity;
+use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore};
 
 /// `info` and `version` flags.
@@ -80,17 +81,17 @@ fn count_entries(dir: &Path) -> usize {
 
 fn info_doc() -> Result<serde_json::Value> {
     let dirs = Dirs::from_env();
-    let uid = nix::unistd::getuid().as_raw();
-    let rootless = uid != 0;
+    let who = Identity::current();
+    let rootless = !who.is_root();
     let ranges = |r: &[skiff_runtime::userns::idmap::Range]| -> Vec<serde_json::Value> {
         r.iter()
             .map(|x| serde_json::json!({ "ContainerId": x.inside, "HostId": x.outside, "Size": x.count }))
             .collect()
     };
-    let id_mappings = match (rootless, IdMap::for_current_user()) {
-        (false, _) => serde_json::json!("none needed (root)"),
-        (true, Some(m)) => serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) }),
-        (true, None) => serde_json::json!(
+    let id_mappings = match &who {
+        Identity::Root => serde_json::json!("none needed (root)"),
+        Identity::Mapped(m) => serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) }),
+        Identity::Alone { .. } => serde_json::json!(
             "only your own user (no /etc/subuid range: add one with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)"
         ),
     };
@@ -115,7 +116,7 @@ fn info_doc() -> Result<serde_json::Value> {
             "Arch": arch(),
             "Kernel": kernel(),
             "Rootless": rootless,
-            "Uid": uid,
+            "Uid": who.uid(),
             "IdMappings": id_mappings,
             "Newuidmap": helper("newuidmap"),
             "Slirp4netns": helper("slirp4netns"),

@@ -10,6 +10,7 @@ use clap::{ArgAction, Args};
 use skiff_runtime::monitor::protocol::Request;
 use skiff_runtime::monitor::start;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
+use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore, Reference};
 
@@ -203,7 +204,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         restart: a.restart.clone(),
         stop_timeout: a.stop_timeout,
     };
-    let build = spec::build(&info, &opts, &containers)?;
+    let build = spec::build(&info, &opts, &containers, &Identity::current())?;
     Ok(containers.create(a.name.as_deref(), build)?)
 }
 

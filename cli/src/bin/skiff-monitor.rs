@@ -7,7 +7,8 @@ use std::process::{Command, ExitCode, Stdio};
 
 use skiff_runtime::monitor::protocol::Request;
 use skiff_runtime::monitor::{self, MonitorOptions};
-use skiff_runtime::{userns, Containers, IdMap};
+use skiff_runtime::userns::identity::Identity;
+use skiff_runtime::Containers;
 use skiff_store::Dirs;
 
 /// Removes a container directory: directly, or through `skiff __rmtree` inside the user
@@ -25,8 +26,9 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
         .arg(p)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    let status = match IdMap::for_current_user() {
-        Some(map) if !nix::unistd::geteuid().is_root() => userns::spawn_mapped(cmd, &map)
+    let status = match Identity::current() {
+        who @ Identity::Mapped(_) => who
+            .spawn(cmd)
             .map_err(|e| skiff_runtime::Error::Setup(e.to_string()))?
             .wait(),
         _ => cmd.status(),

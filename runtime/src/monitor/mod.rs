@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::process::init::{child_main, ChildSetup};
 use crate::sys::procfs;
 use crate::sys::tty::RawTerminal;
-use crate::userns::idmap::IdMap;
+use crate::userns::identity::Identity;
 use protocol::Report;
 
 /// How the monitor was started.
@@ -104,30 +104,6 @@ fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Maps the child's namespace: the user's subuid range, or just the user when it has none.
-fn map_ids(pid: i32) -> std::result::Result<bool, String> {
-    match IdMap::for_current_user() {
-        Some(map) => {
-            crate::userns::write_maps(pid, &map).map_err(|e| e.to_string())?;
-            Ok(map
-                .gids
-                .iter()
-                .any(|r| r.inside <= 5 && 5 < r.inside + r.count))
-        }
-        None => {
-            let uid = nix::unistd::getuid().as_raw();
-            let gid = nix::unistd::getgid().as_raw();
-            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
-                .map_err(|e| format!("setgroups: {e}"))?;
-            std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {uid} 1"))
-                .map_err(|e| format!("uid_map: {e}"))?;
-            std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {gid} 1"))
-                .map_err(|e| format!("gid_map: {e}"))?;
-            Ok(false)
-        }
-    }
-}
-
 /// Runs the container to completion; returns the exit code for the monitor to exit with.
 pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
     match run_inner(containers, id, &opts) {
@@ -165,6 +141,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     write_etc_files(&cfg, &ctr)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
     let policy = RestartPolicy::parse(&cfg.restart).map_err(Error::Invalid)?;
+    let who = Identity::current();
 
     // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -182,7 +159,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let code = match launch(&cfg, &ctr, opts.attached)? {
+        let code = match launch(&cfg, &ctr, opts.attached, &who)? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
@@ -315,7 +292,7 @@ struct Launched {
 
 /// Makes the stdio, clones the child into its namespaces, maps its ids and waits until it has
 /// exec'd the command (EOF on the error pipe) or failed (text on it).
-fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
+fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> Result<Launch> {
     let tty = cfg.process.terminal;
     let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     let devnull = File::open("/dev/null").map_err(|e| Error::Io {
@@ -367,7 +344,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     };
     let (sync_r, sync_w) = pipe()?;
     let (errp_r, errp_w) = pipe()?;
-    let userns = !nix::unistd::geteuid().is_root();
+    let userns = !who.is_root();
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
@@ -382,7 +359,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
         cfg,
         ctr,
         userns,
-        gid5_mapped: !userns || IdMap::for_current_user().is_some(),
+        gid5_mapped: who.maps_gid5(),
         sync_fd: sync_r.as_raw_fd(),
         err_fd: errp_w.as_raw_fd(),
         stdio: [
@@ -420,7 +397,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool) -> Result<Launch> {
     drop(errp_w);
     let mut sync_w = File::from(sync_w);
     if userns {
-        if let Err(e) = map_ids(child.as_raw()) {
+        if let Err(e) = who.write_maps(child.as_raw()) {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
             return Err(Error::Setup(format!("mapping ids for the container: {e}")));

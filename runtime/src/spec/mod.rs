@@ -13,6 +13,7 @@ use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpe
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
 use crate::security;
+use crate::userns::identity::Identity;
 
 /// The `run`/`create` flags, already parsed.
 #[derive(Debug, Clone, Default)]
@@ -296,6 +297,7 @@ pub fn build(
     image: &ImageInfo<'_>,
     o: &RunOptions,
     containers: &Containers,
+    identity: &Identity,
 ) -> Result<impl FnOnce(&str, &str) -> ContainerConfig> {
     let c = &image.config["config"];
     let limits =
@@ -438,9 +440,7 @@ pub fn build(
     let gr = read_image_file(&image.layers, "etc/group").unwrap_or_default();
     let who = passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
     // A rootless user without a subordinate range has only root mapped in its containers.
-    let only_root_mapped =
-        !nix::unistd::geteuid().is_root() && crate::IdMap::for_current_user().is_none();
-    if only_root_mapped && (who.uid != 0 || who.gid != 0) {
+    if !identity.maps_other_ids() && (who.uid != 0 || who.gid != 0) {
         return Err(Error::Invalid(format!(
             "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
             who.uid, who.gid
@@ -598,7 +598,7 @@ mod tests {
             env: vec!["A=9".into(), "C=3".into()],
             ..Default::default()
         };
-        let built = build(&image(&cfg), &o, &c).unwrap()(&"f".repeat(64), "n");
+        let built = build(&image(&cfg), &o, &c, &Identity::Root).unwrap()(&"f".repeat(64), "n");
         assert_eq!(built.process.args, ["/ep", "a"]);
         assert_eq!(
             built.process.env,
@@ -609,7 +609,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            build(&image(&cfg), &o, &c).unwrap()("0".repeat(64).as_str(), "n")
+            build(&image(&cfg), &o, &c, &Identity::Root).unwrap()("0".repeat(64).as_str(), "n")
                 .process
                 .args,
             ["/ep", "b"]
@@ -619,7 +619,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            build(&image(&cfg), &o, &c).unwrap()("0".repeat(64).as_str(), "n")
+            build(&image(&cfg), &o, &c, &Identity::Root).unwrap()("0".repeat(64).as_str(), "n")
                 .process
                 .args,
             ["/other"],
@@ -633,7 +633,7 @@ mod tests {
         let c = containers(t.path());
         let cfg = serde_json::json!({"config": {"Cmd": ["sh"]}});
         let err = |o: RunOptions| {
-            build(&image(&cfg), &o, &c)
+            build(&image(&cfg), &o, &c, &Identity::Root)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
@@ -685,10 +685,12 @@ mod tests {
         })
         .contains("unknown capability"));
         let empty = serde_json::json!({"config": {}});
-        assert!(build(&image(&empty), &RunOptions::default(), &c)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("no command"));
+        assert!(
+            build(&image(&empty), &RunOptions::default(), &c, &Identity::Root)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("no command")
+        );
     }
 }
