@@ -581,16 +581,16 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "Memory": v.cfg.limits.memory.unwrap_or(0), "PidsLimit": v.cfg.limits.pids.unwrap_or(0),
             "NanoCpus": v.cfg.limits.cpu_micros.unwrap_or(0) * 1000, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
-            "RestartPolicy": { "Name": v.cfg.restart.split(':').next(), "MaximumRetryCount": v.cfg.restart.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) },
+            "RestartPolicy": { "Name": v.cfg.restart.name(), "MaximumRetryCount": v.cfg.restart.max_retries() },
             "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
         },
         "Mounts": mounts,
         "NetworkSettings": {
-            "Networks": { v.cfg.network.clone(): {} },
+            "Networks": { v.cfg.network.as_str(): {} },
             "Ports": port_bindings(v),
             // slirp4netns always gives the container this address (and the gateway 10.0.2.2).
-            "IPAddress": if v.cfg.network == "slirp4netns" { "10.0.2.100" } else { "" },
-            "Gateway": if v.cfg.network == "slirp4netns" { "10.0.2.2" } else { "" },
+            "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
+            "Gateway": v.cfg.network.address().map_or("", |a| a.1),
         },
         "LogPath": c.log_path(&v.cfg.id),
     })

@@ -36,6 +36,9 @@ pub enum Error {
         context: String,
         source: serde_json::Error,
     },
+    /// A `--network` that cannot be used.
+    #[error(transparent)]
+    Network(#[from] crate::network::Error),
     /// From the store's helpers.
     #[error(transparent)]
     Store(#[from] skiff_store::Error),

@@ -82,11 +82,12 @@ pub struct ContainerConfig {
     pub mounts: Vec<MountSpec>,
     /// `--read-only`.
     pub read_only: bool,
-    /// `host`, `none` or `slirp4netns` (a private network namespace connected through it).
-    pub network: String,
+    /// `--network`: host, none or slirp4netns (a private network namespace connected through it).
+    #[serde(default)]
+    pub network: crate::network::NetworkMode,
     /// Published ports (`-p`), with `slirp4netns`.
     #[serde(default)]
-    pub ports: Vec<crate::network::PortSpec>,
+    pub ports: Vec<crate::network::ports::PortSpec>,
     /// `--add-host NAME:IP` entries for /etc/hosts.
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,
@@ -125,19 +126,17 @@ pub struct ContainerConfig {
     /// `--stop-timeout` in seconds (default 10).
     #[serde(default)]
     pub stop_timeout: Option<u64>,
-    /// `--restart`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
-    #[serde(default = "no_restart")]
-    pub restart: String,
-}
-
-fn no_restart() -> String {
-    "no".into()
+    /// `--restart`, kept on disk in Docker's spelling (`no`, `on-failure[:N]`, …).
+    #[serde(default)]
+    pub restart: RestartPolicy,
 }
 
 /// A parsed `--restart` policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum RestartPolicy {
     /// Never.
+    #[default]
     No,
     /// When the exit code is not 0, at most N times (0 = no limit).
     OnFailure(u32),
@@ -170,6 +169,24 @@ impl RestartPolicy {
         }
     }
 
+    /// Docker's name for the policy (inspect's `RestartPolicy.Name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure(_) => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+
+    /// The retry limit of `on-failure:N` (0: none), as inspect's `MaximumRetryCount`.
+    pub fn max_retries(self) -> u32 {
+        match self {
+            RestartPolicy::OnFailure(n) => n,
+            _ => 0,
+        }
+    }
+
     /// Whether to start again after an exit with `code`, having restarted `count` times already.
     pub fn should_restart(self, code: Option<i32>, count: u32, stopped_by_user: bool) -> bool {
         if stopped_by_user {
@@ -179,6 +196,22 @@ impl RestartPolicy {
             RestartPolicy::No => false,
             RestartPolicy::OnFailure(max) => code != Some(0) && (max == 0 || count < max),
             RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+}
+
+impl TryFrom<String> for RestartPolicy {
+    type Error = String;
+    fn try_from(s: String) -> Result<RestartPolicy, String> {
+        RestartPolicy::parse(&s)
+    }
+}
+
+impl From<RestartPolicy> for String {
+    fn from(p: RestartPolicy) -> String {
+        match p {
+            RestartPolicy::OnFailure(n) if n > 0 => format!("on-failure:{n}"),
+            other => other.name().to_string(),
         }
     }
 }
@@ -265,6 +298,12 @@ mod tests {
             "a user's stop is final"
         );
         assert!(RestartPolicy::parse("sometimes").is_err());
+        // On disk in Docker's spelling, so records of earlier builds still read.
+        for word in ["no", "on-failure", "on-failure:3", "always", "unless-stopped"] {
+            let policy: RestartPolicy = serde_json::from_str(&format!("{word:?}")).unwrap();
+            assert_eq!(serde_json::to_string(&policy).unwrap(), format!("{word:?}"));
+        }
+        assert!(serde_json::from_str::<RestartPolicy>("\"sometimes\"").is_err());
         assert!(RestartPolicy::parse("always:3").is_err());
     }
 }

@@ -216,7 +216,7 @@ mod tests {
             labels: Default::default(),
             mounts: vec![],
             read_only: false,
-            network: "host".into(),
+            network: crate::network::NetworkMode::Host,
             ports: vec![],
             limits: Default::default(),
             extra_hosts: vec![],
@@ -232,7 +232,7 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             stop_timeout: None,
-            restart: "no".into(),
+            restart: Default::default(),
         }
     }
 

@@ -118,7 +118,7 @@ impl Containers {
             s.block.0 += r;
             s.block.1 += w;
         }
-        if v.cfg.network != "host" {
+        if v.cfg.network.private() {
             s.net = std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
                 .ok()
                 .map(|t| net_dev(&t));

@@ -21,10 +21,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::container::config::{ContainerConfig, RestartPolicy, Status};
+use crate::container::config::{ContainerConfig, Status};
 use crate::container::logs::LogWriter;
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
+use crate::network::NetworkMode;
 use crate::process::init::{child_main, ChildSetup};
 use crate::sys::procfs;
 use crate::sys::tty::RawTerminal;
@@ -82,15 +83,17 @@ fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
     for (name, ip) in &cfg.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
     }
-    let resolv = match cfg.network.as_str() {
-        "none" => String::new(),
+    let resolv = match cfg.network {
+        NetworkMode::None => String::new(),
         _ if !cfg.dns.is_empty() => cfg
             .dns
             .iter()
             .map(|d| format!("nameserver {d}\n"))
             .collect(),
         // slirp4netns forwards DNS sent here to the host's resolvers (even ones on its loopback).
-        "slirp4netns" => format!("nameserver {}\n", crate::network::DNS_FORWARD),
+        NetworkMode::Slirp4netns => {
+            format!("nameserver {}\n", crate::network::slirp4netns::DNS_FORWARD)
+        }
         _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     for (name, text) in [
@@ -140,7 +143,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let ctr = containers.dir(id);
     write_etc_files(&cfg, &ctr)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
-    let policy = RestartPolicy::parse(&cfg.restart).map_err(Error::Invalid)?;
+    let policy = cfg.restart;
     let who = Identity::current();
 
     // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.
@@ -278,7 +281,7 @@ enum Launch {
 struct Launched {
     child: Pid,
     /// slirp4netns, for a private network: it exits when this is dropped.
-    net: Option<crate::network::Helper>,
+    net: Option<crate::network::slirp4netns::Helper>,
     /// The container's cgroups, for limits: removed when this is dropped (after `net`, so
     /// slirp4netns has gone first; it is not in them anyway).
     cgroup: Option<crate::cgroups::Cgroup>,
@@ -352,7 +355,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
     if userns {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    if cfg.network != "host" {
+    if cfg.network.private() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let setup = ChildSetup {
@@ -417,9 +420,9 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
             )),
         }
     }
-    if cfg.network == "slirp4netns" {
+    if cfg.network == NetworkMode::Slirp4netns {
         // Before the child goes on: its command starts with the network up and ports published.
-        match crate::network::connect(child.as_raw(), &cfg.ports, ctr, userns) {
+        match crate::network::slirp4netns::connect(child.as_raw(), &cfg.ports, ctr, userns) {
             Ok(helper) => l.net = Some(helper),
             Err(msg) => {
                 let _ = nix::sys::signal::kill(child, Signal::SIGKILL);

@@ -88,7 +88,7 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     let cfg = s.cfg;
     nix::unistd::sethostname(&cfg.hostname)
         .map_err(|e| setup_err(format!("setting hostname: {e}")))?;
-    if cfg.network != "host" {
+    if cfg.network.private() {
         mounts::loopback_up().map_err(setup_err)?;
     }
     mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;

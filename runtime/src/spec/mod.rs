@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::container::config::RestartPolicy;
 use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec};
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
+use crate::network::NetworkMode;
 use crate::security;
 use crate::userns::identity::Identity;
 
@@ -350,27 +352,10 @@ pub fn build(
     let ports = o
         .publish
         .iter()
-        .map(|p| crate::network::PortSpec::parse(p))
+        .map(|p| crate::network::ports::PortSpec::parse(p))
         .collect::<Result<Vec<_>>>()?;
     // Published ports need a private network: -p alone picks slirp4netns.
-    let network = o.network.clone().unwrap_or_else(|| {
-        if ports.is_empty() {
-            "host"
-        } else {
-            "slirp4netns"
-        }
-        .into()
-    });
-    if !matches!(network.as_str(), "host" | "none" | "slirp4netns") {
-        return Err(Error::Invalid(format!(
-            "unknown --network {network:?}: use slirp4netns (a private network, also rootless), host or none"
-        )));
-    }
-    if !ports.is_empty() && network != "slirp4netns" {
-        return Err(Error::Invalid(format!(
-            "-p publishes ports of a private network, and --network {network} has none: drop --network {network} (or use --network slirp4netns)"
-        )));
-    }
+    let network = NetworkMode::choose(o.network.as_deref(), !ports.is_empty())?;
     security::capability_mask(&o.cap_add, &o.cap_drop, o.privileged)?;
     let mut seccomp = true;
     for so in &o.security_opt {
@@ -488,10 +473,11 @@ pub fn build(
             return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
         }
     }
-    let restart = o.restart.clone().unwrap_or_else(|| "no".into());
-    let policy =
-        crate::container::config::RestartPolicy::parse(&restart).map_err(Error::Invalid)?;
-    if o.auto_remove && policy != crate::container::config::RestartPolicy::No {
+    let restart = match o.restart.as_deref() {
+        Some(r) => RestartPolicy::parse(r).map_err(Error::Invalid)?,
+        None => RestartPolicy::No,
+    };
+    if o.auto_remove && restart != RestartPolicy::No {
         return Err(Error::Invalid(
             "--restart and --rm conflict: a container removed on exit cannot be restarted".into(),
         ));
