@@ -204,8 +204,8 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         restart: a.restart.clone(),
         stop_timeout: a.stop_timeout,
     };
-    let build = spec::build(&info, &opts, &containers, &Identity::current())?;
-    Ok(containers.create(a.name.as_deref(), build)?)
+    let spec = spec::build(&info, &opts, &containers, &Identity::current())?;
+    Ok(containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?)
 }
 
 /// `skiff run`.

@@ -299,7 +299,13 @@ mod tests {
         );
         assert!(RestartPolicy::parse("sometimes").is_err());
         // On disk in Docker's spelling, so records of earlier builds still read.
-        for word in ["no", "on-failure", "on-failure:3", "always", "unless-stopped"] {
+        for word in [
+            "no",
+            "on-failure",
+            "on-failure:3",
+            "always",
+            "unless-stopped",
+        ] {
             let policy: RestartPolicy = serde_json::from_str(&format!("{word:?}")).unwrap();
             assert_eq!(serde_json::to_string(&policy).unwrap(), format!("{word:?}"));
         }

@@ -2,7 +2,10 @@
 //! entrypoint and cmd, environment layering, user, workdir, mounts. Everything that can be wrong
 //! is checked here, before any record, mount or process exists.
 
+pub mod model;
 pub mod passwd;
+
+pub use model::ContainerSpec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +13,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::container::config::RestartPolicy;
-use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec};
+use crate::container::config::{MountKind, MountSpec, ProcessSpec};
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
 use crate::network::NetworkMode;
-use crate::security;
 use crate::userns::identity::Identity;
 
 /// The `run`/`create` flags, already parsed.
@@ -294,13 +296,14 @@ fn parse_ulimit(u: &str) -> Result<(String, u64, u64)> {
     Ok((name.to_string(), soft, hard))
 }
 
-/// Builds the container config (minus id and name) and checks every input.
+/// Builds the container spec from the image config and the flags, checking every input: a
+/// refused run leaves nothing behind.
 pub fn build(
     image: &ImageInfo<'_>,
     o: &RunOptions,
     containers: &Containers,
     identity: &Identity,
-) -> Result<impl FnOnce(&str, &str) -> ContainerConfig> {
+) -> Result<ContainerSpec> {
     let c = &image.config["config"];
     let limits =
         crate::cgroups::Limits::parse(o.memory.as_deref(), o.pids_limit, o.cpus.as_deref())?;
@@ -356,7 +359,6 @@ pub fn build(
         .collect::<Result<Vec<_>>>()?;
     // Published ports need a private network: -p alone picks slirp4netns.
     let network = NetworkMode::choose(o.network.as_deref(), !ports.is_empty())?;
-    security::capability_mask(&o.cap_add, &o.cap_drop, o.privileged)?;
     let mut seccomp = true;
     for so in &o.security_opt {
         match so.as_str() {
@@ -378,12 +380,6 @@ pub fn build(
         strings(&c["Cmd"])
     };
     let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if args.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no command specified: {} has no Cmd or Entrypoint; give one after the image name",
-            image.reference
-        )));
-    }
 
     let mut env: Vec<String> = Vec::new();
     for e in strings(&c["Env"]) {
@@ -421,25 +417,10 @@ pub fn build(
         .user
         .clone()
         .unwrap_or_else(|| c["User"].as_str().unwrap_or("").to_string());
-    let pw = read_image_file(&image.layers, "etc/passwd").unwrap_or_default();
-    let gr = read_image_file(&image.layers, "etc/group").unwrap_or_default();
-    let who = passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
-    // A rootless user without a subordinate range has only root mapped in its containers.
-    if !identity.maps_other_ids() && (who.uid != 0 || who.gid != 0) {
-        return Err(Error::Invalid(format!(
-            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
-            who.uid, who.gid
-        )));
-    }
 
     let mut labels = BTreeMap::new();
     for l in &o.labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        if k.is_empty() {
-            return Err(Error::Invalid(format!(
-                "invalid label {l:?}: use KEY=VALUE"
-            )));
-        }
         labels.insert(k.to_string(), v.to_string());
     }
     let mut mounts = Vec::new();
@@ -455,11 +436,6 @@ pub fn build(
     }
     for t in &tmpfs {
         let dst = t.split(':').next().unwrap_or("");
-        if !dst.starts_with('/') {
-            return Err(Error::Invalid(format!(
-                "invalid --tmpfs {t:?}: the destination must be an absolute path"
-            )));
-        }
         mounts.push(MountSpec {
             kind: MountKind::Tmpfs,
             source: PathBuf::new(),
@@ -468,20 +444,10 @@ pub fn build(
             readonly: false,
         });
     }
-    if let Some(h) = &o.hostname {
-        if !crate::container::names::valid_hostname(h) {
-            return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
-        }
-    }
     let restart = match o.restart.as_deref() {
         Some(r) => RestartPolicy::parse(r).map_err(Error::Invalid)?,
         None => RestartPolicy::No,
     };
-    if o.auto_remove && restart != RestartPolicy::No {
-        return Err(Error::Invalid(
-            "--restart and --rm conflict: a container removed on exit cannot be restarted".into(),
-        ));
-    }
     let workdir = o
         .workdir
         .clone()
@@ -492,11 +458,6 @@ pub fn build(
                 .map(String::from)
         })
         .unwrap_or_else(|| "/".into());
-    if !workdir.starts_with('/') {
-        return Err(Error::Invalid(format!(
-            "invalid -w {workdir:?}: the working directory must be an absolute path"
-        )));
-    }
     let (reference, image_id, layers) = (
         image.reference.clone(),
         image.id.clone(),
@@ -506,50 +467,44 @@ pub fn build(
         .stop_signal
         .clone()
         .or_else(|| c["StopSignal"].as_str().map(String::from));
-    let o = o.clone();
-    Ok(move |id: &str, name: &str| {
-        let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-        set_env(&mut env, format!("HOSTNAME={hostname}"));
-        ContainerConfig {
-            id: id.to_string(),
-            name: name.to_string(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            image: reference,
-            image_id,
-            layers,
-            entrypoint,
-            cmd,
-            process: ProcessSpec {
-                args,
-                env,
-                cwd: workdir,
-                user,
-                terminal: o.tty,
-                stdin: o.interactive,
-            },
-            hostname,
-            labels,
-            mounts,
-            read_only: o.read_only,
-            network,
-            ports,
-            limits,
-            extra_hosts,
-            dns: o.dns,
-            group_add: o.group_add,
-            ulimits,
-            shm_size,
-            cap_add: o.cap_add,
-            cap_drop: o.cap_drop,
-            privileged: o.privileged,
-            seccomp,
-            init: o.init,
-            auto_remove: o.auto_remove,
-            stop_signal,
-            stop_timeout: o.stop_timeout,
-            restart,
-        }
-    })
+    let spec = ContainerSpec {
+        image: reference,
+        image_id,
+        layers,
+        entrypoint,
+        cmd,
+        process: ProcessSpec {
+            args,
+            env,
+            cwd: workdir,
+            user,
+            terminal: o.tty,
+            stdin: o.interactive,
+        },
+        hostname: o.hostname.clone(),
+        labels,
+        mounts,
+        read_only: o.read_only,
+        network,
+        ports,
+        limits,
+        extra_hosts,
+        dns: o.dns.clone(),
+        group_add: o.group_add.clone(),
+        ulimits,
+        shm_size,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        privileged: o.privileged,
+        seccomp,
+        init: o.init,
+        auto_remove: o.auto_remove,
+        stop_signal,
+        stop_timeout: o.stop_timeout,
+        restart,
+    };
+    spec.validate(identity)?;
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -584,7 +539,9 @@ mod tests {
             env: vec!["A=9".into(), "C=3".into()],
             ..Default::default()
         };
-        let built = build(&image(&cfg), &o, &c, &Identity::Root).unwrap()(&"f".repeat(64), "n");
+        let built = build(&image(&cfg), &o, &c, &Identity::Root)
+            .unwrap()
+            .into_config(&"f".repeat(64), "n");
         assert_eq!(built.process.args, ["/ep", "a"]);
         assert_eq!(
             built.process.env,
@@ -595,7 +552,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            build(&image(&cfg), &o, &c, &Identity::Root).unwrap()("0".repeat(64).as_str(), "n")
+            build(&image(&cfg), &o, &c, &Identity::Root)
+                .unwrap()
+                .into_config("0".repeat(64).as_str(), "n")
                 .process
                 .args,
             ["/ep", "b"]
@@ -605,7 +564,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            build(&image(&cfg), &o, &c, &Identity::Root).unwrap()("0".repeat(64).as_str(), "n")
+            build(&image(&cfg), &o, &c, &Identity::Root)
+                .unwrap()
+                .into_config("0".repeat(64).as_str(), "n")
                 .process
                 .args,
             ["/other"],

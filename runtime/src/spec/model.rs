@@ -1,0 +1,192 @@
+//! `ContainerSpec`: what a container will be, as a value — built from the image config and the
+//! flags, open to inspection and adjustment (the before-create hook), checked by one set of rules
+//! (`validate`) both before and after any adjustment, and only then turned into the record
+//! (`into_config`) once the container has an id and a name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cgroups::Limits;
+use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, RestartPolicy};
+use crate::error::{Error, Result};
+use crate::network::ports::PortSpec;
+use crate::network::NetworkMode;
+use crate::userns::identity::Identity;
+
+/// A container before it exists: every field of its record but id, name and creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The image reference as resolved.
+    pub image: String,
+    /// Image id (config digest).
+    pub image_id: String,
+    /// Unpacked layer dirs of the image, lowest first.
+    pub layers: Vec<PathBuf>,
+    /// Entrypoint as finally used.
+    pub entrypoint: Vec<String>,
+    /// Cmd as finally used.
+    pub cmd: Vec<String>,
+    /// The process; its env gets `HOSTNAME` when the record is made.
+    pub process: ProcessSpec,
+    /// `--hostname`; the short id when unset.
+    pub hostname: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Mounts in order.
+    pub mounts: Vec<MountSpec>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// `-p`.
+    pub ports: Vec<PortSpec>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--group-add`.
+    pub group_add: Vec<String>,
+    /// `--ulimit`: (resource, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
+    /// `--memory`, `--pids-limit`, `--cpus`.
+    pub limits: Limits,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// The default seccomp filter.
+    pub seccomp: bool,
+    /// `--init`.
+    pub init: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// StopSignal (flag or image).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<u64>,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+}
+
+impl ContainerSpec {
+    /// Checks what must hold of any spec, from flags or adjusted by a hook, with the same
+    /// messages as the flags get: a command to run, well-formed env and labels, absolute mount
+    /// points and working dir, a valid hostname, ports only on a private network, capabilities
+    /// skiff knows, `--rm` without a restart policy, and a user this identity can map.
+    pub fn validate(&self, identity: &Identity) -> Result<()> {
+        if self.process.args.is_empty() {
+            return Err(Error::Invalid(format!(
+                "no command specified: {} has no Cmd or Entrypoint; give one after the image name",
+                self.image
+            )));
+        }
+        for e in &self.process.env {
+            if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+                return Err(Error::Invalid(format!(
+                    "invalid environment variable {e:?}: use KEY=VALUE"
+                )));
+            }
+        }
+        if let Some(k) = self.labels.keys().find(|k| k.is_empty()) {
+            return Err(Error::Invalid(format!(
+                "invalid label {k:?}: use KEY=VALUE"
+            )));
+        }
+        for m in &self.mounts {
+            if !m.destination.starts_with('/') {
+                let flag = match m.kind {
+                    MountKind::Tmpfs => "--tmpfs",
+                    _ => "-v",
+                };
+                return Err(Error::Invalid(format!(
+                    "invalid {flag} {:?}: the destination must be an absolute path",
+                    m.destination
+                )));
+            }
+            if m.kind == MountKind::Bind && !m.source.is_absolute() {
+                return Err(Error::Invalid(format!(
+                    "invalid bind mount source {}: use an absolute host path",
+                    m.source.display()
+                )));
+            }
+        }
+        if !self.process.cwd.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "invalid -w {:?}: the working directory must be an absolute path",
+                self.process.cwd
+            )));
+        }
+        if let Some(h) = &self.hostname {
+            if !crate::container::names::valid_hostname(h) {
+                return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
+            }
+        }
+        if !self.ports.is_empty() && self.network != NetworkMode::Slirp4netns {
+            return Err(crate::network::Error::NoPortsIn(self.network.as_str()).into());
+        }
+        crate::security::capability_mask(&self.cap_add, &self.cap_drop, self.privileged)?;
+        if self.auto_remove && self.restart != RestartPolicy::No {
+            return Err(Error::Invalid(
+                "--restart and --rm conflict: a container removed on exit cannot be restarted"
+                    .into(),
+            ));
+        }
+        let pw = super::read_image_file(&self.layers, "etc/passwd").unwrap_or_default();
+        let gr = super::read_image_file(&self.layers, "etc/group").unwrap_or_default();
+        let user = &self.process.user;
+        let who = super::passwd::resolve(user, &pw, &gr).map_err(Error::Invalid)?;
+        // A rootless user without a subordinate range has only root mapped in its containers.
+        if !identity.maps_other_ids() && (who.uid != 0 || who.gid != 0) {
+            return Err(Error::Invalid(format!(
+                "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
+                who.uid, who.gid
+            )));
+        }
+        Ok(())
+    }
+
+    /// The record of this spec for a container with `id` and `name`.
+    pub fn into_config(self, id: &str, name: &str) -> ContainerConfig {
+        let hostname = self
+            .hostname
+            .unwrap_or_else(|| id[..12.min(id.len())].to_string());
+        let mut process = self.process;
+        super::set_env(&mut process.env, format!("HOSTNAME={hostname}"));
+        ContainerConfig {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            image: self.image,
+            image_id: self.image_id,
+            layers: self.layers,
+            entrypoint: self.entrypoint,
+            cmd: self.cmd,
+            process,
+            hostname,
+            labels: self.labels,
+            mounts: self.mounts,
+            read_only: self.read_only,
+            network: self.network,
+            ports: self.ports,
+            limits: self.limits,
+            extra_hosts: self.extra_hosts,
+            dns: self.dns,
+            group_add: self.group_add,
+            ulimits: self.ulimits,
+            shm_size: self.shm_size,
+            cap_add: self.cap_add,
+            cap_drop: self.cap_drop,
+            privileged: self.privileged,
+            seccomp: self.seccomp,
+            init: self.init,
+            auto_remove: self.auto_remove,
+            stop_signal: self.stop_signal,
+            stop_timeout: self.stop_timeout,
+            restart: self.restart,
+        }
+    }
+}
