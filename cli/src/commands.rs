@@ -123,6 +123,8 @@ enum Cmd {
         diff_id: String,
         dest: PathBuf,
     },
+    #[command(name = "__hook", hide = true)]
+    HelperHook,
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
     #[command(name = "__pack-upper", hide = true)]
@@ -417,6 +419,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             diff_id,
             dest,
         } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
+        Cmd::HelperHook => {
+            let event: skiff_runtime::hooks::Event = serde_json::from_reader(std::io::stdin())
+                .context("reading the lifecycle event from the monitor")?;
+            skiff_runtime::hooks::deliver(crate::hooks::registered().as_ref(), &event);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
         Cmd::HelperCp {
             direction,
@@ -516,8 +524,13 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn pull(a: PullArgs) -> Result<ExitCode> {
-    let reference = Reference::parse(&a.image)?;
     let store = open_store()?;
+    let hooks = crate::hooks::registered();
+    let reference = Reference::parse(&crate::hooks::reference_for(
+        hooks.as_ref(),
+        &store,
+        &a.image,
+    )?)?;
     let pulled = pull_with_progress(&store, &reference, a.platform.as_deref(), a.quiet)?;
     for n in &pulled.notes {
         eprintln!("note: {n}");

@@ -4,6 +4,7 @@
 mod commands;
 mod containers_cmd;
 mod format;
+mod hooks;
 mod human;
 mod info;
 mod progress;

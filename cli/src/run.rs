@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
+use skiff_runtime::hooks::Hooks;
 use skiff_runtime::monitor::protocol::Request;
 use skiff_runtime::monitor::start;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
@@ -136,17 +137,22 @@ pub struct RunArgs {
 }
 
 /// Finds the image locally or pulls it, per `--pull`.
-fn resolve_image(store: &ImageStore, a: &RunArgs) -> Result<skiff_store::LocalImage> {
+fn resolve_image(
+    store: &ImageStore,
+    a: &RunArgs,
+    hooks: &dyn Hooks,
+) -> Result<skiff_store::LocalImage> {
     if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
         bail!("invalid --pull {:?}: use missing, always or never", a.pull);
     }
-    let local = store.find(&a.image).ok().and_then(|v| v.into_iter().next());
+    let image = crate::hooks::reference_for(hooks, store, &a.image)?;
+    let local = store.find(&image).ok().and_then(|v| v.into_iter().next());
     match (a.pull.as_str(), local) {
         ("never", Some(img)) | ("missing", Some(img)) => return Ok(img),
-        ("never", None) => bail!("{}: image not known locally and --pull=never", a.image),
+        ("never", None) => bail!("{image}: image not known locally and --pull=never"),
         _ => {}
     }
-    let reference = Reference::parse(&a.image)?;
+    let reference = Reference::parse(&image)?;
     let pulled =
         crate::commands::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
     Ok(store.find(&pulled.reference.to_string())?.remove(0))
@@ -159,7 +165,9 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let containers = Containers::open(&dirs)?;
     // Held until the record names the layers: no prune or rmi can delete them in between.
     let _lease = store.lease()?;
-    let img = resolve_image(&store, a)?;
+    let hooks = crate::hooks::registered();
+    let hooks = hooks.as_ref();
+    let img = resolve_image(&store, a, hooks)?;
     let config = store.image_config(&img)?;
     let layers = store.layer_dirs(&img)?;
     let info = ImageInfo {
@@ -204,7 +212,10 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         restart: a.restart.clone(),
         stop_timeout: a.stop_timeout,
     };
-    let spec = spec::build(&info, &opts, &containers, &Identity::current())?;
+    let identity = Identity::current();
+    let mut spec = spec::build(&info, &opts, &containers, &identity)?;
+    hooks.before_create(&mut spec)?;
+    spec.validate(&identity)?;
     Ok(containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?)
 }
 
@@ -241,6 +252,7 @@ pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCo
         sig_proxy,
         log_max: skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?,
         ready_fd: None,
+        hooks: crate::hooks::registered().observes(),
     };
     if attached {
         return Err(start::exec_attached(&monitor, &req).into());

@@ -93,6 +93,24 @@ pub struct Cgroup {
     dirs: Vec<PathBuf>,
 }
 
+impl Cgroup {
+    /// Whether the kernel's OOM killer killed a process in these cgroups (v2 `memory.events`,
+    /// v1 `memory.oom_control`: an `oom_kill` count above 0).
+    pub fn oom_killed(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            ["memory.events", "memory.oom_control"].iter().any(|f| {
+                std::fs::read_to_string(d.join(f)).is_ok_and(|t| {
+                    t.lines().any(|l| {
+                        l.strip_prefix("oom_kill ")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                            .is_some_and(|n| n > 0)
+                    })
+                })
+            })
+        })
+    }
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         for d in &self.dirs {

@@ -4,13 +4,14 @@
 //!
 //! Folders by concern: `container/` (records and lifecycle rules), `spec/` (what a container is,
 //! built and checked before it exists), `monitor/`, `process/` (init, exec, terminals),
-//! `userns/`, `rootfs/`, `security/`, `network/`, `files/` (cp, commit), `cgroups`, and `sys/`
-//! (the ground floor).
+//! `userns/`, `rootfs/`, `security/`, `network/`, `files/` (cp, commit), `cgroups`, `hooks` (the lifecycle seam
+//! plugins fill), and `sys/` (the ground floor).
 
 pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod files;
+pub mod hooks;
 pub mod monitor;
 pub mod network;
 pub mod process;

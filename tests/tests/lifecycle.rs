@@ -8,27 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn bb() -> String {
-    format!("{REGISTRY}/busybox")
-}
-
-fn state(env: &Env, name: &str) -> serde_json::Value {
-    let out = env.ok(&["inspect", "--type", "container", name]).stdout;
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0].clone()
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn ps_shows_docker_columns_statuses_and_filters() {
     let env = Env::new();
@@ -224,7 +203,7 @@ fn inspect_has_docker_fields_and_templates() {
         "-c",
         "exit 5",
     ]);
-    let s = state(&env, "insp");
+    let s = env.state("insp");
     assert_eq!(s["Name"], "/insp");
     assert_eq!(s["Path"], "sh");
     assert_eq!(s["Args"], serde_json::json!(["-c", "exit 5"]));
@@ -285,11 +264,11 @@ fn stop_kill_start_restart_wait_and_rm() {
         t.elapsed() >= Duration::from_millis(900),
         "waited for the timeout"
     );
-    assert_eq!(state(&env, "stubborn")["State"]["ExitCode"], 137);
+    assert_eq!(env.state("stubborn")["State"]["ExitCode"], 137);
     env.ok(&["stop", "stubborn"]); // a stopped container: no-op
                                    // start keeps the container's writable layer.
     env.ok(&["start", "stubborn"]);
-    assert_eq!(state(&env, "stubborn")["State"]["Running"], true);
+    assert_eq!(env.state("stubborn")["State"]["Running"], true);
     assert_eq!(
         env.ok(&["exec", "stubborn", "cat", "/kept"]).stdout,
         "persisted\n"
@@ -315,7 +294,7 @@ fn stop_kill_start_restart_wait_and_rm() {
     assert_eq!(env.ok(&["wait", "trapper"]).stdout, "137\n");
     // restart, wait and rm of several at once.
     env.ok(&["restart", "-t", "0", "stubborn"]);
-    assert_eq!(state(&env, "stubborn")["State"]["Running"], true);
+    assert_eq!(env.state("stubborn")["State"]["Running"], true);
     let r = env.run(&["rm", "stubborn"]);
     assert_eq!(
         r.code, 2,
@@ -349,11 +328,11 @@ fn create_then_start_attached_and_rename() {
         .trim()
         .to_string();
     assert_eq!(id.len(), 64);
-    assert_eq!(state(&env, "later")["State"]["Status"], "created");
+    assert_eq!(env.state("later")["State"]["Status"], "created");
     let r = env.run(&["start", "-a", "later"]);
     assert_eq!((r.code, r.stdout.as_str()), (9, "started\n"));
     env.ok(&["rename", "later", "renamed"]);
-    assert_eq!(state(&env, &id[..8])["Name"], "/renamed");
+    assert_eq!(env.state(&id[..8])["Name"], "/renamed");
     env.ok(&["create", "--name", "other", &bb(), "true"]);
     env.fails(&["rename", "other", "renamed"], "already in use");
     env.fails(
@@ -508,7 +487,7 @@ fn restart_policies_are_carried_out_by_the_monitor() {
         "echo try; exit 1",
     ]);
     eventually("two restarts", || {
-        let s = state(&env, "flaky");
+        let s = env.state("flaky");
         s["RestartCount"] == 2
             && s["State"]["Running"] == false
             && env.ok(&["logs", "flaky"]).stdout.lines().count() == 3
@@ -527,11 +506,11 @@ fn restart_policies_are_carried_out_by_the_monitor() {
         "sleep 0.2",
     ]);
     eventually("a restart", || {
-        state(&env, "always")["RestartCount"].as_u64().unwrap_or(0) >= 1
+        env.state("always")["RestartCount"].as_u64().unwrap_or(0) >= 1
     });
     env.ok(&["stop", "-t", "1", "always"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let s = state(&env, "always");
+    let s = env.state("always");
     assert_eq!(s["State"]["Running"], false, "a user's stop is final");
     // Between two runs the container shows as Restarting (ps without -a lists it, as docker
     // does); it cannot be started twice, pruned, or removed without -f, and stop ends it at once.
@@ -548,7 +527,7 @@ fn restart_policies_are_carried_out_by_the_monitor() {
         "exit 3",
     ]);
     eventually("the restarting state", || {
-        let s = state(&env, "crashy");
+        let s = env.state("crashy");
         s["State"]["Status"] == "restarting" && s["State"]["Restarting"] == true
     });
     let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).stdout;
@@ -578,13 +557,13 @@ fn restart_policies_are_carried_out_by_the_monitor() {
         t.elapsed() < Duration::from_secs(5),
         "stop waits out no back-off"
     );
-    let count = state(&env, "crashy")["RestartCount"].clone();
-    let s = state(&env, "crashy");
+    let count = env.state("crashy")["RestartCount"].clone();
+    let s = env.state("crashy");
     assert_eq!(s["State"]["Status"], "exited", "{s}");
     assert_eq!(s["State"]["Restarting"], false);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        state(&env, "crashy")["RestartCount"],
+        env.state("crashy")["RestartCount"],
         count,
         "no run after stop"
     );
@@ -603,7 +582,7 @@ fn restart_policies_are_carried_out_by_the_monitor() {
         "exit 3",
     ]);
     eventually("the restarting state", || {
-        state(&env, "crashy2")["State"]["Restarting"] == true
+        env.state("crashy2")["State"]["Restarting"] == true
     });
     let (_, monitor) = pids(&env, "crashy2");
     env.ok(&["rm", "-f", "crashy2"]);
@@ -1130,7 +1109,7 @@ fn pause_stops_every_process_until_unpause() {
     ]);
     eventually("output", || !env.ok(&["logs", "tick"]).stdout.is_empty());
     env.ok(&["pause", "tick"]);
-    let s = state(&env, "tick");
+    let s = env.state("tick");
     assert_eq!(
         (
             s["State"]["Status"].as_str(),

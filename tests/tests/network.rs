@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn bb() -> String {
-    format!("{REGISTRY}/busybox")
-}
-
 /// A port that is free on the host right now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

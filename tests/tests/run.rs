@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn img(name: &str) -> String {
-    format!("{REGISTRY}/{name}")
-}
-
 #[test]
 fn hello_prints_its_greeting_and_exits_0() {
     let env = Env::new();

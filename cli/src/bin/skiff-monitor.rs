@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+use skiff_runtime::hooks::Event;
 use skiff_runtime::monitor::protocol::Request;
 use skiff_runtime::monitor::{self, MonitorOptions};
 use skiff_runtime::userns::identity::Identity;
@@ -17,11 +18,7 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
     if skiff_store::unpack::remove_tree(p).is_ok() {
         return Ok(());
     }
-    let skiff = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("skiff")))
-        .unwrap_or_else(|| "skiff".into());
-    let mut cmd = Command::new(skiff);
+    let mut cmd = Command::new(skiff_beside());
     cmd.arg("__rmtree")
         .arg(p)
         .stdin(Stdio::null())
@@ -40,6 +37,33 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
             p.display()
         ))),
     }
+}
+
+/// Hands a lifecycle event to `skiff __hook` (beside this executable) on its stdin, and waits for
+/// it: the hooks run in skiff, so this monitor never links them.
+fn run_hooks(event: &Event) {
+    let Ok(json) = serde_json::to_vec(event) else {
+        return;
+    };
+    let child = Command::new(skiff_beside())
+        .arg("__hook")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, &json);
+        }
+        let _ = child.wait();
+    }
+}
+
+/// The `skiff` executable installed beside this monitor.
+fn skiff_beside() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("skiff")))
+        .unwrap_or_else(|| "skiff".into())
 }
 
 fn main() -> ExitCode {
@@ -64,6 +88,7 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    let notify = |event: &Event| run_hooks(event);
     let code = monitor::run(
         &containers,
         &req.id,
@@ -73,6 +98,7 @@ fn main() -> ExitCode {
             sig_proxy: req.sig_proxy,
             remove: &remove,
             log_max: req.log_max,
+            notify: if req.hooks { Some(&notify) } else { None },
         },
     );
     ExitCode::from(u8::try_from(code).unwrap_or(125))

@@ -25,6 +25,7 @@ use crate::container::config::{ContainerConfig, Status};
 use crate::container::logs::LogWriter;
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
+use crate::hooks::{Event, ExitEvent, StartEvent};
 use crate::network::NetworkMode;
 use crate::process::init::{child_main, ChildSetup};
 use crate::sys::procfs;
@@ -44,6 +45,9 @@ pub struct MonitorOptions<'a> {
     pub remove: &'a dyn Fn(&Path) -> Result<()>,
     /// Cap on the log file (config.toml `[logs] max_size`).
     pub log_max: Option<u64>,
+    /// Hands after-start/after-exit to whatever subscribes (a `skiff __hook` helper); `None`
+    /// when nothing does, so nothing runs.
+    pub notify: Option<&'a dyn Fn(&Event)>,
 }
 
 const PROXIED: [Signal; 6] = [
@@ -162,7 +166,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let code = match launch(&cfg, &ctr, opts.attached, &who)? {
+        let ended = match launch(&cfg, &ctr, opts.attached, &who)? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
@@ -209,6 +213,15 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     l.warnings.iter().cloned().map(Report::Warning).collect();
                 reports.push(Report::Started);
                 report(ready_fd.take(), &reports);
+                let started = Instant::now();
+                if let Some(notify) = opts.notify {
+                    notify(&Event::AfterStart(StartEvent {
+                        id: id.to_string(),
+                        name: cfg.name.clone(),
+                        image: cfg.image.clone(),
+                        pid: l.child.as_raw(),
+                    }));
+                }
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
                     RawTerminal::enter(0)
@@ -223,7 +236,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 } else {
                     None
                 };
-                let code = pump(
+                let ended = pump(
                     l.child,
                     &sfd,
                     &mut log,
@@ -237,9 +250,20 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 );
                 drop(raw);
                 let _ = log.flush();
-                code
+                let signal = match ended {
+                    Some(WaitStatus::Signaled(_, sig, _)) => Some(sig as i32),
+                    _ => None,
+                };
+                let oom_killed = l.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+                Ended {
+                    code: ended.and_then(procfs::exit_code),
+                    signal,
+                    oom_killed,
+                    ran: started.elapsed(),
+                }
             }
         };
+        let code = ended.code;
         let (_, st) = containers.load(id)?;
         let again = policy.should_restart(code, st.restart_count, containers.stopped_by_user(id));
         containers.update_state(id, |s| {
@@ -252,6 +276,19 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 s.restart_count += 1;
             }
         })?;
+        if let Some(notify) = opts.notify {
+            notify(&Event::AfterExit(ExitEvent {
+                id: id.to_string(),
+                name: cfg.name.clone(),
+                image: cfg.image.clone(),
+                exit_code: code,
+                signal: ended.signal,
+                oom_killed: ended.oom_killed,
+                duration_ms: u64::try_from(ended.ran.as_millis()).unwrap_or(u64::MAX),
+                will_restart: again,
+                removing: !again && cfg.auto_remove,
+            }));
+        }
         if !again {
             if cfg.auto_remove {
                 (opts.remove)(&ctr)?;
@@ -270,6 +307,14 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             return Ok(code.unwrap_or(125));
         }
     }
+}
+
+/// How a container's first process ended.
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    oom_killed: bool,
+    ran: Duration,
 }
 
 /// A started (or failed) container process and our ends of its stdio.
@@ -477,8 +522,8 @@ fn pump(
     log: &mut LogWriter,
     opts: &MonitorOptions<'_>,
     mut st: Streams<'_>,
-) -> Option<i32> {
-    let mut code: Option<i32> = None;
+) -> Option<WaitStatus> {
+    let mut ended: Option<WaitStatus> = None;
     let mut outputs: Vec<(BorrowedFd<'_>, &'static str)> = Vec::new();
     if let Some(p) = st.pty {
         outputs.push((p.as_fd(), "stdout"));
@@ -494,7 +539,7 @@ fn pump(
     let started = Instant::now();
     let mut trimmed = false;
     loop {
-        if outputs.is_empty() && code.is_some() {
+        if outputs.is_empty() && ended.is_some() {
             break;
         }
         let mut fds: Vec<PollFd<'_>> = outputs
@@ -507,7 +552,7 @@ fn pump(
             fds.len() - 1
         });
         // Once the container has exited, only drain what is already buffered.
-        let timeout = if code.is_some() {
+        let timeout = if ended.is_some() {
             PollTimeout::from(200u16)
         } else if !trimmed {
             let left = TRIM_AFTER.saturating_sub(started.elapsed());
@@ -523,7 +568,7 @@ fn pump(
             trimmed = true;
         }
         match polled {
-            Ok(0) if code.is_some() => break,
+            Ok(0) if ended.is_some() => break,
             Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -570,7 +615,7 @@ fn pump(
                             Ok(WaitStatus::StillAlive) | Err(_) => break,
                             Ok(ws) => {
                                 if ws.pid() == Some(child) {
-                                    code = crate::sys::procfs::exit_code(ws);
+                                    ended = Some(ws);
                                 }
                             }
                         }
@@ -579,7 +624,7 @@ fn pump(
                     if let (Some(p), Some(ws)) = (st.pty, crate::sys::tty::window_size(0)) {
                         crate::sys::tty::set_window_size(p.as_raw_fd(), &ws);
                     }
-                } else if opts.sig_proxy && code.is_none() {
+                } else if opts.sig_proxy && ended.is_none() {
                     // SAFETY: signalling our own child.
                     unsafe { libc::kill(child.as_raw(), sig) };
                 }
@@ -606,5 +651,5 @@ fn pump(
             }
         }
     }
-    code
+    ended
 }

@@ -15,13 +15,15 @@ pub struct Request {
     pub log_max: Option<u64>,
     /// The start-up pipe of a detached run, where the reports go.
     pub ready_fd: Option<i32>,
+    /// Something subscribes to after-start/after-exit: run `skiff __hook` for each.
+    pub hooks: bool,
 }
 
 /// A monitor's arguments that do not form a request.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// No container id first.
-    #[error("usage: skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES] (started by skiff run)")]
+    #[error("usage: skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES] [--hooks] (started by skiff run)")]
     Usage,
     /// A flag that takes a number got something else.
     #[error("skiff-monitor: {flag} takes a number, not {value:?}")]
@@ -52,6 +54,9 @@ impl Request {
         if let Some(fd) = self.ready_fd {
             a.extend(["--ready-fd".into(), fd.to_string()]);
         }
+        if self.hooks {
+            a.push("--hooks".into());
+        }
         a
     }
 
@@ -71,6 +76,7 @@ impl Request {
             match a.as_str() {
                 "--attached" => req.attached = true,
                 "--no-sig-proxy" => req.sig_proxy = false,
+                "--hooks" => req.hooks = true,
                 "--log-max" => req.log_max = Some(number(it.next(), "--log-max")?),
                 "--ready-fd" => req.ready_fd = Some(number(it.next(), "--ready-fd")?),
                 other => return Err(RequestError::Unknown(other.to_string())),
@@ -150,6 +156,7 @@ mod tests {
                 sig_proxy: false,
                 log_max: Some(10_000_000),
                 ready_fd: Some(5),
+                hooks: true,
             },
         ] {
             assert_eq!(Request::parse(&req.to_args()), Ok(req));

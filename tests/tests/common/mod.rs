@@ -13,6 +13,28 @@ pub const SECURE: &str = "registry.skiff.test:5443";
 /// The test CA certificate.
 pub const CA: &str = "/tmp/skiff-testenv/ca/ca.crt";
 
+/// A fixture image on the plain registry.
+pub fn img(name: &str) -> String {
+    format!("{REGISTRY}/{name}")
+}
+
+/// The busybox fixture on the plain registry.
+pub fn bb() -> String {
+    img("busybox")
+}
+
+/// Waits until `f` holds, failing the test after 20 seconds with `what`.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The binary under test: `$SKIFF_BIN`, or the workspace's debug build.
 pub fn bin() -> PathBuf {
     std::env::var_os("SKIFF_BIN")
@@ -77,6 +99,13 @@ impl Env {
             .env("XDG_RUNTIME_DIR", self.home.path().join("run"))
             .stdin(Stdio::null());
         c
+    }
+
+    /// `skiff inspect` of one container, as JSON.
+    pub fn state(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", "--type", "container", name]).stdout;
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect prints JSON");
+        v[0].clone()
     }
 
     /// Runs skiff to completion; a run that hangs past two minutes is killed and fails the test,
