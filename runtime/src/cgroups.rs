@@ -37,7 +37,7 @@ impl Limits {
     pub fn parse(memory: Option<&str>, pids: Option<i64>, cpus: Option<&str>) -> Result<Limits> {
         let memory = memory
             .map(|m| {
-                let bytes = parse_bytes(m).ok_or_else(|| {
+                let bytes = skiff_store::size::parse_size(m).ok_or_else(|| {
                     Error::Invalid(format!(
                         "invalid --memory {m:?}: use a number with b, k, m or g (512m)"
                     ))
@@ -65,20 +65,6 @@ impl Limits {
             cpu_micros,
         })
     }
-}
-
-/// `512m` → bytes.
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&s);
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: f64 = num.parse().ok()?;
-    (n > 0.0).then_some((n * mult as f64) as u64)
 }
 
 /// The cgroupfs root.

@@ -1,9 +1,13 @@
-//! `$XDG_CONFIG_HOME/skiff/config.toml`: per-registry settings (insecure, mirrors).
+//! `$XDG_CONFIG_HOME/skiff/config.toml`, read in one place for every crate: per-registry settings
+//! (insecure, mirrors) and the log cap.
 //!
 //! ```toml
 //! [registries."myregistry.local:5000"]
 //! insecure = true                          # plain HTTP, as Docker's insecure-registries
 //! mirrors = ["mirror.local:5000"]          # tried in order before the registry itself
+//!
+//! [logs]
+//! max_size = "10MB"                        # cap on each container's log (newest kept)
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,12 +29,46 @@ pub struct RegistryConfig {
     pub mirrors: Vec<String>,
 }
 
-/// The parts of config.toml the store reads; unknown top-level tables belong to other crates.
+/// `[logs]`: how container logs are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// `max_size`: cap on each container's log in bytes (a size like "10MB", or a number).
+    #[serde(default, deserialize_with = "size_setting")]
+    pub max_size: Option<u64>,
+}
+
+/// config.toml; unknown top-level tables are left for later settings (plugins).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
     /// Per-registry settings keyed by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// `[logs]`.
+    #[serde(default)]
+    pub logs: LogsConfig,
+}
+
+/// A size setting: a positive integer of bytes or a string `parse_size` reads.
+fn size_setting<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(i64),
+        Text(String),
+    }
+    let bad = || {
+        serde::de::Error::custom(
+            "logs.max_size must be a size like \"10MB\", \"512k\" or a number of bytes",
+        )
+    };
+    match Raw::deserialize(d).map_err(|_| bad())? {
+        Raw::Bytes(n) if n > 0 => Ok(Some(n as u64)),
+        Raw::Text(s) => crate::size::parse_size(&s).map(Some).ok_or_else(bad),
+        Raw::Bytes(_) => Err(bad()),
+    }
 }
 
 impl Config {
@@ -82,5 +120,18 @@ mod tests {
             err.starts_with("c.toml:") && err.contains("insecur"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_log_cap_is_a_size_or_a_number() {
+        let p = Path::new("c.toml");
+        let c = |t: &str| Config::parse(t, p).map(|c| c.logs.max_size);
+        assert_eq!(c("[logs]\nmax_size = \"8KB\"\n").unwrap(), Some(8192));
+        assert_eq!(c("[logs]\nmax_size = 4096\n").unwrap(), Some(4096));
+        assert_eq!(c("").unwrap(), None);
+        for bad in ["max_size = \"lots\"", "max_size = 0", "max_size = true"] {
+            let err = c(&format!("[logs]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains("logs.max_size must be a size"), "{err}");
+        }
     }
 }

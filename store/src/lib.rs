@@ -20,6 +20,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod size;
 pub mod unpack;
 
 pub use digest::Digest;

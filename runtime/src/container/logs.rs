@@ -19,54 +19,7 @@ pub struct LogWriter {
 /// The `[logs]` table of config.toml: `max_size = "10MB"` caps each container's log, keeping the
 /// newest records (default: no cap).
 pub fn max_size_from_config(config_dir: &Path) -> Result<Option<u64>> {
-    let path = config_dir.join("config.toml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Io {
-                context: format!("reading {}", path.display()),
-                source: e,
-            })
-        }
-    };
-    let doc: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: {}",
-            path.display(),
-            e.to_string().replace('\n', " ")
-        ))
-    })?;
-    let Some(v) = doc.get("logs").and_then(|l| l.get("max_size")) else {
-        return Ok(None);
-    };
-    let bad = || {
-        Error::Invalid(format!(
-            "{}: logs.max_size must be a size like \"10MB\", \"512k\" or a number of bytes",
-            path.display()
-        ))
-    };
-    match v {
-        toml::Value::Integer(n) if *n > 0 => Ok(Some(*n as u64)),
-        toml::Value::String(s) => parse_size(s).map(Some).ok_or_else(bad),
-        _ => Err(bad()),
-    }
-}
-
-/// `10MB`, `512k`, `2KiB`, `1048576` → bytes.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    (n > 0).then_some(n * mult)
+    Ok(skiff_store::config::Config::load(config_dir)?.logs.max_size)
 }
 
 /// One record as read back.
@@ -230,14 +183,5 @@ mod tests {
                 .all(|l| serde_json::from_str::<Record>(l).is_ok()),
             "whole records only"
         );
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("10MB"), Some(10 << 20));
-        assert_eq!(parse_size("512k"), Some(512 << 10));
-        assert_eq!(parse_size("2048"), Some(2048));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_size("0"), None);
     }
 }

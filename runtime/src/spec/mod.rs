@@ -316,7 +316,7 @@ pub fn build(
         .shm_size
         .as_deref()
         .map(|s| {
-            crate::cgroups::parse_bytes(s).ok_or_else(|| {
+            skiff_store::size::parse_size(s).ok_or_else(|| {
                 Error::Invalid(format!(
                     "invalid --shm-size {s:?}: use a number with b, k, m or g (64m)"
                 ))
