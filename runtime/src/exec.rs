@@ -135,16 +135,12 @@ fn sealed_copy_of_self() -> std::io::Result<OwnedFd> {
     let mem = exec_memfd()?;
     let mut done: u64 = 0;
     while done < len {
-        let want = usize::try_from(len - done).unwrap_or(usize::MAX).min(1 << 30);
+        let want = usize::try_from(len - done)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
         // SAFETY: an in-kernel copy between two fds we own, from the current file offsets.
-        let n = unsafe {
-            libc::sendfile(
-                mem.as_raw_fd(),
-                exe.as_raw_fd(),
-                std::ptr::null_mut(),
-                want,
-            )
-        };
+        let n =
+            unsafe { libc::sendfile(mem.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), want) };
         match n {
             n if n > 0 => done += n as u64,
             0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
@@ -186,7 +182,10 @@ fn exe_unwritable_by_containers() -> bool {
     let Ok(md) = exe.metadata() else {
         return false;
     };
-    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
     let map = crate::idmap::IdMap::for_current_user();
     let mapped = |id: u32, me: u32, ranges: Option<&Vec<crate::idmap::Range>>| {
         id == me
