@@ -215,6 +215,9 @@ fn argv_envp() -> (Vec<CString>, Vec<CString>) {
     (argv, envp)
 }
 
+/// Set in the environment of a re-execution through the read-only bind.
+const BIND_TRIED: &str = "SKIFF_EXEC_RO_BIND";
+
 /// Root: re-executes this executable through a read-only bind mount of itself in a private
 /// mount namespace — no copy. Returns only on failure.
 fn reexec_through_read_only_bind() -> std::result::Result<std::convert::Infallible, String> {
@@ -251,7 +254,9 @@ pub fn run_from_sealed_copy() -> Result<()> {
     if exe_unwritable_by_containers() {
         return Ok(());
     }
-    if nix::unistd::geteuid().is_root() {
+    // Once through the bind, never again (a mount that did not take would loop): the memfd then.
+    if nix::unistd::geteuid().is_root() && std::env::var_os(BIND_TRIED).is_none() {
+        std::env::set_var(BIND_TRIED, "1");
         // On failure (say, no mount namespaces here), the memfd copy below.
         let _ = reexec_through_read_only_bind();
     }
