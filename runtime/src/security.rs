@@ -162,8 +162,11 @@ fn permitted() -> std::io::Result<u64> {
     Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
-/// Sets effective, permitted and inheritable capabilities to `mask` (after the uid change),
-/// limited to what this process holds: `--privileged` cannot grant more than skiff's own.
+/// Sets effective and permitted capabilities to `mask` (after the uid change), limited to what
+/// this process holds: `--privileged` cannot grant more than skiff's own. The inheritable set is
+/// always empty (as podman and Docker since CVE-2022-27649 / CVE-2022-24769): inheritable
+/// capabilities survive a change to another uid, and a file with `+ei` capabilities would hand
+/// them back to that user at exec.
 pub fn set_caps(mask: u64) -> std::io::Result<()> {
     let mask = mask & permitted()?;
     let hdr = CapHeader {
@@ -176,12 +179,12 @@ pub fn set_caps(mask: u64) -> std::io::Result<()> {
         CapData {
             effective: lo,
             permitted: lo,
-            inheritable: lo,
+            inheritable: 0,
         },
         CapData {
             effective: hi,
             permitted: hi,
-            inheritable: hi,
+            inheritable: 0,
         },
     ];
     // SAFETY: capset with a v3 header and two data structs, as the ABI requires.
@@ -229,7 +232,7 @@ const CLONE_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP) as u32;
 
 /// System calls the default filter answers with EPERM: kernel modules, kexec, reboot, new mounts,
-/// the kernel keyring, bpf, clock and swap control, namespace changes, and friends.
+/// the kernel keyring, bpf, io_uring, clock and swap control, namespace changes, and friends.
 fn denied(sys_admin: bool) -> Vec<libc::c_long> {
     let mut v = vec![
         libc::SYS_kexec_load,
@@ -258,6 +261,11 @@ fn denied(sys_admin: bool) -> Vec<libc::c_long> {
         libc::SYS_lookup_dcookie,
         libc::SYS_vhangup,
         libc::SYS_personality,
+        // io_uring runs system calls from kernel workers, out of this filter's sight (Docker
+        // and podman deny it too).
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([
@@ -446,6 +454,15 @@ mod tests {
             }
             if !plain_clone_works() {
                 return 6;
+            }
+            for nr in [
+                libc::SYS_io_uring_setup,
+                libc::SYS_io_uring_enter,
+                libc::SYS_io_uring_register,
+            ] {
+                if errno_of(unsafe { libc::syscall(nr, 0, 0, 0, 0, 0, 0) }) != libc::EPERM {
+                    return 8;
+                }
             }
             // posix_spawn (glibc tries clone3 first, then clone) still works. Raw calls only:
             // this child of a threaded test process must not allocate.
