@@ -218,15 +218,17 @@ const CAP_SYSLOG: u32 = 34;
 
 /// System calls that change namespaces or mounts: allowed, as in Docker's profile, only to a
 /// container that holds CAP_SYS_ADMIN.
-const ADMIN_ONLY: [libc::c_long; 10] = [
+const ADMIN_ONLY: [libc::c_long; 12] = [
     libc::SYS_mount,
     libc::SYS_umount2,
     libc::SYS_pivot_root,
     libc::SYS_fsopen,
     libc::SYS_fsmount,
     libc::SYS_fsconfig,
+    libc::SYS_fspick,
     libc::SYS_move_mount,
     libc::SYS_open_tree,
+    libc::SYS_mount_setattr,
     libc::SYS_unshare,
     libc::SYS_setns,
 ];
@@ -533,6 +535,12 @@ mod tests {
             ] {
                 if errno_of(unsafe { libc::syscall(nr, 0, 0, 0, 0, 0, 0) }) != libc::EPERM {
                     return 8;
+                }
+            }
+            // The rest of the new mount API is refused too.
+            for nr in [libc::SYS_fspick, libc::SYS_mount_setattr] {
+                if errno_of(unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) }) != libc::EPERM {
+                    return 12;
                 }
             }
             // The query and PER_LINUX pass; another persona (PER_BSD) does not.

@@ -113,7 +113,9 @@ fn a_device_node_from_an_image_layer_cannot_be_opened() {
 #[test]
 fn device_nodes_in_binds_and_volumes_cannot_be_opened() {
     if !is_root() {
-        eprintln!("skipped: root only (making a device node on the host in a bind source needs root)");
+        eprintln!(
+            "skipped: root only (making a device node on the host in a bind source needs root)"
+        );
         return;
     }
     let env = Env::new();
