@@ -251,8 +251,7 @@ pub fn take_identity(
         security::no_new_privs().map_err(|e| setup_err(format!("no_new_privs: {e}")))?;
     }
     if cfg.seccomp && !cfg.privileged {
-        let sys_admin = mask & (1 << security::CAP_SYS_ADMIN) != 0;
-        security::install_seccomp(sys_admin).map_err(|e| setup_err(format!("seccomp: {e}")))?;
+        security::install_seccomp(mask).map_err(|e| setup_err(format!("seccomp: {e}")))?;
     }
     Ok((env, user.uid))
 }
