@@ -908,6 +908,8 @@ pub struct ExecArgs {
 
 /// `skiff exec`.
 pub fn exec(a: ExecArgs) -> Result<ExitCode> {
+    // The process that joins the container runs from a sealed copy of skiff (CVE-2019-5736).
+    skiff_runtime::process::exec::run_from_sealed_copy()?;
     let (_, c) = containers()?;
     let id = c.resolve(&a.container)?;
     let mut env = Vec::new();

@@ -53,6 +53,25 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &str) -> std::io::Re
             b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
             continue;
         }
+        if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            // tar's append_path_with_name names special files by their host path: build the
+            // header here, with the device numbers, under the layer's own name.
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata(&md);
+            h.set_entry_type(if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            let rdev = md.rdev();
+            h.set_device_major(rustix::fs::major(rdev))?;
+            h.set_device_minor(rustix::fs::minor(rdev))?;
+            h.set_size(0);
+            b.append_data(&mut h, &inner, std::io::empty())?;
+            continue;
+        }
         b.append_path_with_name(&path, &inner)?;
         if ft.is_dir() {
             if opaque(&path) {

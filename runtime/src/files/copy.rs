@@ -16,7 +16,7 @@ use nix::unistd::ForkResult;
 
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::process::exec::{enter, namespaces_of};
+use crate::process::exec::{enter, leave_terminal, namespaces_of};
 use crate::process::init::report_failure;
 
 /// The pid of a running container's first process, or why there is none.
@@ -50,6 +50,8 @@ fn in_container(
             // The parent's end of the data pipe is in there: closed here, EOF stays EOF.
             drop(while_running);
             let efd = err_w.as_raw_fd();
+            // Nothing of the caller's terminal goes along into the container's namespaces.
+            leave_terminal();
             let code = match enter(&fds).and_then(|_| work(File::from(keep))) {
                 Ok(()) => 0,
                 Err(msg) => report_failure(efd, (125, msg)),

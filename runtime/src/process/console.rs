@@ -211,6 +211,162 @@ pub fn relay(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i32 {
     .unwrap_or(125)
 }
 
+/// Relays a command that has no terminal (`exec` without `-t`) while `child` (the process that
+/// waits for it) lives: `outs` (its stdout and stderr pipes, where ours are terminals) to our
+/// stdout and stderr, our stdin to `stdin_w`, and SIGINT, SIGQUIT, SIGTERM and SIGHUP to
+/// `child`, which passes them on. `errors` is the close-on-exec error pipe: text there means the
+/// command never started. Returns its exit code, or (code, message) if it failed to start. The
+/// caller is single-threaded.
+pub fn relay_pipes(
+    child: Pid,
+    errors: OwnedFd,
+    stdin_w: Option<OwnedFd>,
+    outs: [Option<OwnedFd>; 2],
+) -> Result<i32, (i32, String)> {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    let sfd = mask.thread_block().ok().and_then(|_| {
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+    });
+    let stdin = std::io::stdin();
+    let mut stdin_w = stdin_w;
+    let mut errors = Some(errors);
+    let mut outs = outs;
+    let mut msg = Vec::new();
+    let mut code: Option<i32> = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if code.is_none() {
+            code = reap(child);
+        }
+        let open = outs.iter().any(Option::is_some) || errors.is_some();
+        if code.is_some() && !open {
+            break;
+        }
+        // Slots: 0 errors, 1 stdout, 2 stderr, 3 stdin, 4 signals.
+        let mut fds = Vec::with_capacity(5);
+        let mut slot = [usize::MAX; 5];
+        fn watch<'a>(
+            slot: &mut [usize; 5],
+            i: usize,
+            fd: std::os::fd::BorrowedFd<'a>,
+            fds: &mut Vec<PollFd<'a>>,
+        ) {
+            slot[i] = fds.len();
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        if let Some(e) = &errors {
+            watch(&mut slot, 0, e.as_fd(), &mut fds);
+        }
+        for (i, o) in outs.iter().enumerate() {
+            if let Some(o) = o {
+                watch(&mut slot, 1 + i, o.as_fd(), &mut fds);
+            }
+        }
+        // Our stdin is read only once the command runs (the error pipe has closed).
+        if stdin_w.is_some() && errors.is_none() {
+            watch(&mut slot, 3, stdin.as_fd(), &mut fds);
+        }
+        if let Some(s) = &sfd {
+            watch(&mut slot, 4, s.as_fd(), &mut fds);
+        }
+        let timeout = if code.is_some() || sfd.is_none() {
+            PollTimeout::from(100u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) if code.is_some() => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = (0..5)
+            .map(|i| {
+                slot[i] != usize::MAX
+                    && fds[slot[i]].revents().is_some_and(|r| {
+                        r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                    })
+            })
+            .collect();
+        drop(fds);
+        if ready[0] {
+            if let Some(e) = &errors {
+                match nix::unistd::read(e, &mut buf) {
+                    Ok(0) | Err(_) => errors = None,
+                    Ok(n) => msg.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+        for i in 0..2 {
+            if !ready[1 + i] {
+                continue;
+            }
+            let Some(o) = &outs[i] else { continue };
+            match nix::unistd::read(o, &mut buf) {
+                Ok(0) => outs[i] = None,
+                Ok(n) => {
+                    let r = if i == 0 {
+                        let mut w = std::io::stdout().lock();
+                        w.write_all(&buf[..n]).and_then(|_| w.flush())
+                    } else {
+                        std::io::stderr().lock().write_all(&buf[..n])
+                    };
+                    if r.is_err() {
+                        outs[i] = None;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(_) => outs[i] = None,
+            }
+        }
+        if let (true, Some(w)) = (ready[3], &stdin_w) {
+            match nix::unistd::read(&stdin, &mut buf) {
+                // EOF (or an unreadable stdin) closes the command's stdin.
+                Ok(0) | Err(_) => stdin_w = None,
+                Ok(n) => {
+                    if nix::unistd::write(w, &buf[..n]).is_err() {
+                        stdin_w = None;
+                    }
+                }
+            }
+        }
+        if ready[4] {
+            if let Some(s) = &sfd {
+                while let Ok(Some(info)) = s.read_signal() {
+                    let sig = info.ssi_signo as i32;
+                    if sig != libc::SIGCHLD {
+                        // SAFETY: signalling our own child.
+                        unsafe { libc::kill(child.as_raw(), sig) };
+                    }
+                }
+            }
+        }
+    }
+    let _ = mask.thread_unblock();
+    let code = code
+        .or_else(|| {
+            waitpid(child, None)
+                .ok()
+                .and_then(crate::sys::procfs::exit_code)
+        })
+        .unwrap_or(125);
+    let msg = String::from_utf8_lossy(&msg).trim().to_string();
+    if msg.is_empty() {
+        Ok(code)
+    } else {
+        Err((code, msg))
+    }
+}
+
 /// The child's exit code if it has exited, without waiting.
 fn reap(child: Pid) -> Option<i32> {
     waitpid(child, Some(WaitPidFlag::WNOHANG))

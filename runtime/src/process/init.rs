@@ -45,6 +45,33 @@ fn setup_err(e: impl std::fmt::Display) -> Fail {
     (125, e.to_string())
 }
 
+/// Marks every fd above stderr close-on-exec, so only stdin, stdout and stderr reach the command:
+/// an fd that whoever started skiff left open (a terminal, a host directory) must not.
+fn close_inherited_fds_on_exec() {
+    // SAFETY: close_range (Linux 5.11+) with CLOSE_RANGE_CLOEXEC closes nothing now.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        // SAFETY: setting FD_CLOEXEC on an fd of ours (a stale one just fails).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
 /// Runs in the cloned child; returns only on failure, with the exit code.
 pub fn child_main(s: &ChildSetup<'_>) -> isize {
     let (code, msg) = match setup_and_exec(s) {
@@ -226,8 +253,7 @@ pub fn take_identity(
         security::no_new_privs().map_err(|e| setup_err(format!("no_new_privs: {e}")))?;
     }
     if cfg.seccomp && !cfg.privileged {
-        let sys_admin = mask & (1 << security::CAP_SYS_ADMIN) != 0;
-        security::install_seccomp(sys_admin).map_err(|e| setup_err(format!("seccomp: {e}")))?;
+        security::install_seccomp(mask).map_err(|e| setup_err(format!("seccomp: {e}")))?;
     }
     Ok((env, user.uid))
 }
@@ -251,6 +277,7 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, Fail> {
 
 /// execve with Docker's PATH search and exit codes: 127 not found, 126 not executable.
 pub fn exec(args: &[String], env: &[String]) -> Result<std::convert::Infallible, Fail> {
+    close_inherited_fds_on_exec();
     let Some(cmd) = args.first() else {
         return Err(setup_err(
             "no command: the image has no Cmd or Entrypoint; give one after the image name",

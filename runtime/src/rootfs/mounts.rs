@@ -26,6 +26,8 @@ pub const MASKED: &[&str] = &[
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/dev/block",
     "/sys/devices/virtual/powercap",
 ];
 /// Paths the container sees read-only.
@@ -67,11 +69,18 @@ fn file_in(root: &OwnedFd, p: &str) -> R<OwnedFd> {
 
 /// Remounts an existing mount read-only, keeping the flags the kernel locks in a user namespace.
 fn remount_ro(target: &str, what: &str) -> R<()> {
+    remount_with(target, MsFlags::MS_RDONLY, &format!("{what} read-only"))
+}
+
+/// Remounts an existing bind mount with `extra` flags added to those it has (which keeps the
+/// flags the kernel locks in a user namespace).
+fn remount_with(target: &str, extra: MsFlags, what: &str) -> R<()> {
     let st = nix::sys::statvfs::statvfs(target).map_err(|e| format!("statvfs {what}: {e}"))?;
     let f = st.flags();
     use nix::sys::statvfs::FsFlags;
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra;
     for (fs, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
@@ -83,14 +92,67 @@ fn remount_ro(target: &str, what: &str) -> R<()> {
             flags |= ms;
         }
     }
-    mnt(
-        None,
-        target,
-        None,
-        flags,
-        None,
-        &format!("{what} read-only"),
-    )
+    mnt(None, target, None, flags, None, what)
+}
+
+/// `mount_setattr(2)` flags (linux/mount.h).
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+
+/// `struct mount_attr` for `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Adds the `ATTR_*` flags in `set` to the mount at `target` and, with `recursive`, to every
+/// mount below it (a bind's submounts too, which a remount would miss). Only adds restrictions,
+/// which the kernel allows on mounts locked by a user namespace. Without `mount_setattr` (before
+/// Linux 5.12) it falls back to a remount of the top mount.
+fn set_attrs(target: &str, set: u64, recursive: bool, what: &str) -> R<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let path = std::ffi::CString::new(target).map_err(|_| format!("{what}: NUL in path"))?;
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: a valid C path and a mount_attr of the size passed, both outliving the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(format!("restricting {what}: {e}"));
+    }
+    let mut extra = MsFlags::empty();
+    for (a, ms) in [
+        (ATTR_NOSUID, MsFlags::MS_NOSUID),
+        (ATTR_NODEV, MsFlags::MS_NODEV),
+        (ATTR_NOEXEC, MsFlags::MS_NOEXEC),
+        (ATTR_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if set & a != 0 {
+            extra |= ms;
+        }
+    }
+    remount_with(target, extra, &format!("{what} again, restricted"))
 }
 
 /// mount(2) takes its options as one page: a longer overlay option string (about 30 layers with
@@ -100,7 +162,7 @@ const PAGE_LIMIT: usize = 4096;
 /// Mounts the overlay at `target` through the new mount API, one `lowerdir+` per layer (Linux
 /// 6.8+), for images whose layer list does not fit in mount(2)'s one page of options. On an
 /// older kernel the error sends the caller to its copy fallback.
-fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str) -> R<()> {
+fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str, nodev: bool) -> R<()> {
     use rustix::mount::{
         fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
         FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
@@ -120,8 +182,12 @@ fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str) -> R<()> {
     fsconfig_set_string(&fs, "workdir", ctr.join("work")).map_err(|e| fail("workdir", e))?;
     fsconfig_set_flag(&fs, "userxattr").map_err(|e| fail("userxattr", e))?;
     fsconfig_create(&fs).map_err(|e| fail("create", e))?;
-    let m = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .map_err(|e| fail("fsmount", e))?;
+    let attrs = if nodev {
+        MountAttrFlags::MOUNT_ATTR_NODEV
+    } else {
+        MountAttrFlags::empty()
+    };
+    let m = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| fail("fsmount", e))?;
     move_mount(
         &m,
         "",
@@ -136,7 +202,12 @@ fn overlay_layer_by_layer(lower: &[String], ctr: &Path, target: &str) -> R<()> {
 /// dirs and its `upper/` (or the private copy where overlayfs is refused) — in the current
 /// mount namespace, and returns that path. Used by the container's first process and by `cp`
 /// on a container that is not running.
+///
+/// The rootfs is `nodev` unless `--privileged`: a device node shipped in an image layer (or made
+/// in `upper/`) cannot be opened, so the only devices a container can use are those skiff binds
+/// into its /dev. (As root no user namespace and no device cgroup stand in the way otherwise.)
 pub fn mount_rootfs(cfg: &ContainerConfig, ctr: &Path) -> R<PathBuf> {
+    let nodev = !cfg.privileged;
     let rootfs = ctr.join("rootfs");
     let rootfs_s = rootfs.to_string_lossy().into_owned();
     let lower: Vec<String> = cfg
@@ -155,13 +226,17 @@ pub fn mount_rootfs(cfg: &ContainerConfig, ctr: &Path) -> R<PathBuf> {
     let overlay = if forced_copy {
         Err("SKIFF_ROOTFS=copy".to_string())
     } else if data.len() >= PAGE_LIMIT {
-        overlay_layer_by_layer(&lower, ctr, &rootfs_s)
+        overlay_layer_by_layer(&lower, ctr, &rootfs_s, nodev)
     } else {
         mnt(
             Some("overlay"),
             &rootfs_s,
             Some("overlay"),
-            MsFlags::empty(),
+            if nodev {
+                MsFlags::MS_NODEV
+            } else {
+                MsFlags::empty()
+            },
             Some(&data),
             "the image layers (overlayfs)",
         )
@@ -180,8 +255,106 @@ pub fn mount_rootfs(cfg: &ContainerConfig, ctr: &Path) -> R<PathBuf> {
             None,
             "the copied rootfs",
         )?;
+        if nodev {
+            set_attrs(&rootfs_s, ATTR_NODEV, true, "the copied rootfs")?;
+        }
     }
     Ok(rootfs)
+}
+
+/// The host's cgroup mounts that `/proc/self/mountinfo` lists: (mount point, fs type, super
+/// options).
+fn host_cgroup_mounts() -> Vec<(String, String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let point = pre.split(' ').nth(4)?;
+            let mut post = post.split(' ');
+            let fstype = post.next()?;
+            let opts = post.nth(1).unwrap_or("");
+            matches!(fstype, "cgroup" | "cgroup2")
+                .then(|| (point.to_string(), fstype.to_string(), opts.to_string()))
+        })
+        .collect()
+}
+
+/// Gives the container its own cgroups at /sys/fs/cgroup as podman does: each hierarchy this
+/// process belongs to (it is already in its `skiff/<id>` cgroup when limits are set) is bound
+/// from its own directory, read-only, nosuid, nodev, noexec — writable only with `--privileged`.
+/// cgroup v1 hierarchies sit on a tmpfs of their own (read-only too); a hybrid host's extra
+/// cgroup2 at /sys/fs/cgroup/unified is not shown, as in podman. Whatever the host had mounted
+/// there (which a /sys bind brings along) is covered.
+fn mount_cgroups(root: &OwnedFd, privileged: bool) -> R<()> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own: Vec<(&str, &str)> = own
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _id = f.next()?;
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    let hosts = host_cgroup_mounts();
+    let restrict = if privileged {
+        ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+    } else {
+        ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+    };
+    let bind = |src: &str, dest: &str| -> R<()> {
+        if !Path::new(src).is_dir() {
+            return Ok(());
+        }
+        let what = format!("cgroup {src} on /{dest}");
+        let t = dir_in(root, dest)?;
+        mnt(Some(src), &fd_path(&t), None, MsFlags::MS_BIND, None, &what)?;
+        set_attrs(&fd_path(&dir_in(root, dest)?), restrict, false, &what)
+    };
+    // cgroup v2 alone: the unified hierarchy is /sys/fs/cgroup itself.
+    if let Some((point, _, _)) = hosts
+        .iter()
+        .find(|(p, t, _)| t == "cgroup2" && p == "/sys/fs/cgroup")
+    {
+        if let Some((_, path)) = own.iter().find(|(c, _)| c.is_empty()) {
+            return bind(&format!("{point}{path}"), "sys/fs/cgroup");
+        }
+        return Ok(());
+    }
+    let v1: Vec<(&String, &str)> = hosts
+        .iter()
+        .filter(|(p, t, _)| t == "cgroup" && p.starts_with("/sys/fs/cgroup/"))
+        .filter_map(|(point, _, opts)| {
+            let opts: Vec<&str> = opts.split(',').collect();
+            own.iter()
+                .find(|(c, _)| !c.is_empty() && c.split(',').all(|c| opts.contains(&c)))
+                .map(|(_, path)| (point, *path))
+        })
+        .collect();
+    if v1.is_empty() {
+        return Ok(());
+    }
+    let cg = dir_in(root, "sys/fs/cgroup")?;
+    mnt(
+        Some("cgroup"),
+        &fd_path(&cg),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=1024k"),
+        "a tmpfs on /sys/fs/cgroup",
+    )?;
+    for (point, path) in v1 {
+        let name = point.trim_start_matches("/sys/fs/cgroup/");
+        bind(&format!("{point}{path}"), &format!("sys/fs/cgroup/{name}"))?;
+    }
+    if !privileged {
+        set_attrs(
+            &fd_path(&dir_in(root, "sys/fs/cgroup")?),
+            ATTR_RDONLY,
+            false,
+            "/sys/fs/cgroup",
+        )?;
+    }
+    Ok(())
 }
 
 /// Builds the rootfs at `<ctr>/rootfs` and pivots into it. Runs in the container's namespaces.
@@ -232,15 +405,23 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
             None,
             "/sys",
         )?;
-        let _ = remount_ro(&fd_path(&dir_in(&root, "sys")?), "/sys");
+        // Read-only and nodev all the way down: the host's submounts (its cgroup hierarchies,
+        // say) come along with the bind and must not stay writable.
+        set_attrs(
+            &fd_path(&dir_in(&root, "sys")?),
+            ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+            true,
+            "/sys",
+        )?;
     }
+    mount_cgroups(&root, cfg.privileged)?;
 
     let d = dir_in(&root, "dev")?;
     mnt(
         Some("tmpfs"),
         &fd_path(&d),
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
         "/dev",
     )?;
@@ -351,9 +532,18 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
                     None,
                     &what,
                 )?;
+                // nodev (unless --privileged): a device node in a bind source or volume, even one
+                // made on the host, cannot be opened; read-only as asked, submounts included.
+                let mut attrs = 0;
+                if !cfg.privileged {
+                    attrs |= ATTR_NODEV;
+                }
                 if m.readonly {
+                    attrs |= ATTR_RDONLY;
+                }
+                if attrs != 0 {
                     // The old fd still names the directory under the new mount: look it up again.
-                    remount_ro(&fd_path(&open(&root)?), &what)?;
+                    set_attrs(&fd_path(&open(&root)?), attrs, true, &what)?;
                 }
             }
         }
@@ -375,11 +565,14 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
                     Some("tmpfs"),
                     p,
                     Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
+                    MsFlags::MS_RDONLY | nosuid_nodev_noexec,
                     Some("size=0"),
                     p,
                 )?,
-                Ok(_) => mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None, p)?,
+                Ok(_) => {
+                    mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None, p)?;
+                    set_attrs(p, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC, false, p)?;
+                }
                 Err(_) => {}
             }
         }

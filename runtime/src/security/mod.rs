@@ -162,8 +162,11 @@ fn permitted() -> std::io::Result<u64> {
     Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
-/// Sets effective, permitted and inheritable capabilities to `mask` (after the uid change),
-/// limited to what this process holds: `--privileged` cannot grant more than skiff's own.
+/// Sets effective and permitted capabilities to `mask` (after the uid change), limited to what
+/// this process holds: `--privileged` cannot grant more than skiff's own. The inheritable set is
+/// always empty (as podman and Docker since CVE-2022-27649 / CVE-2022-24769): inheritable
+/// capabilities survive a change to another uid, and a file with `+ei` capabilities would hand
+/// them back to that user at exec.
 pub fn set_caps(mask: u64) -> std::io::Result<()> {
     let mask = mask & permitted()?;
     let hdr = CapHeader {
@@ -176,12 +179,12 @@ pub fn set_caps(mask: u64) -> std::io::Result<()> {
         CapData {
             effective: lo,
             permitted: lo,
-            inheritable: lo,
+            inheritable: 0,
         },
         CapData {
             effective: hi,
             permitted: hi,
-            inheritable: hi,
+            inheritable: 0,
         },
     ];
     // SAFETY: capset with a v3 header and two data structs, as the ABI requires.
@@ -202,18 +205,30 @@ pub fn no_new_privs() -> std::io::Result<()> {
 
 /// CAP_SYS_ADMIN's bit in a capability mask.
 pub const CAP_SYS_ADMIN: u32 = 21;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_SYS_MODULE: u32 = 16;
+#[cfg(target_arch = "x86_64")]
+const CAP_SYS_RAWIO: u32 = 17;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_PACCT: u32 = 20;
+const CAP_SYS_BOOT: u32 = 22;
+const CAP_SYS_TIME: u32 = 25;
+const CAP_SYS_TTY_CONFIG: u32 = 26;
+const CAP_SYSLOG: u32 = 34;
 
 /// System calls that change namespaces or mounts: allowed, as in Docker's profile, only to a
 /// container that holds CAP_SYS_ADMIN.
-const ADMIN_ONLY: [libc::c_long; 10] = [
+const ADMIN_ONLY: [libc::c_long; 12] = [
     libc::SYS_mount,
     libc::SYS_umount2,
     libc::SYS_pivot_root,
     libc::SYS_fsopen,
     libc::SYS_fsmount,
     libc::SYS_fsconfig,
+    libc::SYS_fspick,
     libc::SYS_move_mount,
     libc::SYS_open_tree,
+    libc::SYS_mount_setattr,
     libc::SYS_unshare,
     libc::SYS_setns,
 ];
@@ -228,60 +243,116 @@ const CLONE_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP) as u32;
 
-/// System calls the default filter answers with EPERM: kernel modules, kexec, reboot, new mounts,
-/// the kernel keyring, bpf, clock and swap control, namespace changes, and friends.
-fn denied(sys_admin: bool) -> Vec<libc::c_long> {
+/// System calls the default filter always answers with EPERM: kexec, swap, the kernel keyring,
+/// userfaultfd, file handles, io_uring, NUMA page moves, vmsplice, obsolete calls.
+fn always_denied() -> Vec<libc::c_long> {
     let mut v = vec![
         libc::SYS_kexec_load,
         libc::SYS_kexec_file_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_reboot,
         libc::SYS_swapon,
         libc::SYS_swapoff,
         libc::SYS_keyctl,
         libc::SYS_add_key,
         libc::SYS_request_key,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
         libc::SYS_userfaultfd,
-        libc::SYS_open_by_handle_at,
         libc::SYS_name_to_handle_at,
-        libc::SYS_acct,
-        libc::SYS_settimeofday,
-        libc::SYS_clock_settime,
-        libc::SYS_clock_adjtime,
-        libc::SYS_adjtimex,
-        libc::SYS_syslog,
-        libc::SYS_quotactl,
-        libc::SYS_lookup_dcookie,
-        libc::SYS_vhangup,
-        libc::SYS_personality,
+        libc::SYS_quotactl_fd,
+        libc::SYS_migrate_pages,
+        libc::SYS_move_pages,
+        libc::SYS_vmsplice,
+        // io_uring runs system calls from kernel workers, out of this filter's sight (Docker
+        // and podman deny it too).
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
         libc::SYS_uselib,
         libc::SYS_nfsservctl,
+        libc::SYS_ustat,
+        libc::SYS_sysfs,
     ]);
-    if !sys_admin {
-        v.extend(ADMIN_ONLY);
+    v
+}
+
+/// System calls allowed only to a container whose capability mask holds the capability the
+/// kernel checks for them (podman's and Docker's rule): `--cap-add` opens them with it.
+fn cap_gated() -> Vec<(u32, Vec<libc::c_long>)> {
+    let mut v = vec![
+        (
+            CAP_SYS_ADMIN,
+            [
+                &ADMIN_ONLY[..],
+                &[
+                    libc::SYS_bpf,
+                    libc::SYS_perf_event_open,
+                    libc::SYS_quotactl,
+                    libc::SYS_lookup_dcookie,
+                    libc::SYS_fanotify_init,
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            CAP_SYS_MODULE,
+            vec![
+                libc::SYS_init_module,
+                libc::SYS_finit_module,
+                libc::SYS_delete_module,
+            ],
+        ),
+        (CAP_SYS_BOOT, vec![libc::SYS_reboot]),
+        (CAP_SYS_PACCT, vec![libc::SYS_acct]),
+        (
+            CAP_SYS_TIME,
+            vec![
+                libc::SYS_settimeofday,
+                libc::SYS_clock_settime,
+                libc::SYS_clock_adjtime,
+            ],
+        ),
+        (CAP_SYSLOG, vec![libc::SYS_syslog]),
+        (CAP_SYS_TTY_CONFIG, vec![libc::SYS_vhangup]),
+        (CAP_DAC_READ_SEARCH, vec![libc::SYS_open_by_handle_at]),
+        (
+            CAP_SYS_PTRACE,
+            vec![libc::SYS_kcmp, libc::SYS_process_madvise],
+        ),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.push((CAP_SYS_RAWIO, vec![libc::SYS_iopl, libc::SYS_ioperm]));
+    v
+}
+
+/// Everything the filter answers with EPERM for a container with capability mask `caps`.
+fn denied(caps: u64) -> Vec<libc::c_long> {
+    let mut v = always_denied();
+    for (cap, calls) in cap_gated() {
+        if caps & (1 << cap) == 0 {
+            v.extend(calls);
+        }
     }
     v
 }
+
+/// `personality` arguments allowed (podman's and Docker's list): PER_LINUX, PER_LINUX32,
+/// UNAME26, PER_LINUX32|UNAME26, and 0xffffffff (the query).
+const PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 
-/// Installs the default seccomp filter (needs `no_new_privs` first). Without `sys_admin` (the
-/// container's capability mask lacks CAP_SYS_ADMIN) it also refuses mounts, `unshare`, `setns`
-/// and `clone` with namespace flags (EPERM), and answers `clone3`, whose flags sit in memory a
-/// filter cannot read, with ENOSYS so that libc falls back to `clone` (Docker's rule).
-pub fn install_seccomp(sys_admin: bool) -> std::io::Result<()> {
+/// Installs the default seccomp filter (needs `no_new_privs` first) for a container with
+/// capability mask `caps`. Without CAP_SYS_ADMIN it also refuses mounts, `unshare`, `setns` and
+/// `clone` with namespace flags (EPERM), and answers `clone3`, whose flags sit in memory a
+/// filter cannot read, with ENOSYS so that libc falls back to `clone` (Docker's rule). Other
+/// capabilities open the calls they guard (`cap_gated`); `personality` takes only the personas
+/// podman's profile allows.
+pub fn install_seccomp(caps: u64) -> std::io::Result<()> {
+    let sys_admin = caps & (1 << CAP_SYS_ADMIN) != 0;
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
@@ -308,10 +379,20 @@ pub fn install_seccomp(sys_admin: bool) -> std::io::Result<()> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = JSET_K;
-    for nr in denied(sys_admin) {
+    for nr in denied(caps) {
         prog.push(jump(JEQ_K, nr as u32, 0, 1));
         prog.push(stmt(RET_K, eperm));
     }
+    // personality: its argument (the low half of args[0], at offset 16) must be one of the
+    // allowed personas. Before the clone check, which also loads an argument.
+    let n = PERSONALITIES.len() as u8;
+    prog.push(jump(JEQ_K, libc::SYS_personality as u32, 0, n + 3));
+    prog.push(stmt(LD_W_ABS, 16));
+    for (i, p) in PERSONALITIES.iter().enumerate() {
+        prog.push(jump(JEQ_K, *p, n - i as u8, 0));
+    }
+    prog.push(stmt(RET_K, eperm));
+    prog.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
     if !sys_admin {
         let enosys = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32);
         prog.push(jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1));
@@ -376,11 +457,11 @@ mod tests {
 
     /// Runs `probe` in a forked child under the filter (it cannot be removed once installed) and
     /// returns the child's exit code: the number of the first failed check, or 0.
-    fn under_filter(sys_admin: bool, probe: fn() -> i32) -> i32 {
+    fn under_filter(caps: u64, probe: fn() -> i32) -> i32 {
         // SAFETY: the child only makes system calls and exits.
         match unsafe { libc::fork() } {
             0 => {
-                let code = if no_new_privs().is_ok() && install_seccomp(sys_admin).is_ok() {
+                let code = if no_new_privs().is_ok() && install_seccomp(caps).is_ok() {
                     probe()
                 } else {
                     99
@@ -422,7 +503,7 @@ mod tests {
 
     #[test]
     fn the_filter_denies_in_a_child_and_allows_the_rest() {
-        let code = under_filter(false, || {
+        let code = under_filter(capability_mask(&[], &[], false).unwrap(), || {
             // SAFETY (all below): raw system calls with harmless arguments.
             if errno_of(unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) }) != libc::EPERM {
                 return 1;
@@ -446,6 +527,40 @@ mod tests {
             }
             if !plain_clone_works() {
                 return 6;
+            }
+            for nr in [
+                libc::SYS_io_uring_setup,
+                libc::SYS_io_uring_enter,
+                libc::SYS_io_uring_register,
+            ] {
+                if errno_of(unsafe { libc::syscall(nr, 0, 0, 0, 0, 0, 0) }) != libc::EPERM {
+                    return 8;
+                }
+            }
+            // The rest of the new mount API is refused too.
+            for nr in [libc::SYS_fspick, libc::SYS_mount_setattr] {
+                if errno_of(unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) }) != libc::EPERM {
+                    return 12;
+                }
+            }
+            // The query and PER_LINUX pass; another persona (PER_BSD) does not.
+            if unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu32 as libc::c_long) } < 0
+                || unsafe { libc::syscall(libc::SYS_personality, 0) } < 0
+            {
+                return 9;
+            }
+            if errno_of(unsafe { libc::syscall(libc::SYS_personality, 6) }) != libc::EPERM {
+                return 10;
+            }
+            // Calls podman's profile denies without the capability they need.
+            let me = unsafe { libc::getpid() } as libc::c_long;
+            if errno_of(unsafe { libc::syscall(libc::SYS_kcmp, me, me, 0, 0, 0) }) != libc::EPERM
+                || errno_of(unsafe { libc::syscall(libc::SYS_migrate_pages, 0, 0, 0, 0) })
+                    != libc::EPERM
+                || errno_of(unsafe { libc::syscall(libc::SYS_vmsplice, -1, 0, 0, 0) })
+                    != libc::EPERM
+            {
+                return 11;
             }
             // posix_spawn (glibc tries clone3 first, then clone) still works. Raw calls only:
             // this child of a threaded test process must not allocate.
@@ -473,8 +588,25 @@ mod tests {
     }
 
     #[test]
+    fn a_capability_opens_the_calls_it_guards() {
+        let code = under_filter(1 << CAP_SYS_PTRACE, || {
+            // SAFETY: kcmp of this process's fd table with itself: harmless, answers 0.
+            let me = unsafe { libc::getpid() } as libc::c_long;
+            if unsafe { libc::syscall(libc::SYS_kcmp, me, me, 0, 0, 0) } != 0 {
+                return 1;
+            }
+            // SAFETY: still a harmless raw call, refused by the filter.
+            if errno_of(unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) }) != libc::EPERM {
+                return 2;
+            }
+            0
+        });
+        assert_eq!(code, 0, "check {code} failed");
+    }
+
+    #[test]
     fn cap_sys_admin_keeps_namespaces_and_mounts_open() {
-        let code = under_filter(true, || {
+        let code = under_filter(1 << CAP_SYS_ADMIN, || {
             // SAFETY: clone3 with a null argument: the kernel itself refuses it (EFAULT/EINVAL),
             // not the filter.
             let e = errno_of(unsafe { libc::syscall(libc::SYS_clone3, 0, 0) });
