@@ -1,6 +1,8 @@
-//! `cargo xtask bench pull`: `skiff pull` of the ~100 MB fixture against `podman pull` of the same
-//! image, both as the unprivileged test user (podman with native overlay storage), the image
-//! removed before every run, runs interleaved; prints medians and the ratio.
+//! `cargo xtask bench pull|run|ps|compare`: skiff side by side with its peers (podman, crun) or with
+//! an earlier build of itself, in the same run, as the unprivileged test user, release builds,
+//! runs interleaved, medians. `pull`: the ~100 MB fixture against `podman pull` (native overlay
+//! storage), the image removed before every run. `compare REV`: `run --rm busybox true` with the
+//! release build of git revision REV against this tree's.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +52,99 @@ fn configure_podman(home: &Path) -> Result<()> {
     sh::run(cmd("chown", &["-R", &format!("{TEST_USER}:{TEST_USER}")]).arg(home.join(".config")))
 }
 
+/// Builds the release skiff of this tree, or of git revision `rev` (in a scratch worktree sharing
+/// this tree's target dir, so dependencies build once), and copies it with its monitor into
+/// `dest`, which the test user can read. Returns the skiff path.
+fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace")?
+        .to_path_buf();
+    let target = ws.join("target");
+    let src = match rev {
+        None => ws.clone(),
+        Some(rev) => {
+            let wt = Path::new("/tmp/skiff-bench-src");
+            let _ = sh::run(
+                cmd("git", &["worktree", "remove", "--force"])
+                    .arg(wt)
+                    .current_dir(&ws),
+            );
+            let _ = std::fs::remove_dir_all(wt);
+            sh::run(
+                cmd("git", &["worktree", "add", "--detach"])
+                    .arg(wt)
+                    .arg(rev)
+                    .current_dir(&ws),
+            )?;
+            wt.to_path_buf()
+        }
+    };
+    sh::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-q", "-p", "skiff"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&src),
+    )?;
+    std::fs::create_dir_all(dest)?;
+    for bin in ["skiff", "skiff-monitor"] {
+        std::fs::copy(target.join("release").join(bin), dest.join(bin))?;
+    }
+    sh::run(cmd("chmod", &["-R", "a+rX"]).arg(dest))?;
+    Ok(dest.join("skiff").to_string_lossy().into_owned())
+}
+
+/// `run --rm busybox true` with the release build of `rev` and with this tree's, interleaved as
+/// the test user: the check every change on the run path gets against the previous commit.
+pub fn compare(rev: &str) -> Result<()> {
+    if !sh::is_root() {
+        bail!("benchmarks run as root: they run every tool as {TEST_USER}");
+    }
+    testenv::up()?;
+    crate::fixtures::build_and_push()?;
+    let uid = testenv::test_uid()?;
+    let old = release_build(Some(rev), Path::new("/tmp/skiff-bench-old"))?;
+    let new = release_build(None, Path::new("/tmp/skiff-bench-new"))?;
+    let me = std::env::current_exe()?;
+    sh::run(cmd("chmod", &["a+rx"]).arg(&me))?;
+    let mut inner = testenv::as_test_user(uid, &[], &me);
+    inner.args(["bench", "compare-inner", rev, &old, &new]);
+    sh::run(&mut inner)
+}
+
+/// The measuring half of `bench compare`, as the test user.
+pub fn compare_inner(rev: &str, old: &str, new: &str) -> Result<()> {
+    let image = format!("{REGISTRY}/busybox:latest");
+    let run = |skiff: &str| {
+        let mut c = Command::new(skiff);
+        c.args(["run", "--rm", &image, "true"]).current_dir("/tmp");
+        c
+    };
+    sh::output(Command::new(new).args(["pull", "-q", &image]))?;
+    timed(&mut run(old))?;
+    timed(&mut run(new))?;
+    const N: usize = 41;
+    let (mut o, mut n) = (Vec::new(), Vec::new());
+    for _ in 0..N {
+        o.push(timed(&mut run(old))?);
+        n.push(timed(&mut run(new))?);
+    }
+    println!("run --rm busybox true as {TEST_USER}, {N} runs each, interleaved, release builds");
+    println!();
+    println!("| build | median | min | max |");
+    println!("|---|---|---|---|");
+    row(&format!("{rev} (before)"), &o);
+    row("this tree (after)", &n);
+    let med = |v: &[Duration]| median(&mut v.to_vec()).as_secs_f64() * 1e3;
+    println!();
+    println!(
+        "after - before: {:+.2} ms ({:.3}x)",
+        med(&n) - med(&o),
+        med(&n) / med(&o)
+    );
+    Ok(())
+}
+
 /// Everything both benchmarks need: the environment, podman set up for the test user, and a
 /// release skiff the test user can run. Returns the test user's uid and the skiff path.
 fn prepare() -> Result<(u32, String)> {
@@ -62,24 +157,9 @@ fn prepare() -> Result<(u32, String)> {
     let uid = testenv::test_uid()?;
     let home = Path::new("/home").join(TEST_USER);
     configure_podman(&home)?;
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace")?
-        .to_path_buf();
-    sh::run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-q", "-p", "skiff"])
-            .current_dir(&ws),
-    )?;
     // skiff and, beside it, the small monitor executable it starts.
-    let skiff = Path::new("/tmp/skiff-bench-bin");
-    std::fs::copy(ws.join("target/release/skiff"), skiff)?;
-    std::fs::copy(
-        ws.join("target/release/skiff-monitor"),
-        "/tmp/skiff-monitor",
-    )?;
-    sh::run(cmd("chmod", &["0755", "/tmp/skiff-monitor"]).arg(skiff))?;
-    Ok((uid, skiff.to_string_lossy().into_owned()))
+    let skiff = release_build(None, Path::new("/tmp/skiff-bench-new"))?;
+    Ok((uid, skiff))
 }
 
 fn ms(d: Duration) -> String {

@@ -33,8 +33,10 @@ fn run() -> Result<()> {
         ["bench", "ps"] => bench::ps(),
         ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
+        ["bench", "compare", rev] => bench::compare(rev),
+        ["bench", "compare-inner", rev, old, new] => bench::compare_inner(rev, old, new),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | bench pull|run|ps"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | bench pull|run|ps|compare REV"
         ),
     }
 }
