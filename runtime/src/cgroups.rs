@@ -10,7 +10,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+/// A limit flag that cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// `--memory` is not a size.
+    #[error("invalid --memory {0:?}: use a number with b, k, m or g (512m)")]
+    Memory(String),
+    /// `--memory` below what any container needs.
+    #[error("--memory {0} is below the 6 MiB a container needs: give more")]
+    MemoryTooSmall(String),
+    /// `--cpus` is not a positive number.
+    #[error("invalid --cpus {0:?}: use a positive number of CPUs (1.5)")]
+    Cpus(String),
+}
 
 /// The limits asked for; all optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,15 +51,10 @@ impl Limits {
     pub fn parse(memory: Option<&str>, pids: Option<i64>, cpus: Option<&str>) -> Result<Limits> {
         let memory = memory
             .map(|m| {
-                let bytes = skiff_store::size::parse_size(m).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "invalid --memory {m:?}: use a number with b, k, m or g (512m)"
-                    ))
-                })?;
+                let bytes = skiff_store::size::parse_size(m)
+                    .ok_or_else(|| LimitError::Memory(m.to_string()))?;
                 if bytes < 6 << 20 {
-                    return Err(Error::Invalid(format!(
-                        "--memory {m} is below the 6 MiB a container needs: give more"
-                    )));
+                    return Err(LimitError::MemoryTooSmall(m.to_string()));
                 }
                 Ok(bytes)
             })
@@ -54,9 +63,7 @@ impl Limits {
         let cpu_micros = cpus
             .map(|c| match c.parse::<f64>() {
                 Ok(v) if v > 0.0 && v <= 1024.0 => Ok((v * 1e6).round() as u64),
-                _ => Err(Error::Invalid(format!(
-                    "invalid --cpus {c:?}: use a positive number of CPUs (1.5)"
-                ))),
+                _ => Err(LimitError::Cpus(c.to_string())),
             })
             .transpose()?;
         Ok(Limits {

@@ -36,6 +36,18 @@ pub enum Error {
         context: String,
         source: serde_json::Error,
     },
+    /// A container in the wrong state for what was asked.
+    #[error(transparent)]
+    State(#[from] crate::container::StateError),
+    /// `--memory`, `--pids-limit`, `--cpus` that cannot be used.
+    #[error(transparent)]
+    Limits(#[from] crate::cgroups::LimitError),
+    /// `exec` could not join the container.
+    #[error(transparent)]
+    Join(#[from] crate::process::exec::JoinError),
+    /// The container's ids could not be mapped.
+    #[error("mapping ids for the container: {0}")]
+    IdMap(#[from] crate::userns::Error),
     /// A `--network` that cannot be used.
     #[error(transparent)]
     Network(#[from] crate::network::Error),

@@ -9,3 +9,14 @@ pub mod names;
 pub mod records;
 pub mod stats;
 pub mod volumes;
+
+/// A container in the wrong state for what was asked, with the command that would fix it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// It has no running process.
+    #[error("container {0} is not running: start it first (skiff start {0})")]
+    NotRunning(String),
+    /// Its processes are stopped by `pause`.
+    #[error("container {0} is paused: unpause it first (skiff unpause {0})")]
+    Paused(String),
+}

@@ -3,7 +3,7 @@
 //! needs cgroup v2 for rootless stats).
 
 use crate::container::records::Containers;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys::procfs;
 
 /// One reading of a container's counters.
@@ -102,10 +102,11 @@ impl Containers {
     /// Reads the counters of a running container.
     pub fn sample(&self, id: &str) -> Result<Sample> {
         let v = self.view(id)?;
-        let pid =
-            v.state.pid.filter(|_| v.running()).ok_or_else(|| {
-                Error::Invalid(format!("container {} is not running", v.cfg.name))
-            })?;
+        let pid = v
+            .state
+            .pid
+            .filter(|_| v.running())
+            .ok_or_else(|| super::StateError::NotRunning(v.cfg.name.clone()))?;
         let procs = procfs::container_processes(pid);
         let mut s = Sample {
             pids: procs.len(),

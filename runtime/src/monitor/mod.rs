@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 use crate::container::config::{ContainerConfig, Status};
 use crate::container::logs::LogWriter;
 use crate::container::records::Containers;
-use crate::error::{Error, Result};
+use crate::error::{Ctx, Error, Result};
 use crate::hooks::{Event, ExitEvent, StartEvent};
 use crate::network::NetworkMode;
 use crate::process::init::{child_main, ChildSetup};
@@ -139,7 +139,7 @@ pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Setup(format!("pipe: {e}")))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())
 }
 
 fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
@@ -158,10 +158,9 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     for s in PROXIED {
         mask.add(s);
     }
-    mask.thread_block()
-        .map_err(|e| Error::Setup(format!("blocking signals: {e}")))?;
+    mask.thread_block().ctx(|| "blocking signals".into())?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| Error::Setup(format!("signalfd: {e}")))?;
+        .ctx(|| "signalfd".into())?;
 
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
@@ -357,7 +356,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
         err: None,
         in_w: None,
     };
-    let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::Setup(e.to_string()));
+    let dup = |f: &OwnedFd| f.try_clone().ctx(|| "duplicating a descriptor".into());
     // With -t the child makes its pty inside the container, once its devpts is mounted, and sends
     // the master back on this channel; until then its stdio is /dev/null.
     let mut console: Option<(OwnedFd, OwnedFd)> = None;
@@ -367,10 +366,8 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
         None
     };
     let child_fds: [OwnedFd; 3] = if tty {
-        console = Some(
-            crate::process::console::channel()
-                .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
-        );
+        console =
+            Some(crate::process::console::channel().ctx(|| "making the terminal channel".into())?);
         let null: OwnedFd = devnull.into();
         [dup(&null)?, dup(&null)?, null]
     } else {
@@ -383,7 +380,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
         } else {
             devnull
                 .try_clone()
-                .map_err(|e| Error::Setup(e.to_string()))?
+                .ctx(|| "duplicating a descriptor".into())?
                 .into()
         };
         l.out = Some(or);
@@ -429,15 +426,15 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
             Some(libc::SIGCHLD),
         )
     }
-    .map_err(|e| {
-        Error::Setup(format!(
-            "creating the container's namespaces: {e}{}",
+    .ctx(|| {
+        format!(
+            "creating the container's namespaces{}",
             if userns {
                 " (are unprivileged user namespaces enabled?)"
             } else {
                 ""
             }
-        ))
+        )
     })?;
     drop(child_fds);
     let console = console.map(|(ours, _child_end)| ours);
@@ -448,7 +445,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
         if let Err(e) = who.write_maps(child.as_raw()) {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
-            return Err(Error::Setup(format!("mapping ids for the container: {e}")));
+            return Err(e.into());
         }
     }
     if cfg.limits.any() {

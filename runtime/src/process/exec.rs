@@ -24,8 +24,26 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::ForkResult;
 
 use crate::container::records::Containers;
-use crate::error::{Error, Result};
+use crate::container::StateError;
+use crate::error::{Ctx, Error, Result};
 use crate::process::init::{exec, report_failure, take_identity};
+
+/// Why `exec` could not join a container.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Nothing to run.
+    #[error("no command given to exec: name one after the container")]
+    NoCommand,
+    /// The record says running but holds no pid.
+    #[error("container {0} has no recorded pid: it may be exiting; look with skiff ps -a")]
+    NoPid(String),
+    /// skiff could not make the sealed copy of itself it joins from.
+    #[error("making a sealed copy of skiff to join the container: {0} (exec runs from a memfd; it needs vm.memfd_noexec below 2)")]
+    SealedCopy(std::io::Error),
+    /// With -t, the command's pty did not come back from inside the container.
+    #[error("the command's terminal did not arrive")]
+    TerminalLost,
+}
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -260,15 +278,11 @@ pub fn run_from_sealed_copy() -> Result<()> {
         // On failure (say, no mount namespaces here), the memfd copy below.
         let _ = reexec_through_read_only_bind();
     }
-    let fail = |e: std::io::Error| {
-        Error::Setup(format!(
-            "making a sealed copy of skiff to join the container: {e} (exec runs from a memfd; it needs vm.memfd_noexec below 2)"
-        ))
-    };
+    let fail = JoinError::SealedCopy;
     let mem = sealed_copy_of_self().map_err(fail)?;
     let (argv, envp) = argv_envp();
     let e = nix::unistd::fexecve(&mem, &argv, &envp).unwrap_err();
-    Err(fail(std::io::Error::from(e)))
+    Err(fail(std::io::Error::from(e)).into())
 }
 
 /// Makes this process non-dumpable: no other process of its user (or of the container it is
@@ -318,24 +332,18 @@ pub(crate) fn enter(fds: &[(OwnedFd, CloneFlags, &str)]) -> std::result::Result<
 pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32> {
     let v = containers.view(id)?;
     if !v.running() {
-        return Err(Error::Invalid(format!(
-            "container {} is not running: start it first (skiff start {})",
-            v.cfg.name, v.cfg.name
-        )));
+        return Err(StateError::NotRunning(v.cfg.name.clone()).into());
     }
     if v.paused() {
-        return Err(Error::Invalid(format!(
-            "container {} is paused: unpause it first (skiff unpause {})",
-            v.cfg.name, v.cfg.name
-        )));
+        return Err(StateError::Paused(v.cfg.name.clone()).into());
     }
     if o.args.is_empty() {
-        return Err(Error::Invalid("no command given to exec".into()));
+        return Err(JoinError::NoCommand.into());
     }
     let pid = v
         .state
         .pid
-        .ok_or_else(|| Error::Invalid("no pid recorded".into()))?;
+        .ok_or_else(|| JoinError::NoPid(v.cfg.name.clone()))?;
     let fds = namespaces_of(pid)?;
     let mut env = v.cfg.process.env.clone();
     for e in &o.env {
@@ -346,15 +354,11 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
         .workdir
         .clone()
         .unwrap_or_else(|| v.cfg.process.cwd.clone());
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let cfg = v.cfg.clone();
     // -t: (our end, the command's end) of the channel its pty master comes back on.
     let console = if o.tty && !o.detach {
-        Some(
-            crate::process::console::channel()
-                .map_err(|e| Error::Setup(format!("making the terminal channel: {e}")))?,
-        )
+        Some(crate::process::console::channel().ctx(|| "making the terminal channel".into())?)
     } else {
         None
     };
@@ -367,8 +371,8 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
         for (i, slot) in relayed.iter_mut().enumerate() {
             // SAFETY: isatty on our own stdio.
             if (i > 0 || o.interactive) && unsafe { libc::isatty(i as i32) } == 1 {
-                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                    .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
+                let (r, w) =
+                    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
                 // (our end, the command's end)
                 *slot = Some(if i == 0 { (w, r) } else { (r, w) });
             }
@@ -376,7 +380,7 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
     }
 
     // SAFETY: the caller is single-threaded; the child only joins namespaces, forks and execs.
-    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
+    match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(err_r);
             let efd = err_w.as_raw_fd();
@@ -464,7 +468,7 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                 let Some(master) = crate::process::console::try_recv_fd(sock.as_raw_fd()) else {
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                     let _ = waitpid(child, None);
-                    return Err(Error::Setup("the command's terminal did not arrive".into()));
+                    return Err(JoinError::TerminalLost.into());
                 };
                 return Ok(crate::process::console::relay(
                     &master,
