@@ -208,7 +208,14 @@ impl ImageStore {
             let dest = self.layer_dir(chain);
             if !dest.exists() {
                 let blob = self.layout.blob_path(layer);
-                unpack_into_place(unpacker, &blob, diff_id, &self.dirs.layers(), &dest)?;
+                unpack_into_place(
+                    unpacker,
+                    &blob,
+                    diff_id,
+                    &self.dirs.layers(),
+                    &dest,
+                    self.config.max_layer_size(),
+                )?;
             }
         }
         let manifest_digest = Digest::of(&img.manifest);
