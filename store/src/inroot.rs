@@ -117,8 +117,8 @@ fn open_dir(path: &Path) -> Result<OwnedFd, InRootError> {
     .map_err(|e| InRootError::Io(format!("opening {}", path.display()), e))
 }
 
-/// Reads the regular file at `fd` (an `O_PATH` fd or an open one), at most `cap` bytes.
-fn read_capped(fd: &OwnedFd, shown: &str, cap: u64) -> Result<Vec<u8>, InRootError> {
+/// Opens the regular file behind `fd` (an `O_PATH` fd) for reading; anything else is refused.
+fn reopen_regular(fd: &OwnedFd, shown: &str) -> Result<std::fs::File, InRootError> {
     let st = rfs::fstat(fd).map_err(|e| InRootError::Io(format!("reading {shown}"), e))?;
     if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::RegularFile {
         return Err(InRootError::NotRegular(shown.to_string()));
@@ -130,8 +130,13 @@ fn read_capped(fd: &OwnedFd, shown: &str, cap: u64) -> Result<Vec<u8>, InRootErr
         Mode::empty(),
     )
     .map_err(|e| InRootError::Io(format!("opening {shown}"), e))?;
+    Ok(std::fs::File::from(file))
+}
+
+/// Reads the regular file at `fd` (an `O_PATH` fd), at most `cap` bytes.
+fn read_capped(fd: &OwnedFd, shown: &str, cap: u64) -> Result<Vec<u8>, InRootError> {
     let mut bytes = Vec::new();
-    std::fs::File::from(file)
+    reopen_regular(fd, shown)?
         .take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| {
@@ -146,6 +151,31 @@ fn read_capped(fd: &OwnedFd, shown: &str, cap: u64) -> Result<Vec<u8>, InRootErr
     Ok(bytes)
 }
 
+fn open_path_in_root(root: &Path, rel: &str) -> Result<Option<OwnedFd>, InRootError> {
+    let rootfd = open_dir(root)?;
+    match rfs::openat2(
+        &rootfd,
+        dot_or(rel),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(InRootError::Io(format!("opening {rel}"), e)),
+    }
+}
+
+/// Opens the regular file `path` inside the directory `root` for reading, resolved in the root
+/// (its symlinks stay inside); anything but a regular file is refused. `None` when absent.
+pub fn open_file_in_root(root: &Path, path: &str) -> Result<Option<std::fs::File>, InRootError> {
+    let rel = path.trim_start_matches('/');
+    match open_path_in_root(root, rel)? {
+        Some(fd) => reopen_regular(&fd, rel).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads the regular file `path` inside the directory `root`, resolved in the root (its symlinks
 /// stay inside), refusing anything but a regular file and more than `cap` bytes. `None` when it
 /// does not exist.
@@ -154,18 +184,10 @@ pub fn read_file_in_root(
     path: &str,
     cap: u64,
 ) -> Result<Option<Vec<u8>>, InRootError> {
-    let rootfd = open_dir(root)?;
     let rel = path.trim_start_matches('/');
-    match rfs::openat2(
-        &rootfd,
-        dot_or(rel),
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    ) {
-        Ok(fd) => read_capped(&fd, rel, cap).map(Some),
-        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => Ok(None),
-        Err(e) => Err(InRootError::Io(format!("opening {rel}"), e)),
+    match open_path_in_root(root, rel)? {
+        Some(fd) => read_capped(&fd, rel, cap).map(Some),
+        None => Ok(None),
     }
 }
 

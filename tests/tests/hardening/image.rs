@@ -490,3 +490,59 @@ fn oversized_manifests_and_configs_are_refused() {
     );
     assert!(env.entries("tmp").is_empty(), "{:?}", env.entries("tmp"));
 }
+
+/// `load` unpacks an archive and reads its manifest.json, config and layers: a symlink there to
+/// a host file (here a valid image config the host has, naming the archive's own layer) must
+/// resolve inside the archive, so the load is refused instead of importing the host's file.
+#[test]
+fn load_reads_archive_files_inside_the_archive_never_through_its_symlinks() {
+    let layer = Tar::new().file("hello.txt", b"hi\n").finish();
+    let config = serde_json::json!({
+        "architecture": host_arch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]}, "config": {},
+    });
+    let host_config = HostFile::new("config", &config.to_string());
+    let host_layer = HostFile::new("layer", "");
+    std::fs::write(&host_layer.0, &layer).unwrap();
+    let make = |cfg_link: &str, layer_link: &str| {
+        let manifest = serde_json::json!([{
+            "Config": "cfg.json", "RepoTags": ["hostile:loaded"], "Layers": ["l/layer.tar"],
+        }]);
+        let mut t = Tar::new();
+        t.file("manifest.json", manifest.to_string().as_bytes());
+        if cfg_link.is_empty() {
+            t.file("cfg.json", config.to_string().as_bytes());
+        } else {
+            t.symlink("cfg.json", cfg_link);
+        }
+        t.dir("l/");
+        if layer_link.is_empty() {
+            t.file("l/layer.tar", &layer);
+        } else {
+            t.symlink("l/layer.tar", layer_link);
+        }
+        t.finish()
+    };
+    let env = Env::new();
+    let dir = env.home.path().join("archives");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, cfg, lay) in [
+        ("cfg-abs", host_config.path().to_string(), String::new()),
+        (
+            "cfg-rel",
+            format!("../../../../../..{}", host_config.path()),
+            String::new(),
+        ),
+        ("layer-abs", String::new(), host_layer.path().to_string()),
+    ] {
+        let p = dir.join(format!("{name}.tar"));
+        std::fs::write(&p, make(&cfg, &lay)).unwrap();
+        env.fails(&["load", "-i", p.to_str().unwrap()], "is missing");
+        assert!(env.ok(&["images", "-q"]).stdout.is_empty(), "{name}");
+    }
+    // The control: the same archive with its own files loads.
+    let p = dir.join("good.tar");
+    std::fs::write(&p, make("", "")).unwrap();
+    env.ok(&["load", "-q", "-i", p.to_str().unwrap()]);
+    assert!(!env.ok(&["images", "-q"]).stdout.trim().is_empty());
+}
