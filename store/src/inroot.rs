@@ -341,6 +341,42 @@ pub fn read_merged_file(
     Err(InRootError::NotRegular(shown))
 }
 
+/// The apparent size of everything under `path`, walked through directory fds with
+/// `O_NOFOLLOW`: a running container swapping a name in its upper dir for a symlink cannot make
+/// the walk (`ps --size`, `system df`) leave the tree. Unreadable parts count as 0.
+pub fn tree_size(path: &Path) -> u64 {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rfs::open(path, flags, Mode::empty()) {
+        Ok(dir) => size_at(&dir),
+        Err(_) => rfs::lstat(path).map_or(0, |st| st.st_size as u64),
+    }
+}
+
+fn size_at(dir: &OwnedFd) -> u64 {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(entries) = rfs::Dir::read_from(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let Ok(st) = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory {
+            if let Ok(sub) = rfs::openat(dir, name, flags, Mode::empty()) {
+                total += size_at(&sub);
+            }
+        } else {
+            total += st.st_size as u64;
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +510,38 @@ mod tests {
         std::fs::remove_file(root.join("index.json")).unwrap();
         std::os::unix::fs::symlink("/dev/zero", root.join("index.json")).unwrap();
         assert_eq!(read_file_in_root(&root, "index.json", 64).unwrap(), None);
+    }
+
+    #[test]
+    fn tree_sizes_never_follow_a_swapped_in_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path().join("upper");
+        let host = t.path().join("host");
+        std::fs::create_dir_all(up.join("x")).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(up.join("x/f"), b"12345").unwrap();
+        std::fs::write(host.join("big"), vec![1u8; 1 << 20]).unwrap();
+        std::os::unix::fs::symlink(&host, up.join("xs")).unwrap();
+        let link_len = rfs::lstat(up.join("xs").as_path()).unwrap().st_size as u64;
+        assert_eq!(tree_size(&up), 5 + link_len);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (up, stop) = (up.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = rfs::renameat_with(
+                        rfs::CWD,
+                        up.join("x").as_path(),
+                        rfs::CWD,
+                        up.join("xs").as_path(),
+                        rfs::RenameFlags::EXCHANGE,
+                    );
+                }
+            })
+        };
+        let worst = (0..2000).map(|_| tree_size(&up)).max().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert!(worst < 1 << 20, "the walk left the tree: {worst} bytes");
     }
 }
