@@ -129,13 +129,15 @@ fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     })
 }
 
-/// Reads a file from the image's merged view (top layer first; a whiteout hides lower copies).
+/// Reads a file from the image's merged view (top layer first; whiteouts and opaque dirs count),
+/// resolved inside that view: an image's symlink never reaches a host file, and only a regular
+/// file of at most [`passwd::MAX_ID_FILE`] bytes is read.
 pub fn read_image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
     skiff_store::inroot::read_merged_file(layers, path, passwd::MAX_ID_FILE)
         .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
         .map_err(|e| {
             Error::Invalid(format!(
-                "the image's {e}: refusing to read it for -u; fix the image (it must be a regular file of at most {} MiB)",
+                "the image's {e}: skiff reads it to resolve the container's user and refuses anything but a regular file of at most {} MiB; fix the image",
                 passwd::MAX_ID_FILE >> 20
             ))
         })
