@@ -122,6 +122,8 @@ enum Cmd {
         blob: PathBuf,
         diff_id: String,
         dest: PathBuf,
+        #[arg(default_value_t = 0)]
+        max_size: u64,
     },
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
@@ -416,7 +418,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             blob,
             diff_id,
             dest,
-        } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
+            max_size,
+        } => unpacker::helper_unpack(&blob, &diff_id, &dest, max_size).map(|_| ExitCode::SUCCESS),
         Cmd::HelperRmtree { dir } => unpacker::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
         Cmd::HelperCp {
             direction,

@@ -178,15 +178,8 @@ pub struct PsArgs {
 }
 
 pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if !md.is_dir() {
-        return md.len();
-    }
-    std::fs::read_dir(p)
-        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
+    // Through fds, never following a symlink a running container swaps in.
+    skiff_store::inroot::tree_size(p)
 }
 
 /// `skiff ps`.

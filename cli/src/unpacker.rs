@@ -78,12 +78,15 @@ impl LayerUnpacker for MappedUnpacker {
         blob: &Path,
         diff_id: &Digest,
         dest: &Path,
+        max_size: u64,
     ) -> skiff_store::Result<UnpackReport> {
+        let max = max_size.to_string();
         let out = self.helper(&[
             "__unpack".as_ref(),
             blob.as_os_str(),
             diff_id.as_str().as_ref(),
             dest.as_os_str(),
+            max.as_ref(),
         ])?;
         serde_json::from_str(out.trim()).map_err(|source| skiff_store::Error::Json {
             context: "unpack helper report".into(),
@@ -168,8 +171,8 @@ pub fn spawn_helper(args: &[&str]) -> anyhow::Result<std::process::Child> {
     Ok(cmd.spawn()?)
 }
 
-/// `skiff __unpack BLOB DIFF_ID DEST`: runs inside the mapped namespace as its root.
-pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<()> {
+/// `skiff __unpack BLOB DIFF_ID DEST MAX_SIZE`: runs inside the mapped namespace as its root.
+pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path, max_size: u64) -> anyhow::Result<()> {
     let diff_id = Digest::parse(diff_id)?;
     std::fs::create_dir(dest)?;
     let rep = unpack_layer(
@@ -179,6 +182,7 @@ pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<
         UnpackOptions {
             chown: true,
             plain: false,
+            max_size,
         },
     )?;
     println!("{}", serde_json::to_string(&rep)?);

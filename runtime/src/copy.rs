@@ -182,6 +182,7 @@ pub fn unpack_to(dest: &str, src_name: &str, input: impl Read) -> std::result::R
     let opts = skiff_store::unpack::UnpackOptions {
         chown: true,
         plain: true,
+        max_size: 0,
     };
     let fail = |e: skiff_store::Error| format!("writing {dest} in the container: {e}");
     if d.is_dir() {

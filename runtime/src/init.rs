@@ -200,8 +200,8 @@ pub fn take_identity(
     env: &[String],
     terminal: bool,
 ) -> Result<(Vec<String>, u32), Fail> {
-    let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let pw = passwd::read_id_file("/etc/passwd").map_err(setup_err)?;
+    let gr = passwd::read_id_file("/etc/group").map_err(setup_err)?;
     let mut user = passwd::resolve(user_spec, &pw, &gr).map_err(setup_err)?;
     for g in &cfg.group_add {
         let gid = passwd::group_id(g, &gr).map_err(setup_err)?;

@@ -129,18 +129,18 @@ fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     })
 }
 
-/// Reads a file from the image's merged view (top layer first; a whiteout hides lower copies).
-pub fn read_image_file(layers: &[PathBuf], path: &str) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
-    for l in layers.iter().rev() {
-        let p = l.join(path.trim_start_matches('/'));
-        match std::fs::symlink_metadata(&p) {
-            Ok(md) if md.file_type().is_char_device() => return None,
-            Ok(_) => return std::fs::read_to_string(&p).ok(),
-            Err(_) => continue,
-        }
-    }
-    None
+/// Reads a file from the image's merged view (top layer first; whiteouts and opaque dirs count),
+/// resolved inside that view: an image's symlink never reaches a host file, and only a regular
+/// file of at most [`passwd::MAX_ID_FILE`] bytes is read.
+pub fn read_image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
+    skiff_store::inroot::read_merged_file(layers, path, passwd::MAX_ID_FILE)
+        .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "the image's {e}: skiff reads it to resolve the container's user and refuses anything but a regular file of at most {} MiB; fix the image",
+                passwd::MAX_ID_FILE >> 20
+            ))
+        })
 }
 
 fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
@@ -431,8 +431,8 @@ pub fn build(
         .user
         .clone()
         .unwrap_or_else(|| c["User"].as_str().unwrap_or("").to_string());
-    let pw = read_image_file(&image.layers, "etc/passwd").unwrap_or_default();
-    let gr = read_image_file(&image.layers, "etc/group").unwrap_or_default();
+    let pw = read_image_file(&image.layers, "etc/passwd")?.unwrap_or_default();
+    let gr = read_image_file(&image.layers, "etc/group")?.unwrap_or_default();
     let who = passwd::resolve(&user, &pw, &gr).map_err(Error::Invalid)?;
     // A rootless user without a subordinate range has only root mapped in its containers.
     let only_root_mapped =

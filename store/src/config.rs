@@ -1,9 +1,13 @@
-//! `$XDG_CONFIG_HOME/skiff/config.toml`: per-registry settings (insecure, mirrors).
+//! `$XDG_CONFIG_HOME/skiff/config.toml`: per-registry settings (insecure, mirrors) and storage
+//! limits.
 //!
 //! ```toml
 //! [registries."myregistry.local:5000"]
 //! insecure = true                          # plain HTTP, as Docker's insecure-registries
 //! mirrors = ["mirror.local:5000"]          # tried in order before the registry itself
+//!
+//! [storage]
+//! max_layer_size = "32GiB"                 # what one layer may expand to (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,12 +29,73 @@ pub struct RegistryConfig {
     pub mirrors: Vec<String>,
 }
 
+/// The default for `[storage] max_layer_size`: 32 GiB. The largest real layers (CUDA and ML
+/// framework images) expand to around 10 GiB; a bomb that fills the disk needs far more.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
+
+/// `[storage]`: limits on what the store accepts. Other keys are left to other readers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StorageConfig {
+    /// What one layer may expand to (its uncompressed tar, and its files' full sizes): a
+    /// number of bytes, or a string such as `"32GiB"`.
+    #[serde(default)]
+    pub max_layer_size: Option<ByteSize>,
+}
+
+/// A size in config.toml: a number of bytes, or a string with a unit (`"512MiB"`, `"2GB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size {s:?}: use a number of bytes or e.g. \"32GiB\", \"500MB\""
+                ))
+            }),
+        }
+    }
+}
+
+/// Parses `"123"`, `"64KiB"`, `"2 GB"`, `"1t"`… (binary units for `KiB`…`TiB` and bare `K`…`T`,
+/// decimal for `KB`…`TB`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 /// The parts of config.toml the store reads; unknown top-level tables belong to other crates.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
     /// Per-registry settings keyed by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// Storage limits.
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 impl Config {
@@ -53,6 +118,13 @@ impl Config {
             path: PathBuf::from(path),
             reason: e.to_string().replace('\n', " "),
         })
+    }
+
+    /// What one layer may expand to: `[storage] max_layer_size`, or the default.
+    pub fn max_layer_size(&self) -> u64 {
+        self.storage
+            .max_layer_size
+            .map_or(DEFAULT_MAX_LAYER_SIZE, |b| b.0)
     }
 
     /// The settings for `registry` (defaults when not configured).
@@ -80,6 +152,30 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("c.toml:") && err.contains("insecur"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn layer_size_limit_reads_units_and_defaults() {
+        let p = Path::new("c.toml");
+        assert_eq!(
+            Config::parse("", p).unwrap().max_layer_size(),
+            DEFAULT_MAX_LAYER_SIZE
+        );
+        let c = Config::parse(
+            "[storage]\nmax_layer_size = \"2MiB\"\ndriver = \"overlay\"\n",
+            p,
+        );
+        assert_eq!(c.unwrap().max_layer_size(), 2 << 20);
+        let c = Config::parse("[storage]\nmax_layer_size = 4096\n", p);
+        assert_eq!(c.unwrap().max_layer_size(), 4096);
+        assert_eq!(parse_size("3GB"), Some(3_000_000_000));
+        let err = Config::parse("[storage]\nmax_layer_size = \"lots\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid size") && err.contains("lots"),
             "{err}"
         );
     }

@@ -14,15 +14,25 @@ use crate::images::ImageStore;
 use crate::layout::{Descriptor, PULLED_AT, REF_NAME, REPO_DIGEST, UNPACKED_SIZE};
 use crate::platform::{describe, Platform};
 use crate::reference::Reference;
-use crate::registry::{Remote, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::{
+    Remote, DOCKER_LIST, DOCKER_MANIFEST, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_INDEX,
+    OCI_MANIFEST,
+};
 use crate::unpack::{remove_tree, unpack_layer, UnpackOptions, UnpackReport};
 
 /// How layers get unpacked: in this process, or (for a rootless user with a subuid range) in a
 /// helper inside a mapped user namespace so files keep their owners. The store stays free of
 /// namespace code; the CLI picks the implementation.
 pub trait LayerUnpacker: Send + Sync {
-    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest.
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport>;
+    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest; the layer may
+    /// expand to at most `max_size` bytes (0: no limit).
+    fn unpack(
+        &self,
+        blob: &Path,
+        diff_id: &Digest,
+        dest: &Path,
+        max_size: u64,
+    ) -> Result<UnpackReport>;
     /// Removes an unpacked layer directory (whose files may belong to other ids).
     fn remove(&self, dir: &Path) -> Result<()>;
 }
@@ -34,7 +44,13 @@ pub struct InProcessUnpacker {
 }
 
 impl LayerUnpacker for InProcessUnpacker {
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport> {
+    fn unpack(
+        &self,
+        blob: &Path,
+        diff_id: &Digest,
+        dest: &Path,
+        max_size: u64,
+    ) -> Result<UnpackReport> {
         std::fs::create_dir(dest).ctx(|| format!("creating {}", dest.display()))?;
         unpack_layer(
             blob,
@@ -43,6 +59,7 @@ impl LayerUnpacker for InProcessUnpacker {
             UnpackOptions {
                 chown: self.chown,
                 plain: false,
+                max_size,
             },
         )
     }
@@ -218,6 +235,12 @@ impl ImageStore {
                             .join(", "),
                     })?;
                 let d = descriptor(chosen, "index entry")?;
+                if d.size > MAX_MANIFEST_SIZE {
+                    return Err(Error::TooLarge {
+                        what: format!("the manifest {} the index of {reference} names", d.digest),
+                        limit: MAX_MANIFEST_SIZE,
+                    });
+                }
                 let (b, dg) = remote.manifest(reference, Some(&d.digest)).await?;
                 let doc = parse_json(&b, "manifest")?;
                 let kind = manifest_kind(&doc)?;
@@ -252,6 +275,12 @@ impl ImageStore {
             return Err(Error::UnsupportedMediaType(l.media_type.clone()));
         }
 
+        if config_desc.size > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("the image config of {reference}"),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
         if !self.layout.has_blob(&config_desc.digest) {
             let noop = |_: u64| {};
             remote
@@ -302,6 +331,7 @@ impl ImageStore {
                 reference.clone(),
             );
             let layers_dir = self.dirs.layers();
+            let max_size = self.config.max_layer_size();
             tasks.spawn(async move {
                 if !have_blob {
                     let _permit = sem.acquire_owned().await.map_err(|_| Error::Registry {
@@ -321,7 +351,7 @@ impl ImageStore {
                 } else {
                     let blob = layout.blob_path(&desc.digest);
                     tokio::task::spawn_blocking(move || {
-                        unpack_into_place(&*unpacker, &blob, &diff_id, &layers_dir, &dest)
+                        unpack_into_place(&*unpacker, &blob, &diff_id, &layers_dir, &dest, max_size)
                     })
                     .await
                     .map_err(|e| Error::Registry {
@@ -438,6 +468,7 @@ pub(crate) fn unpack_into_place(
     diff_id: &Digest,
     layers: &Path,
     dest: &Path,
+    max_size: u64,
 ) -> Result<UnpackReport> {
     std::fs::create_dir_all(layers).ctx(|| format!("creating {}", layers.display()))?;
     let name = dest
@@ -450,7 +481,7 @@ pub(crate) fn unpack_into_place(
         std::process::id(),
         rand_suffix()
     ));
-    let rep = match unpacker.unpack(blob, diff_id, &tmp) {
+    let rep = match unpacker.unpack(blob, diff_id, &tmp, max_size) {
         Ok(r) => r,
         Err(e) => {
             let _ = unpacker.remove(&tmp);

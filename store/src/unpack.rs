@@ -3,10 +3,12 @@
 //! symlinked parents nor hardlink targets can reach outside it, whatever the tar says and however
 //! a concurrent process moves things. Each layer is unpacked alone, in the form overlayfs stacks:
 //! a whiteout becomes a 0/0 character device and an opaque directory the `user.overlay.opaque`
-//! xattr (mount with `userxattr`).
+//! xattr (mount with `userxattr`). Overlay metadata comes only from those markers: a tar's own
+//! `user.overlay.*`/`trusted.overlay.*` xattrs are dropped. Runs of zeros (GNU sparse entries'
+//! holes, or plain zeros) are written as holes, and what a layer expands to is capped.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -29,6 +31,15 @@ pub struct UnpackOptions {
     pub chown: bool,
     /// A plain archive (`skiff cp`), not a layer: `.wh.` names are ordinary files.
     pub plain: bool,
+    /// What the layer may expand to, in bytes (its uncompressed tar, and the full sizes of its
+    /// files, holes included); 0 means no limit. Pulls pass `[storage] max_layer_size`.
+    pub max_size: u64,
+}
+
+/// Whether an xattr is overlayfs's own metadata, which only skiff's whiteout and opaque
+/// handling may write: from a tar it could hide files or redirect directories.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.")
 }
 
 /// What an unpack did that the user may want to know.
@@ -84,15 +95,23 @@ pub fn unpack_stream<R: BufRead>(
     let mut hashed = HashingReader {
         inner: decompressed,
         hasher: HashingWriter::new(io::sink()),
+        limit: opts.max_size,
     };
     let mut u = Unpacker::open(dest, opts, layer.clone())?;
-    u.entries(&mut hashed)?;
-    io::copy(&mut hashed, &mut io::sink())
-        .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))?;
+    let res = u.entries(&mut hashed).and_then(|()| {
+        io::copy(&mut hashed, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))
+    });
+    if hashed.over() || u.over() {
+        return Err(u.too_large());
+    }
+    res?;
     u.report.size = hashed.hasher.written();
     let (_, actual) = hashed.hasher.finish();
     if &actual != diff_id {
-        return Err(Error::DigestMismatch {
+        return Err(Error::DiffIdMismatch {
+            layer,
             expected: diff_id.to_string(),
             actual: actual.to_string(),
         });
@@ -116,15 +135,31 @@ pub fn unpack_archive<R: Read>(input: R, dest: &Path, opts: UnpackOptions) -> Re
 struct HashingReader<R> {
     inner: R,
     hasher: HashingWriter<io::Sink>,
+    /// Stop (with an error) once the uncompressed stream passes this many bytes; 0: never.
+    limit: u64,
+}
+
+impl<R> HashingReader<R> {
+    fn over(&self) -> bool {
+        self.limit > 0 && self.hasher.written() > self.limit
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.over() {
+            return Err(io::Error::other("layer size limit reached"));
+        }
         let n = self.inner.read(buf)?;
         io::Write::write_all(&mut self.hasher, &buf[..n])?;
         Ok(n)
     }
 }
+
+/// The block size below which zeros are written rather than skipped as a hole.
+const HOLE_BLOCK: usize = 64 * 1024;
+/// What an all-zero block looks like (compared with memcmp, fast even in debug builds).
+static ZERO_BLOCK: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
 
 struct PendingDir {
     path: String,
@@ -138,6 +173,8 @@ struct Unpacker {
     report: UnpackReport,
     dirs: Vec<PendingDir>,
     layer: String,
+    /// Bytes of file content written so far, holes included (checked against `opts.max_size`).
+    expanded: u64,
 }
 
 /// Turns a tar path into clean components, refusing any that would climb above the root.
@@ -166,6 +203,57 @@ impl Unpacker {
         }
     }
 
+    fn over(&self) -> bool {
+        self.opts.max_size > 0 && self.expanded > self.opts.max_size
+    }
+
+    fn too_large(&self) -> Error {
+        Error::LayerTooLarge {
+            layer: self.layer.clone(),
+            limit: self.opts.max_size,
+        }
+    }
+
+    /// Copies a file's content, seeking over every all-zero block so that holes (a GNU sparse
+    /// entry's, or a run of zeros) cost no disk, and counting its full size against the limit.
+    fn write_content<R: Read>(&mut self, entry: &mut R, file: &mut File, full: &str) -> Result<()> {
+        let mut buf = vec![0u8; HOLE_BLOCK];
+        let mut len: u64 = 0;
+        let mut hole = false;
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                match entry.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.bad(format!("reading {full}: {e}"))),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            self.expanded += n as u64;
+            if self.over() {
+                return Err(self.too_large());
+            }
+            if n == buf.len() && buf[..] == ZERO_BLOCK[..] {
+                file.seek(SeekFrom::Current(n as i64))
+                    .ctx(|| format!("writing {full}"))?;
+                hole = true;
+            } else {
+                file.write_all(&buf[..n])
+                    .ctx(|| format!("writing {full}"))?;
+                hole = false;
+            }
+        }
+        if hole {
+            file.set_len(len).ctx(|| format!("writing {full}"))?;
+        }
+        Ok(())
+    }
+
     /// An unpacker writing under `dest` (opened once; everything resolves from that fd).
     fn open(dest: &Path, opts: UnpackOptions, layer: String) -> Result<Unpacker> {
         let root: OwnedFd = rfs::open(
@@ -180,6 +268,7 @@ impl Unpacker {
             report: UnpackReport::default(),
             dirs: Vec::new(),
             layer,
+            expanded: 0,
         })
     }
 
@@ -302,7 +391,7 @@ impl Unpacker {
                 )
                 .ctx(|| format!("creating {full}"))?;
                 let mut file = File::from(fd);
-                io::copy(&mut entry, &mut file).ctx(|| format!("writing {full}"))?;
+                self.write_content(&mut entry, &mut file, &full)?;
                 self.own(&file, &header)?;
                 rfs::fchmod(&file, mode).ctx(|| format!("setting mode of {full}"))?;
                 self.xattrs(&file, &mut entry)?;
@@ -455,6 +544,9 @@ impl Unpacker {
             let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
                 continue;
             };
+            if is_overlay_xattr(name) {
+                continue; // forged overlay metadata: only markers make it
+            }
             if rfs::fsetxattr(&fd, name, ext.value_bytes(), rfs::XattrFlags::empty()).is_err() {
                 self.report.ignored_xattrs += 1;
             }
