@@ -15,7 +15,7 @@ use crate::{human, progress, unpacker};
 
 /// Daemonless, rootless container runner.
 #[derive(Parser)]
-#[command(name = "skiff", version, about, propagate_version = true)]
+#[command(name = "skiff", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Cmd,
