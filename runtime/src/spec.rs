@@ -439,8 +439,8 @@ pub fn build(
         !nix::unistd::geteuid().is_root() && crate::IdMap::for_current_user().is_none();
     if only_root_mapped && (who.uid != 0 || who.gid != 0) {
         return Err(Error::Invalid(format!(
-            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
-            who.uid, who.gid
+            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range ({})",
+            who.uid, who.gid, crate::idmap::usermod_hint()
         )));
     }
 

@@ -59,3 +59,79 @@ fn help_and_version_exit_zero() {
     env.fails(&["run", "-V"], "'-V'");
     assert!(!h.stdout.contains("--version"), "ps --help lists --version");
 }
+
+/// `(start, end)` pairs of every range in `/etc/subuid` and `/etc/subgid`.
+fn existing_ranges() -> Vec<(u64, u64)> {
+    ["/etc/subuid", "/etc/subgid"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.trim().split(':').collect();
+                    let s: u64 = f.get(1)?.parse().ok()?;
+                    let n: u64 = f.get(2)?.parse().ok()?;
+                    Some((s, s + n))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The hint for a user without a subordinate range proposes one that overlaps no range already
+/// in /etc/subuid or /etc/subgid (the old hint, 100000-165535, was exactly the range the first
+/// user gets, so following it gave two users the same host ids).
+#[test]
+fn subuid_hint_proposes_a_free_range() {
+    if !common::is_root() {
+        println!("skipped: needs root to run skiff as skiff-nosub, the user without a range");
+        return;
+    }
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.path().join("nosub")).expect("home");
+    let home = env.home.path().join("nosub");
+    std::process::Command::new("chown")
+        .args(["-R", "skiff-nosub:", &home.to_string_lossy()])
+        .status()
+        .expect("chown");
+    // The temp home is 0700 root: let the other user reach its own dir inside it.
+    std::process::Command::new("chmod")
+        .args(["a+x", &env.home.path().to_string_lossy()])
+        .status()
+        .expect("chmod");
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "skiff-nosub", "--", "env", "-i"])
+        .arg(format!("HOME={}", home.display()))
+        .arg("PATH=/usr/bin:/bin")
+        .arg(common::bin())
+        .args(["info", "--format", "json"])
+        .current_dir("/tmp")
+        .output()
+        .expect("runuser");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "info as skiff-nosub: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).expect("info json");
+    let hint = v["Host"]["IdMappings"]
+        .as_str()
+        .expect("a hint, not a mapping")
+        .to_string();
+    let range = hint
+        .split_whitespace()
+        .skip_while(|w| *w != "--add-subuids")
+        .nth(1)
+        .expect("a proposed range");
+    let (a, b) = range.split_once('-').expect("start-end");
+    let (a, b): (u64, u64) = (a.parse().expect("start"), b.parse().expect("end"));
+    assert_eq!(b - a + 1, 65536, "{hint}");
+    for (s, e) in existing_ranges() {
+        assert!(
+            b < s || a >= e,
+            "proposed {a}-{b} overlaps the existing range {s}..{e}: {hint}"
+        );
+    }
+    assert!(hint.ends_with("skiff-nosub)"), "names the user: {hint}");
+}
