@@ -135,3 +135,55 @@ fn subuid_hint_proposes_a_free_range() {
     }
     assert!(hint.ends_with("skiff-nosub)"), "names the user: {hint}");
 }
+
+/// `skiff completion bash` loads in bash and registers a completion for skiff; zsh and fish get
+/// scripts of their own.
+#[test]
+fn completions_load_in_bash() {
+    let env = Env::new();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <({:?} completion bash) && complete -p skiff",
+            common::bin()
+        ))
+        .output()
+        .expect("bash");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("_skiff skiff"),
+        "bash did not register skiff's completion: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zsh = env.ok(&["completion", "zsh"]);
+    assert!(zsh.stdout.starts_with("#compdef skiff"), "{}", zsh.stdout);
+    let fish = env.ok(&["completion", "fish"]);
+    assert!(fish.stdout.contains("complete -c skiff"), "{}", fish.stdout);
+    env.fails(&["completion", "tcsh"], "'tcsh'");
+}
+
+/// Man pages for skiff and each command (what `cargo xtask man DIR` has skiff write), and
+/// examples in the main commands' `--help`.
+#[test]
+fn man_pages_and_help_examples() {
+    let env = Env::new();
+    let dir = env.home.path().join("man");
+    env.ok(&["__man", &dir.to_string_lossy()]);
+    for page in [
+        "skiff.1",
+        "skiff-run.1",
+        "skiff-ps.1",
+        "skiff-container-ls.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    for cmd in ["run", "ps", "exec", "pull", "images", "logs"] {
+        let h = env.ok(&[cmd, "--help"]);
+        assert!(
+            h.stdout.contains("Examples:") && h.stdout.contains(&format!("skiff {cmd} ")),
+            "skiff {cmd} --help has no examples: {}",
+            h.stdout
+        );
+    }
+}
