@@ -187,3 +187,33 @@ fn man_pages_and_help_examples() {
         );
     }
 }
+
+/// `run -d --rm` then `stop` or `rm -f`: the `--rm` monitor removes the container while they
+/// wait for it to end; a container that goes away meanwhile is stopped/removed, so both succeed
+/// (they used to fail reading its config.json, exit 125).
+#[test]
+fn stop_and_rm_f_of_an_rm_container_succeed() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    // PID 1 ignores SIGTERM (no handler), so stop waits its timeout and kills.
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone1", &image, "sleep", "60",
+    ]);
+    let r = env.ok(&["stop", "-t", "1", "gone1"]);
+    assert_eq!(r.stdout, "gone1\n");
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone2", &image, "sleep", "60",
+    ]);
+    let r = env.ok(&["rm", "-f", "gone2"]);
+    assert_eq!(r.stdout, "gone2\n");
+    assert!(
+        env.ok(&["ps", "-aq"]).stdout.is_empty(),
+        "both are gone, with no record left"
+    );
+    assert!(
+        env.containers().is_empty(),
+        "no leftover directory: {:?}",
+        env.containers()
+    );
+}
