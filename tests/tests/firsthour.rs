@@ -217,3 +217,66 @@ fn stop_and_rm_f_of_an_rm_container_succeed() {
         env.containers()
     );
 }
+
+/// `--rm` holds when the start fails early: with skiff-monitor missing (no monitor ever runs),
+/// and, rootless, with newuidmap missing (the monitor cannot map the container's ids). No
+/// `Created` or `Exited (125)` record stays.
+#[test]
+fn rm_is_honoured_when_the_start_fails_early() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    // A skiff with no skiff-monitor beside it.
+    let lone = env.home.path().join("lone");
+    std::fs::create_dir_all(&lone).expect("dir");
+    std::fs::copy(common::bin(), lone.join("skiff")).expect("copy skiff");
+    for detach in [false, true] {
+        let mut args = vec!["run", "--rm"];
+        if detach {
+            args.push("-d");
+        }
+        args.extend([image.as_str(), "true"]);
+        // The harness's environment for this test, with the lone copy as the program.
+        let harness = env.cmd(&[]);
+        let r: common::Run = std::process::Command::new(lone.join("skiff"))
+            .args(&args)
+            .env_clear()
+            .envs(harness.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("lone skiff")
+            .into();
+        assert_eq!(r.code, 125, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("skiff-monitor"), "{r:?}");
+        assert!(
+            env.ok(&["ps", "-aq"]).stdout.is_empty(),
+            "{args:?} left a record: {}",
+            env.ok(&["ps", "-a"]).stdout
+        );
+    }
+    if common::is_root() {
+        println!("newuidmap part skipped: root maps no ids");
+        return;
+    }
+    // PATH without newuidmap/newgidmap: the monitor fails mapping the ids.
+    for detach in [false, true] {
+        let mut args = vec!["run", "--rm"];
+        if detach {
+            args.push("-d");
+        }
+        args.extend([image.as_str(), "true"]);
+        let r: common::Run = env
+            .cmd(&args)
+            .env("PATH", env.home.path())
+            .output()
+            .expect("run")
+            .into();
+        assert_eq!(r.code, 125, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("newuidmap"), "{r:?}");
+        assert!(
+            env.ok(&["ps", "-aq"]).stdout.is_empty(),
+            "{args:?} left a record: {}",
+            env.ok(&["ps", "-a"]).stdout
+        );
+    }
+}
