@@ -280,3 +280,123 @@ fn rm_is_honoured_when_the_start_fails_early() {
         );
     }
 }
+
+/// The names and contents of a tar archive's regular files.
+fn tar_files(bytes: &[u8]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let tarfile = dir.path().join("a.tar");
+    std::fs::write(&tarfile, bytes).expect("write");
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).expect("x");
+    let st = std::process::Command::new("tar")
+        .args([
+            "-xf",
+            &tarfile.to_string_lossy(),
+            "-C",
+            &x.to_string_lossy(),
+        ])
+        .status()
+        .expect("tar");
+    assert!(st.success(), "not a tar archive");
+    let mut out = Vec::new();
+    let mut todo = vec![x.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(&x)
+                    .expect("rel")
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read_to_string(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `skiff cp CTR:PATH -` writes a tar stream to stdout and `skiff cp - CTR:DIR` unpacks one from
+/// stdin, for a running and for a stopped container; no file named `-` appears.
+#[test]
+fn cp_dash_is_a_tar_stream() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    let cwd = env.home.path().join("cwd");
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        &image,
+        "sh",
+        "-c",
+        "echo hi > /tmp/f; sleep 60",
+    ]);
+    for running in [true, false] {
+        if !running {
+            env.ok(&["stop", "-t", "0", "box"]);
+        }
+        let out = env
+            .cmd(&["cp", "box:/tmp/f", "-"])
+            .current_dir(&cwd)
+            .output()
+            .expect("cp out");
+        assert!(
+            out.status.success(),
+            "cp out: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!cwd.join("-").exists(), "cp wrote a file named -");
+        assert_eq!(
+            tar_files(&out.stdout),
+            [("f".to_string(), "hi\n".to_string())]
+        );
+        // And back in, from a tar on stdin, into a directory.
+        let src = env.home.path().join(format!("src{running}"));
+        std::fs::create_dir_all(src.join("d")).expect("src");
+        std::fs::write(src.join("d/g"), format!("in-{running}\n")).expect("g");
+        let tar = std::process::Command::new("tar")
+            .args(["-cf", "-", "-C", &src.to_string_lossy(), "d"])
+            .output()
+            .expect("tar")
+            .stdout;
+        let mut child = env
+            .cmd(&["cp", "-", "box:/tmp"])
+            .current_dir(&cwd)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cp in");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &tar).expect("send");
+        let done = child.wait_with_output().expect("cp in");
+        assert!(
+            done.status.success(),
+            "cp in: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let back = env
+            .cmd(&["cp", "box:/tmp/d/g", "-"])
+            .output()
+            .expect("cp out");
+        assert_eq!(
+            tar_files(&back.stdout),
+            [("g".to_string(), format!("in-{running}\n"))]
+        );
+    }
+    // A stream goes into a directory, not onto a file.
+    let mut child = env
+        .cmd(&["cp", "-", "box:/tmp/f"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cp in");
+    drop(child.stdin.take());
+    let r: common::Run = child.wait_with_output().expect("cp").into();
+    assert_eq!(r.code, 125, "{r:?}");
+}
