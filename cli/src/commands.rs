@@ -404,7 +404,7 @@ struct ImagesArgs {
     /// Don't truncate ids
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table (default), json, or a Go template ({{.Repository}}:{{.Tag}})
+    /// Output format: table (default), json (one object per line), or a Go template ({{.Repository}}:{{.Tag}})
     #[arg(long)]
     format: Option<String>,
     /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
@@ -611,16 +611,14 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     match a.format.as_deref() {
         Some("json") => {
-            let rows: Vec<_> = list
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "Id": i.id.to_string(), "Repository": i.repository, "Tag": i.tag, "Digest": i.repo_digest,
-                        "Created": i.created, "Size": i.size, "Names": [i.reference.clone()],
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            // One object per line, as Docker prints `images --format json` (and `ps`).
+            for i in &list {
+                let row = serde_json::json!({
+                    "Id": i.id.to_string(), "Repository": i.repository, "Tag": i.tag, "Digest": i.repo_digest,
+                    "Created": i.created, "Size": i.size, "Names": [i.reference.clone()],
+                });
+                println!("{}", serde_json::to_string(&row)?);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some("table") | None => {}

@@ -400,3 +400,49 @@ fn cp_dash_is_a_tar_stream() {
     let r: common::Run = child.wait_with_output().expect("cp").into();
     assert_eq!(r.code, 125, "{r:?}");
 }
+
+/// Templates print lists and maps as Docker (Go) does, `{{.Label "k"}}` works in `ps`, an
+/// unknown field is named instead of dumping internal values, and `--format json` is one object
+/// per line for both `ps` and `images`.
+#[test]
+fn formats_print_as_docker() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    env.ok(&[
+        "create", "--name", "fmt", "-l", "app=web", "-e", "A=1", &image, "echo", "a", "b",
+    ]);
+    let cmd = env.ok(&["inspect", "-f", "{{.Config.Cmd}}", "fmt"]).stdout;
+    assert_eq!(cmd, "[echo a b]\n");
+    let labels = env
+        .ok(&["inspect", "-f", "{{.Config.Labels}}", "fmt"])
+        .stdout;
+    assert_eq!(labels, "map[app:web]\n");
+    let r = env.fails(
+        &["inspect", "-f", "{{.HostConfig.Binds}}", "fmt"],
+        "\"Binds\"",
+    );
+    assert!(
+        !r.stderr.contains("Number(") && !r.stderr.contains("PidsLimit"),
+        "internal values dumped: {}",
+        r.stderr
+    );
+    let app = env.ok(&["ps", "-a", "--format", r#"{{.Names}} {{.Label "app"}}"#]);
+    assert_eq!(app.stdout, "fmt web\n");
+    for cmd in [
+        &["ps", "-a", "--format", "json"][..],
+        &["images", "--format", "json"],
+    ] {
+        let out = env.ok(cmd).stdout;
+        assert_eq!(
+            out.lines().count(),
+            1,
+            "{cmd:?}: one line per object: {out}"
+        );
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json line");
+        assert!(
+            v.is_object(),
+            "{cmd:?}: an object per line, not an array: {out}"
+        );
+    }
+}
