@@ -446,3 +446,24 @@ fn formats_print_as_docker() {
         );
     }
 }
+
+/// `run -it` with stdin that is not a terminal is refused with Docker's words before any
+/// container exists (skiff's own errors exit 125); `-i` alone and `-dit` still work.
+#[test]
+fn run_it_without_a_terminal_is_refused() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    let r = env.fails(
+        &["run", "-it", "--rm", &image, "echo", "hi"],
+        "the input device is not a TTY",
+    );
+    assert!(r.stdout.is_empty(), "{r:?}");
+    assert!(env.containers().is_empty(), "nothing was created");
+    assert_eq!(
+        env.ok(&["run", "-i", "--rm", &image, "echo", "hi"]).stdout,
+        "hi\n"
+    );
+    env.ok(&["run", "-dit", "--name", "bg", &image, "sh"]);
+    env.ok(&["rm", "-f", "bg"]);
+}
