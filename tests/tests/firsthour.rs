@@ -467,3 +467,28 @@ fn run_it_without_a_terminal_is_refused() {
     env.ok(&["run", "-dit", "--name", "bg", &image, "sh"]);
     env.ok(&["rm", "-f", "bg"]);
 }
+
+/// `exec -t` sets TERM=xterm, as `run -t` does and Docker does, so `top` and `clear` work; an
+/// `-e TERM=…` of the user's wins, and without -t there is none.
+#[test]
+fn exec_t_sets_term() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    env.ok(&["run", "-d", "--name", "box", &image, "sleep", "60"]);
+    let r = env.ok(&["exec", "-t", "box", "sh", "-c", "echo term=$TERM"]);
+    assert_eq!(r.stdout.trim_end(), "term=xterm", "{r:?}");
+    let r = env.ok(&[
+        "exec",
+        "-t",
+        "-e",
+        "TERM=vt100",
+        "box",
+        "sh",
+        "-c",
+        "echo term=$TERM",
+    ]);
+    assert_eq!(r.stdout.trim_end(), "term=vt100", "{r:?}");
+    let r = env.ok(&["exec", "box", "sh", "-c", "echo term=$TERM"]);
+    assert_eq!(r.stdout, "term=\n", "{r:?}");
+}
