@@ -915,7 +915,7 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
             std::fs::read_to_string(f).with_context(|| format!("--env-file {}", f.display()))?;
         env.extend(
             text.lines()
-                .map(str::trim)
+                .map(skiff_runtime::spec::env_file_line)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from),
         );

@@ -492,3 +492,48 @@ fn exec_t_sets_term() {
     let r = env.ok(&["exec", "box", "sh", "-c", "echo term=$TERM"]);
     assert_eq!(r.stdout, "term=\n", "{r:?}");
 }
+
+/// `--env-file` values keep their trailing blanks, as Docker passes them (for run and exec),
+/// and `-e HOSTNAME=x` wins over the generated hostname in the environment.
+#[test]
+fn env_file_values_and_hostname_are_as_given() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = format!("{}/busybox", common::REGISTRY);
+    let f = env.home.path().join("app.env");
+    std::fs::write(&f, "  A=x  \n# c\nB= y\t\n\n").expect("env file");
+    let f = f.to_string_lossy().into_owned();
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        &f,
+        &image,
+        "sh",
+        "-c",
+        "printf '[%s][%s]' \"$A\" \"$B\"",
+    ]);
+    assert_eq!(r.stdout, "[x  ][ y\t]");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "HOSTNAME=mine",
+        &image,
+        "sh",
+        "-c",
+        "echo $HOSTNAME",
+    ]);
+    assert_eq!(r.stdout, "mine\n");
+    env.ok(&["run", "-d", "--name", "box", &image, "sleep", "60"]);
+    let r = env.ok(&[
+        "exec",
+        "--env-file",
+        &f,
+        "box",
+        "sh",
+        "-c",
+        "printf '[%s][%s]' \"$A\" \"$B\"",
+    ]);
+    assert_eq!(r.stdout, "[x  ][ y\t]");
+}
