@@ -537,3 +537,84 @@ fn env_file_values_and_hostname_are_as_given() {
     ]);
     assert_eq!(r.stdout, "[x  ][ y\t]");
 }
+
+/// The README's install steps: `cargo install --path cli` installs both binaries side by side,
+/// the installed skiff runs a container, and its bash completion loads. Kept fast: `--debug`
+/// and `--offline --locked` against the workspace's own target dir, so nothing is rebuilt when
+/// the suite's build is current. It runs cargo without taking /tmp/skiff-build.lock itself: the
+/// suite's runner holds that lock while the test binary runs (taking it again would wait on
+/// ourselves). Root only: rootless users cannot write the workspace's target dir.
+#[test]
+fn readme_install_steps_work() {
+    if !common::is_root() {
+        println!("skipped: cargo install writes the workspace's target dir, which is root's");
+        return;
+    }
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ws.join("target"));
+    let env = Env::new();
+    let root = env.home.path().join("install");
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new(cargo)
+        .args([
+            "install",
+            "--path",
+            "cli",
+            "--debug",
+            "--offline",
+            "--locked",
+            "--root",
+        ])
+        .arg(&root)
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(&ws)
+        .output()
+        .expect("cargo install");
+    assert!(
+        out.status.success(),
+        "cargo install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("cargo install took {:?}", t.elapsed());
+    let skiff = root.join("bin/skiff");
+    assert!(
+        root.join("bin/skiff-monitor").is_file(),
+        "skiff-monitor installed beside skiff"
+    );
+    env.pull("busybox");
+    let harness = env.cmd(&[]);
+    let r: common::Run = std::process::Command::new(&skiff)
+        .args([
+            "run",
+            "--rm",
+            &format!("{}/busybox", common::REGISTRY),
+            "echo",
+            "installed",
+        ])
+        .env_clear()
+        .envs(harness.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("installed skiff")
+        .into();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "installed\n"), "{r:?}");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <({skiff:?} completion bash) && complete -p skiff"
+        ))
+        .output()
+        .expect("bash");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("_skiff skiff"),
+        "completion did not load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
