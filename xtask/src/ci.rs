@@ -154,11 +154,8 @@ pub fn run() -> Result<()> {
 pub fn man(dir: &str) -> Result<()> {
     sh::run(&mut cargo(&["build", "-q", "-p", "skiff"]))?;
     let dir = std::env::current_dir()?.join(dir);
-    sh::run(
-        &mut Command::new(workspace().join("target/debug/skiff"))
-            .arg("__man")
-            .arg(&dir),
-    )?;
+    let mut skiff = Command::new(workspace().join("target/debug/skiff"));
+    sh::run(skiff.arg("__man").arg(&dir))?;
     println!(
         "man pages in {}: man -l {}/skiff.1",
         dir.display(),
