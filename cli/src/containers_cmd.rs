@@ -910,7 +910,7 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
             std::fs::read_to_string(f).with_context(|| format!("--env-file {}", f.display()))?;
         env.extend(
             text.lines()
-                .map(str::trim)
+                .map(skiff_runtime::spec::env_file_line)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from),
         );
@@ -951,9 +951,9 @@ pub struct CpArgs {
     /// Keep the owners of copied files (by default they become root's in the container)
     #[arg(short, long)]
     archive: bool,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar stream on stdin, unpacked into a directory)
     src: String,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar stream on stdout)
     dest: String,
 }
 
@@ -970,6 +970,35 @@ pub fn cp(a: CpArgs) -> Result<ExitCode> {
     use skiff_runtime::copy;
     let (_, c) = containers()?;
     match (container_path(&a.src), container_path(&a.dest)) {
+        (Some((ctr, path)), None) if a.dest == "-" => {
+            let id = c.resolve(ctr)?;
+            return cp_out_to_stdout(&c, &id, path);
+        }
+        (None, Some((ctr, path))) if a.src == "-" => {
+            let id = c.resolve(ctr)?;
+            if !path.starts_with('/') {
+                bail!("the path in the container must be absolute: {ctr}:/{path}");
+            }
+            if std::io::stdin().is_terminal() {
+                bail!("cp - reads a tar archive from stdin: redirect stdin from one");
+            }
+            let bytes = copy::read_stream(std::io::stdin().lock(), a.archive)?;
+            if c.view(&id)?.running() {
+                copy::copy_in_tar(&c, &id, &bytes, path)?;
+            } else {
+                let mut child =
+                    crate::unpacker::spawn_helper(&["__cp", "in", &id, path, copy::STREAM])?;
+                let sent = child
+                    .stdin
+                    .take()
+                    .context("helper input")?
+                    .write_all(&bytes);
+                if !child.wait()?.success() {
+                    return Ok(ExitCode::from(125));
+                }
+                sent.context("sending the copy")?;
+            }
+        }
         (Some((ctr, path)), None) => {
             let id = c.resolve(ctr)?;
             let dest = std::path::Path::new(&a.dest);
@@ -1020,6 +1049,30 @@ pub fn cp(a: CpArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("one of the paths must be CONTAINER:PATH"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff cp CTR:PATH -`: the copy as a tar stream on stdout (never a file named `-`).
+fn cp_out_to_stdout(c: &Containers, id: &str, path: &str) -> Result<ExitCode> {
+    use skiff_runtime::copy;
+    if std::io::stdout().is_terminal() {
+        bail!("refusing to write a tar archive to a terminal: redirect stdout (skiff cp CTR:PATH - > file.tar)");
+    }
+    let mut out = std::io::stdout().lock();
+    if c.view(id)?.running() {
+        copy::copy_out_tar(c, id, path, &mut out)?;
+    } else {
+        let top = copy::top_name(path);
+        let mut child = crate::unpacker::spawn_helper(&["__cp", "out", id, path, &top])?;
+        let mut from = child.stdout.take().context("helper output")?;
+        let copied = std::io::copy(&mut from, &mut out);
+        if !child.wait()?.success() {
+            // The helper said why, on its one error line.
+            return Ok(ExitCode::from(125));
+        }
+        copied.context("writing the archive to stdout")?;
+    }
+    out.flush().context("writing the archive to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -89,10 +89,13 @@ fn info_doc() -> Result<serde_json::Value> {
     };
     let id_mappings = match (rootless, IdMap::for_current_user()) {
         (false, _) => serde_json::json!("none needed (root)"),
-        (true, Some(m)) => serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) }),
-        (true, None) => serde_json::json!(
-            "only your own user (no /etc/subuid range: add one with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)"
-        ),
+        (true, Some(m)) => {
+            serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) })
+        }
+        (true, None) => serde_json::json!(format!(
+            "only your own user (no /etc/subuid range: add one with {})",
+            skiff_runtime::idmap::usermod_hint()
+        )),
     };
     let store = ImageStore::open(dirs.clone())?;
     let images = store.list()?.len();

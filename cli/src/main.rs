@@ -1,5 +1,5 @@
 //! The `skiff` command line: parses arguments, calls the store and runtime crates, prints results
-//! and maps failures to Docker's exit codes (125 for skiff's own errors).
+//! and maps failures to Docker's exit codes (125 for skiff's own errors, usage errors included).
 
 mod commands;
 mod containers_cmd;
@@ -11,6 +11,7 @@ mod prompt;
 mod run;
 mod system_cmd;
 mod unpacker;
+mod usage;
 mod volumes_cmd;
 
 use std::process::ExitCode;
@@ -18,7 +19,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
+    let cli = match commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage::report(e),
+    };
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -20,7 +20,7 @@ pub fn for_this_user(dirs: &Dirs) -> Arc<dyn LayerUnpacker> {
         None => {
             let marker = dirs.data.join(".said-no-subuid");
             if !marker.exists() {
-                eprintln!("note: no /etc/subuid range for this user: image files all belong to you, so ids other than root are lost inside containers; add a range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) to keep them");
+                eprintln!("note: no /etc/subuid range for this user: image files all belong to you, so ids other than root are lost inside containers; add a range ({}) to keep them", skiff_runtime::idmap::usermod_hint());
                 let _ = std::fs::create_dir_all(&dirs.data);
                 let _ = std::fs::write(&marker, b"");
             }
@@ -112,7 +112,7 @@ pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
         cmd.status()
     } else {
         let Some(map) = IdMap::for_current_user() else {
-            anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with usermod --add-subuids)");
+            anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with {})", skiff_runtime::idmap::usermod_hint());
         };
         userns::spawn_mapped(cmd, &map)?.wait()
     };

@@ -231,7 +231,7 @@ pub fn take_identity(
     }
     let unmapped = |what: &str, id: u32, e: nix::Error| {
         let hint = if setgroups_denied {
-            "only root is mapped: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) to use other ids"
+            "only root is mapped: give your user a subuid/subgid range (skiff info proposes a free one) to use other ids"
         } else {
             "is it inside the id mapping?"
         };

@@ -216,7 +216,28 @@ impl Containers {
 
     /// Stops a running container: its stop signal, then SIGKILL after `timeout`. Marks the stop as
     /// the user's, so restart policies other than `always` leave it down. No-op if not running.
+    /// A container whose record goes away meanwhile (`--rm`: its monitor removed it once it
+    /// ended) is stopped: that is success, as in Docker.
     pub fn stop(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
+        let v = self.view(id)?;
+        match self.stop_here(id, timeout, signal) {
+            Err(_) if self.record_gone(id) => Ok(View {
+                state: State {
+                    status: Status::Exited,
+                    ..v.state
+                },
+                cfg: v.cfg,
+            }),
+            r => r,
+        }
+    }
+
+    /// Whether the container's record has been removed (by its `--rm` monitor, or another rm).
+    fn record_gone(&self, id: &str) -> bool {
+        !self.dir(id).join("config.json").exists()
+    }
+
+    fn stop_here(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
         let v = self.view(id)?;
         // Mark first, even between two runs of a restart policy: the monitor checks the mark
         // before it starts the container again.
@@ -277,7 +298,8 @@ impl Containers {
     }
 
     /// Removes a container; a running one only with `force` (killed first). `remove_dir` removes
-    /// the directory (its files may belong to mapped ids).
+    /// the directory (its files may belong to mapped ids). A container whose record goes away
+    /// while we wait (its `--rm` monitor removed it) is removed: success.
     pub fn remove(
         &self,
         id: &str,
@@ -285,6 +307,32 @@ impl Containers {
         remove_dir: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
         let v = self.view(id)?;
+        match self.put_down_for_removal(id, force, v) {
+            Err(_) if self.record_gone(id) => return Ok(()),
+            r => r?,
+        }
+        // Hold the container's lock while its directory goes, so no state write races the removal.
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        if self.record_gone(id) {
+            // Removed meanwhile; taking the lock made the directory again, for its lock file only.
+            drop(lock);
+            let _ = std::fs::remove_file(dir.join(".lock"));
+            let _ = std::fs::remove_dir(&dir);
+            return Ok(());
+        }
+        let tomb = dir.with_file_name(format!(".rm-{id}"));
+        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        })?;
+        drop(lock);
+        remove_dir(&tomb)
+    }
+
+    /// For `remove`: refuses an active container without `force`, kills it with it and waits until
+    /// its monitor is done with it.
+    fn put_down_for_removal(&self, id: &str, force: bool, v: View) -> Result<()> {
         if v.active() {
             if !force {
                 return Err(Error::Running(v.cfg.name.clone()));
@@ -305,16 +353,7 @@ impl Containers {
                 )));
             }
         }
-        // Hold the container's lock while its directory goes, so no state write races the removal.
-        let lock = self.lock(id)?;
-        let dir = self.dir(id);
-        let tomb = dir.with_file_name(format!(".rm-{id}"));
-        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        })?;
-        drop(lock);
-        remove_dir(&tomb)
+        Ok(())
     }
 
     /// Renames a container (names stay unique per user).

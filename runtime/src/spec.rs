@@ -114,6 +114,17 @@ pub(crate) fn set_env(env: &mut Vec<String>, kv: String) {
     env.push(kv);
 }
 
+/// An `--env-file` line as Docker reads it: leading blanks dropped; a value keeps its trailing
+/// blanks (they may be meant), a bare `KEY` (taken from skiff's environment) loses them.
+pub fn env_file_line(line: &str) -> &str {
+    let l = line.trim_start();
+    if l.contains('=') {
+        l
+    } else {
+        l.trim_end()
+    }
+}
+
 /// `-e` and `--env-file` entries: `K=V`, or `K` taken from skiff's own environment (skipped when unset).
 fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     let key = raw.split('=').next().unwrap_or("");
@@ -404,7 +415,7 @@ pub fn build(
             .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", f.display())))?;
         for line in text
             .lines()
-            .map(str::trim)
+            .map(env_file_line)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
             if let Some(kv) = env_entry(line, &f.display().to_string())? {
@@ -439,8 +450,8 @@ pub fn build(
         !nix::unistd::geteuid().is_root() && crate::IdMap::for_current_user().is_none();
     if only_root_mapped && (who.uid != 0 || who.gid != 0) {
         return Err(Error::Invalid(format!(
-            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
-            who.uid, who.gid
+            "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range ({})",
+            who.uid, who.gid, crate::idmap::usermod_hint()
         )));
     }
 
@@ -519,7 +530,10 @@ pub fn build(
     let o = o.clone();
     Ok(move |id: &str, name: &str| {
         let hostname = o.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-        set_env(&mut env, format!("HOSTNAME={hostname}"));
+        // The user's `-e HOSTNAME=…` (or the image's) wins over the generated one, as in Docker.
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            set_env(&mut env, format!("HOSTNAME={hostname}"));
+        }
         ContainerConfig {
             id: id.to_string(),
             name: name.to_string(),

@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `demo`, `bench pull`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `demo`, `man DIR`, `bench pull`.
 
 mod bench;
 mod ci;
@@ -25,13 +25,14 @@ fn run() -> Result<()> {
         ["fixtures"] => fixtures::build_and_push(),
         ["ci"] => ci::run(),
         ["demo"] => ci::demo(),
+        ["man", dir] => ci::man(dir),
         ["bench", "pull"] => bench::pull(),
         ["bench", "run"] => bench::run(),
         ["bench", "ps"] => bench::ps(),
         ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | bench pull|run|ps"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | demo | man DIR | bench pull|run|ps"
         ),
     }
 }
