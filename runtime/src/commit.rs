@@ -124,7 +124,13 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &OwnedFd, rel: &str) -> std::io:
             }
             walk(b, &d, &inner)?;
         } else {
-            // fifos, sockets, devices: the header says it all.
+            // fifos, sockets, devices: the header says it all, with the device's numbers (tar
+            // leaves them 0, which would make a device a whiteout).
+            if ft.is_char_device() || ft.is_block_device() {
+                let rdev = md.rdev();
+                h.set_device_major(rustix::fs::major(rdev))?;
+                h.set_device_minor(rustix::fs::minor(rdev))?;
+            }
             h.set_size(0);
             b.append_data(&mut h, &inner, std::io::empty())?;
         }
