@@ -31,39 +31,47 @@ fn opaque(dir: &Path) -> bool {
         .any(|x| rustix::fs::getxattr(dir, *x, &mut [0u8; 4]).is_ok_and(|n| n > 0))
 }
 
-fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &str) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        let inner = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let md = std::fs::symlink_metadata(&path)?;
-        let ft = md.file_type();
-        if ft.is_char_device() && md.rdev() == 0 {
-            // A whiteout: the file below is deleted.
-            let wh = match inner.rsplit_once('/') {
-                Some((parent, n)) => format!("{parent}/.wh.{n}"),
-                None => format!(".wh.{name}"),
+/// Appends the tree below `top` depth-first, parents before their entries, with an explicit
+/// list of directories still to visit instead of recursion, so an upper dir thousands of
+/// levels deep neither overflows the stack nor holds a listing open per level.
+fn walk<W: Write>(b: &mut tar::Builder<W>, top: &Path, rel: &str) -> std::io::Result<()> {
+    let mut pending = vec![(top.to_path_buf(), rel.to_string())];
+    while let Some((dir, rel)) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let inner = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
             };
-            b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
-            continue;
-        }
-        b.append_path_with_name(&path, &inner)?;
-        if ft.is_dir() {
-            if opaque(&path) {
-                b.append_data(
-                    &mut empty_entry(0o644),
-                    format!("{inner}/.wh..wh..opq"),
-                    std::io::empty(),
-                )?;
+            let md = std::fs::symlink_metadata(&path)?;
+            let ft = md.file_type();
+            if ft.is_char_device() && md.rdev() == 0 {
+                // A whiteout: the file below is deleted.
+                let wh = match inner.rsplit_once('/') {
+                    Some((parent, n)) => format!("{parent}/.wh.{n}"),
+                    None => format!(".wh.{name}"),
+                };
+                b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
+                continue;
             }
-            walk(b, &path, &inner)?;
+            b.append_path_with_name(&path, &inner)?;
+            if ft.is_dir() {
+                if opaque(&path) {
+                    b.append_data(
+                        &mut empty_entry(0o644),
+                        format!("{inner}/.wh..wh..opq"),
+                        std::io::empty(),
+                    )?;
+                }
+                subdirs.push((path, inner));
+            }
         }
+        pending.extend(subdirs.into_iter().rev());
     }
     Ok(())
 }
