@@ -56,7 +56,8 @@ impl Containers {
             }
         }
         let _lock = LockFile::acquire(&self.root.join(".names.lock"))?;
-        let taken: Vec<String> = self.list()?.into_iter().map(|(c, _)| c.name).collect();
+        let mut taken: Vec<String> = self.list()?.into_iter().map(|(c, _)| c.name).collect();
+        taken.extend(self.scan_damaged(true)?.into_iter().filter_map(|d| d.name));
         let name = match name {
             Some(n) if taken.iter().any(|t| t == n) => return Err(Error::NameInUse(n.to_string())),
             Some(n) => n.to_string(),
@@ -88,12 +89,110 @@ impl Containers {
         Ok(cfg)
     }
 
-    /// Reads a container's config and state.
+    /// Reads a container's config and state; a record that cannot be read is
+    /// [`Error::Damaged`], saying which file is missing, empty, truncated or garbage.
     pub fn load(&self, id: &str) -> Result<(ContainerConfig, State)> {
         let dir = self.dir(id);
-        let cfg = read_json(&dir.join("config.json"))?;
-        let state = read_json(&dir.join("state.json"))?;
-        Ok((cfg, state))
+        let cfg = read_record::<ContainerConfig>(&dir, "config.json");
+        let state = read_record::<State>(&dir, "state.json");
+        match (cfg, state) {
+            (Ok(c), Ok(s)) => Ok((c, s)),
+            _ if !dir.is_dir() => Err(Error::NoSuchContainer(id.to_string())),
+            (c, s) => {
+                let name = match &c {
+                    Ok(c) => c.name.clone(),
+                    Err(_) => id.to_string(),
+                };
+                let what = [c.err(), s.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(Error::Damaged { name, what })
+            }
+        }
+    }
+
+    /// The container dirs whose record cannot be read, so that `ps -a` shows them and `rm -f`
+    /// and `container prune` can remove them instead of losing them. A record being created
+    /// (its files not written yet) is not damaged: each candidate is read again under
+    /// `.names.lock`, which `create` holds until both files are written.
+    pub fn damaged(&self) -> Result<Vec<Damaged>> {
+        self.scan_damaged(false)
+    }
+
+    fn scan_damaged(&self, names_locked: bool) -> Result<Vec<Damaged>> {
+        let mut out = Vec::new();
+        let mut lock = None;
+        for e in fs::read_dir(&self.root)
+            .ctx(|| format!("listing {}", self.root.display()))?
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if !matches!(self.load(&id), Err(Error::Damaged { .. })) {
+                continue;
+            }
+            if !names_locked && lock.is_none() {
+                lock = Some(LockFile::acquire(&self.root.join(".names.lock"))?);
+            }
+            let Err(Error::Damaged { what, .. }) = self.load(&id) else {
+                continue;
+            };
+            let dir = self.dir(&id);
+            let cfg_text = fs::read(dir.join("config.json"))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let (name, image, created) = match serde_json::from_str::<ContainerConfig>(&cfg_text) {
+                Ok(c) => (Some(c.name), Some(c.image), Some(c.created)),
+                Err(_) => (
+                    salvage(&cfg_text, "name").filter(|n| names::valid(n)),
+                    salvage(&cfg_text, "image"),
+                    salvage(&cfg_text, "created"),
+                ),
+            };
+            out.push(Damaged {
+                id,
+                name,
+                image,
+                created,
+                what,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Directories that an interrupted removal left behind (`containers/.rm-ID`,
+    /// `volumes/.rm-NAME`), for the next command to finish with [`Containers::finish_removal`].
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in [&self.root, &self.volumes] {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(".rm-") {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Finishes an interrupted removal unless another process is removing it right now (it
+    /// holds the tomb's lock; see [`remove_tomb`]). A tomb already gone is fine.
+    pub fn finish_removal(
+        &self,
+        tomb: &Path,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let Ok(f) = fs::File::open(tomb) else {
+            return Ok(());
+        };
+        match f.try_lock() {
+            Ok(()) => remove_dir(tomb),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Every container with a readable record (records being created or removed are skipped).
@@ -137,25 +236,36 @@ impl Containers {
         Ok(write_atomic(&self.dir(id).join("state.json"), &bytes)?)
     }
 
-    /// Finds a container by name, full id or unique id prefix.
+    /// Finds a container by name, full id or unique id prefix. Damaged records count too (by
+    /// their directory's name, and by the name their config still gives), so that they can be
+    /// inspected and removed.
     pub fn resolve(&self, key: &str) -> Result<String> {
-        let all = self.list()?;
-        if let Some((c, _)) = all.iter().find(|(c, _)| c.name == key || c.id == key) {
-            return Ok(c.id.clone());
+        let mut all: Vec<(String, String)> = self
+            .list()?
+            .into_iter()
+            .map(|(c, _)| (c.id, c.name))
+            .collect();
+        if !all.iter().any(|(id, name)| name == key || id == key) {
+            all.extend(self.damaged()?.into_iter().map(|d| {
+                let name = d.name.unwrap_or_else(|| "damaged".into());
+                (d.id, name)
+            }));
         }
-        let hits: Vec<&ContainerConfig> = all
+        if let Some((id, _)) = all.iter().find(|(id, name)| name == key || id == key) {
+            return Ok(id.clone());
+        }
+        let hits: Vec<&(String, String)> = all
             .iter()
-            .map(|(c, _)| c)
-            .filter(|c| !key.is_empty() && c.id.starts_with(key))
+            .filter(|(id, _)| !key.is_empty() && id.starts_with(key))
             .collect();
         match hits.as_slice() {
-            [one] => Ok(one.id.clone()),
+            [one] => Ok(one.0.clone()),
             [] => Err(Error::NoSuchContainer(key.to_string())),
             many => Err(Error::Ambiguous {
                 prefix: key.to_string(),
                 candidates: many
                     .iter()
-                    .map(|c| format!("{} ({})", &c.id[..12], c.name))
+                    .map(|(id, name)| format!("{} ({name})", &id[..id.len().min(12)]))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),
@@ -175,12 +285,93 @@ impl Containers {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
-    let bytes = fs::read(p).ctx(|| format!("reading {}", p.display()))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        context: format!("parsing {}", p.display()),
-        source,
+/// A container dir whose record cannot be read.
+#[derive(Debug, Clone)]
+pub struct Damaged {
+    /// The directory's name, which is the id.
+    pub id: String,
+    /// The name, when config.json still gives one (whole, or the start of a truncated one).
+    pub name: Option<String>,
+    /// The image reference, likewise.
+    pub image: Option<String>,
+    /// The creation time, likewise.
+    pub created: Option<String>,
+    /// What is wrong: `state.json is empty`, `config.json is missing`, …
+    pub what: String,
+}
+
+impl Damaged {
+    /// What to call it in messages: its name, or its id.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Reads one record file, or says in a few words what is wrong with it.
+fn read_record<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, String> {
+    let bytes = match fs::read(dir.join(file)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{file} is missing"))
+        }
+        Err(e) => return Err(format!("{file} cannot be read ({e})")),
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(format!("{file} is empty"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => format!("{file} is truncated"),
+        serde_json::error::Category::Data => {
+            format!("{file} does not hold a container record ({e})")
+        }
+        _ => format!("{file} is not valid JSON ({e})"),
     })
+}
+
+/// The first string value of `"key":` in what is left of a JSON record (config.json writes
+/// `id`, `name`, `created` and `image` first, so a truncated one usually still has them).
+fn salvage(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    serde_json::Deserializer::from_str(rest)
+        .into_iter::<String>()
+        .next()?
+        .ok()
+}
+
+/// Removes a container or volume dir already renamed out of the way (`.rm-…`), holding a lock
+/// on it meanwhile so that [`Containers::finish_removal`] in another process leaves it alone.
+pub fn remove_tomb(tomb: &Path, remove_dir: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
+    let f = fs::File::open(tomb).ctx(|| format!("opening {}", tomb.display()))?;
+    f.lock().ctx(|| format!("locking {}", tomb.display()))?;
+    remove_dir(tomb)
+}
+
+/// Pids of live monitors of the container `id` (`skiff-monitor ID …`), found in /proc: with
+/// its state.json damaged they are the only trace of a container that may still run.
+pub fn monitors_of(id: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let mut args = cmd.split(|b| *b == 0);
+        let is_monitor = args
+            .next()
+            .and_then(|a| Path::new(std::str::from_utf8(a).ok()?).file_name())
+            .is_some_and(|n| n == "skiff-monitor");
+        let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if is_monitor && !zombie && args.next() == Some(id.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// Random bytes from the kernel.

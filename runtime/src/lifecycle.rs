@@ -284,7 +284,12 @@ impl Containers {
         force: bool,
         remove_dir: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
-        let v = self.view(id)?;
+        let v = match self.view(id) {
+            Err(Error::Damaged { name, .. }) => {
+                return self.remove_damaged(id, &name, force, remove_dir)
+            }
+            other => other?,
+        };
         if v.active() {
             if !force {
                 return Err(Error::Running(v.cfg.name.clone()));
@@ -314,7 +319,48 @@ impl Containers {
             source: e,
         })?;
         drop(lock);
-        remove_dir(&tomb)
+        crate::containers::remove_tomb(&tomb, remove_dir)
+    }
+
+    /// Removes a container whose record cannot be read. Its state is unknown, so a live monitor
+    /// (found by its command line) means it may run: `force` kills the monitor (its container's
+    /// PID 1 dies with it, PDEATHSIG), otherwise the removal is refused.
+    fn remove_damaged(
+        &self,
+        id: &str,
+        name: &str,
+        force: bool,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let monitors = crate::containers::monitors_of(id);
+        if !monitors.is_empty() {
+            if !force {
+                return Err(Error::Running(name.to_string()));
+            }
+            self.set_stopped_by_user(id, true)?;
+            for pid in &monitors {
+                // SAFETY: signalling a monitor of this container found in /proc just now.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+            let t = Instant::now();
+            while !crate::containers::monitors_of(id).is_empty() {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err(Error::Setup(format!(
+                        "the monitor of container {name} did not die"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        let tomb = dir.with_file_name(format!(".rm-{id}"));
+        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        })?;
+        drop(lock);
+        crate::containers::remove_tomb(&tomb, remove_dir)
     }
 
     /// Renames a container (names stay unique per user).

@@ -105,6 +105,6 @@ impl Containers {
         // Out of the way first, so a concurrent run cannot start using a half-deleted volume.
         let tomb = self.volumes.join(format!(".rm-{name}"));
         std::fs::rename(&v.mountpoint, &tomb).ctx(|| format!("removing volume {name}"))?;
-        remove_dir(&tomb)
+        crate::containers::remove_tomb(&tomb, remove_dir)
     }
 }
