@@ -145,9 +145,14 @@ impl Containers {
             let cfg_text = fs::read(dir.join("config.json"))
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            let (name, image, created) = match serde_json::from_str::<ContainerConfig>(&cfg_text) {
-                Ok(c) => (Some(c.name), Some(c.image), Some(c.created)),
-                Err(_) => (
+            let config = serde_json::from_str::<ContainerConfig>(&cfg_text).ok();
+            let (name, image, created) = match &config {
+                Some(c) => (
+                    Some(c.name.clone()),
+                    Some(c.image.clone()),
+                    Some(c.created.clone()),
+                ),
+                None => (
                     salvage(&cfg_text, "name").filter(|n| names::valid(n)),
                     salvage(&cfg_text, "image"),
                     salvage(&cfg_text, "created"),
@@ -159,6 +164,8 @@ impl Containers {
                 image,
                 created,
                 what,
+                config,
+                config_text: cfg_text,
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -298,12 +305,26 @@ pub struct Damaged {
     pub created: Option<String>,
     /// What is wrong: `state.json is empty`, `config.json is missing`, …
     pub what: String,
+    /// The config, when only the state is damaged.
+    pub config: Option<ContainerConfig>,
+    /// What is left of config.json (maybe nothing).
+    config_text: String,
 }
 
 impl Damaged {
     /// What to call it in messages: its name, or its id.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Whether it may mount the directory `source` (a volume): its config says so, or what is
+    /// left of its config names it. A damaged record keeps its volumes from removal.
+    pub fn may_use(&self, source: &Path) -> bool {
+        match &self.config {
+            Some(c) => c.mounts.iter().any(|m| m.source == source),
+            None => serde_json::to_string(&source.to_string_lossy())
+                .is_ok_and(|quoted| self.config_text.contains(&quoted)),
+        }
     }
 }
 

@@ -425,3 +425,30 @@ fn a_damaged_running_container_is_kept_by_prune_and_killed_by_rm_f() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_damaged_record_keeps_its_volumes() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "--name", "v1", "-v", "keep1:/data", &bb(), "true"]);
+    env.ok(&["run", "--name", "v2", "-v", "keep2:/data", &bb(), "true"]);
+    damage(&env, &id_of(&env, "v1"), "state.json", "garbage");
+    // v2's config cut just after the volume's path: what is left still names it.
+    let cfg = env
+        .data()
+        .join("containers")
+        .join(id_of(&env, "v2"))
+        .join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let source = format!("{:?}", env.data().join("volumes/keep2").to_string_lossy());
+    let cut = text.find(&source).expect("the volume in config.json") + source.len();
+    std::fs::write(&cfg, &text[..cut]).unwrap();
+    for v in ["keep1", "keep2"] {
+        env.fails(&["volume", "rm", v], "in use");
+    }
+    env.ok(&["volume", "prune", "-a", "-f"]);
+    let ls = env.ok(&["volume", "ls", "-q"]).stdout;
+    assert!(ls.contains("keep1") && ls.contains("keep2"), "{ls}");
+    env.ok(&["rm", "-f", "v1", "v2"]);
+    env.ok(&["volume", "rm", "keep1", "keep2"]);
+}
