@@ -362,8 +362,12 @@ fn salvage(text: &str, key: &str) -> Option<String> {
 
 /// Removes a container or volume dir already renamed out of the way (`.rm-…`), holding a lock
 /// on it meanwhile so that [`Containers::finish_removal`] in another process leaves it alone.
+/// A tomb already gone (another command finished it first) is fine.
 pub fn remove_tomb(tomb: &Path, remove_dir: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
-    let f = fs::File::open(tomb).ctx(|| format!("opening {}", tomb.display()))?;
+    let f = match fs::File::open(tomb) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.ctx(|| format!("opening {}", tomb.display()))?,
+    };
     f.lock().ctx(|| format!("locking {}", tomb.display()))?;
     remove_dir(tomb)
 }

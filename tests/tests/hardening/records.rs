@@ -201,7 +201,7 @@ fn deep_trees_are_removed_with_few_fds() {
     let deep = deep_tree(1200);
     // -u 1000: the files belong to a mapped id when rootless, so removal runs in the user
     // namespace (`__rmtree`), which inherits the limit too.
-    for name in ["d-rm", "d-prune"] {
+    let deep_run = |name: &str, depth: u32| {
         env.ok(&[
             "run",
             "--name",
@@ -211,9 +211,11 @@ fn deep_trees_are_removed_with_few_fds() {
             &bb(),
             "sh",
             "-c",
-            &deep,
+            &deep_tree(depth),
         ]);
-    }
+    };
+    deep_run("d-prune", 1200);
+    deep_run("d-rm", 1200);
 
     let id = id_of(&env, "d-rm");
     run_limited(&env, &["rm", "d-rm"]);
