@@ -56,8 +56,13 @@ impl Containers {
             }
         }
         let _lock = LockFile::acquire(&self.root.join(".names.lock"))?;
-        let mut taken: Vec<String> = self.list()?.into_iter().map(|(c, _)| c.name).collect();
-        taken.extend(self.scan_damaged(true)?.into_iter().filter_map(|d| d.name));
+        let (good, bad) = self.scan()?;
+        let mut taken: Vec<String> = good.into_iter().map(|(c, _)| c.name).collect();
+        taken.extend(
+            self.describe_damaged(bad, true)?
+                .into_iter()
+                .filter_map(|d| d.name),
+        );
         let name = match name {
             Some(n) if taken.iter().any(|t| t == n) => return Err(Error::NameInUse(n.to_string())),
             Some(n) => n.to_string(),
@@ -118,23 +123,38 @@ impl Containers {
     /// (its files not written yet) is not damaged: each candidate is read again under
     /// `.names.lock`, which `create` holds until both files are written.
     pub fn damaged(&self) -> Result<Vec<Damaged>> {
-        self.scan_damaged(false)
+        let (_, bad) = self.scan()?;
+        self.describe_damaged(bad, false)
     }
 
-    fn scan_damaged(&self, names_locked: bool) -> Result<Vec<Damaged>> {
-        let mut out = Vec::new();
-        let mut lock = None;
+    /// Reads every record once: the readable ones, and the ids of the damaged ones.
+    fn scan(&self) -> Result<(Records, Vec<String>)> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&self.root)
             .ctx(|| format!("listing {}", self.root.display()))?
             .flatten()
         {
             let id = e.file_name().to_string_lossy().into_owned();
-            if id.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            if id.starts_with('.') {
                 continue;
             }
-            if !matches!(self.load(&id), Err(Error::Damaged { .. })) {
-                continue;
+            match self.load(&id) {
+                Ok(pair) => good.push(pair),
+                Err(Error::Damaged { .. }) if e.file_type().is_ok_and(|t| t.is_dir()) => {
+                    bad.push(id)
+                }
+                Err(_) => {}
             }
+        }
+        good.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        Ok((good, bad))
+    }
+
+    /// Describes the damaged records among `ids`, reading each again under `.names.lock`.
+    fn describe_damaged(&self, ids: Vec<String>, names_locked: bool) -> Result<Vec<Damaged>> {
+        let mut out = Vec::new();
+        let mut lock = None;
+        for id in ids {
             if !names_locked && lock.is_none() {
                 lock = Some(LockFile::acquire(&self.root.join(".names.lock"))?);
             }
@@ -202,23 +222,10 @@ impl Containers {
         }
     }
 
-    /// Every container with a readable record (records being created or removed are skipped).
+    /// Every container with a readable record (records being created or removed are skipped;
+    /// damaged ones are listed by [`Containers::damaged`]).
     pub fn list(&self) -> Result<Vec<(ContainerConfig, State)>> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.root)
-            .ctx(|| format!("listing {}", self.root.display()))?
-            .flatten()
-        {
-            let id = e.file_name().to_string_lossy().into_owned();
-            if id.starts_with('.') {
-                continue;
-            }
-            if let Ok(pair) = self.load(&id) {
-                out.push(pair);
-            }
-        }
-        out.sort_by(|a, b| b.0.created.cmp(&a.0.created));
-        Ok(out)
+        Ok(self.scan()?.0)
     }
 
     /// Changes the state under the container's lock (read, edit, write atomically).
@@ -291,6 +298,9 @@ impl Containers {
         Ok(dir)
     }
 }
+
+/// Readable container records: config and state.
+type Records = Vec<(ContainerConfig, State)>;
 
 /// A container dir whose record cannot be read.
 #[derive(Debug, Clone)]
