@@ -239,7 +239,14 @@ impl Containers {
 
     /// The container's lock, held for state transitions.
     pub fn lock(&self, id: &str) -> Result<LockFile> {
-        Ok(LockFile::acquire(&self.dir(id).join(".lock"))?)
+        match LockFile::acquire_in_existing(&self.dir(id).join(".lock")) {
+            Err(skiff_store::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(Error::NoSuchContainer(id.to_string()))
+            }
+            other => Ok(other?),
+        }
     }
 
     fn write_state(&self, id: &str, st: &State) -> Result<()> {
@@ -493,6 +500,52 @@ mod tests {
         assert_eq!(st.exit_code, Some(3));
         assert_eq!(c.load(&a.id).unwrap().1.exit_code, Some(3));
         assert_eq!(c.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn locking_a_removed_record_does_not_bring_its_directory_back() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("gone"), cfg).unwrap();
+        fs::remove_dir_all(c.dir(&a.id)).unwrap();
+        assert!(matches!(c.lock(&a.id), Err(Error::NoSuchContainer(_))));
+        assert!(matches!(
+            c.update_state(&a.id, |_| {}),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert!(!c.dir(&a.id).exists(), "a ghost record came back");
+    }
+
+    #[test]
+    fn damage_is_described_and_such_records_are_listed_apart() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("dmg"), cfg).unwrap();
+        let ok = c.create(Some("fine"), cfg).unwrap();
+        let cfg_path = c.dir(&a.id).join("config.json");
+        let text = fs::read_to_string(&cfg_path).unwrap();
+        fs::write(&cfg_path, &text[..text.len() / 3]).unwrap();
+        fs::write(c.dir(&a.id).join("state.json"), b"").unwrap();
+        match c.load(&a.id) {
+            Err(Error::Damaged { what, .. }) => {
+                assert_eq!(what, "config.json is truncated, state.json is empty")
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = c.damaged().unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].name.as_deref(),
+            Some("dmg"),
+            "salvaged from the cut config"
+        );
+        assert_eq!(c.list().unwrap().len(), 1);
+        assert_eq!(c.resolve("dmg").unwrap(), a.id);
+        assert_eq!(c.resolve("fine").unwrap(), ok.id);
+        assert!(matches!(
+            c.create(Some("dmg"), cfg),
+            Err(Error::NameInUse(_))
+        ));
     }
 
     #[test]
