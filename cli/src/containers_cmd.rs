@@ -18,9 +18,20 @@ use skiff_store::Dirs;
 use crate::format::Format;
 use crate::{human, unpacker};
 
+/// Opens the user's containers, first finishing any removal that was interrupted (a
+/// `containers/.rm-ID` or `volumes/.rm-NAME` left by a killed `rm`), so none stays for good.
 pub(crate) fn containers() -> Result<(Dirs, Containers)> {
     let dirs = Dirs::from_env();
     let c = Containers::open(&dirs)?;
+    let leftovers = c.leftovers();
+    if !leftovers.is_empty() {
+        let remove = remover(&dirs);
+        for tomb in leftovers {
+            if let Err(e) = c.finish_removal(&tomb, &remove) {
+                eprintln!("warning: could not finish removing {}: {e}", tomb.display());
+            }
+        }
+    }
     Ok((dirs, c))
 }
 
@@ -182,6 +193,24 @@ pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     skiff_store::inroot::tree_size(p)
 }
 
+/// The `ps` fields of a container whose record cannot be read (podman shows such a one too):
+/// what its config still gives, and a status saying what is damaged.
+fn damaged_item(d: &skiff_runtime::containers::Damaged, no_trunc: bool) -> serde_json::Value {
+    serde_json::json!({
+        "ID": if no_trunc { d.id.clone() } else { d.id.chars().take(12).collect() },
+        "Image": d.image.clone().unwrap_or_default(),
+        "Command": "",
+        "CreatedAt": d.created.clone().unwrap_or_default(),
+        "RunningFor": d.created.as_ref().map(|c| human::ago(since(&Some(c.clone())))).unwrap_or_default(),
+        "Status": format!("Damaged ({})", d.what),
+        "State": "damaged",
+        "Ports": "",
+        "Names": d.name.clone().unwrap_or_default(),
+        "Labels": "",
+        "ExitCode": serde_json::Value::Null,
+    })
+}
+
 /// `skiff ps`.
 pub fn ps(a: PsArgs) -> Result<ExitCode> {
     let (_, c) = containers()?;
@@ -202,7 +231,14 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
         if k == "status"
             && !matches!(
                 val,
-                "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+                "created"
+                    | "running"
+                    | "exited"
+                    | "paused"
+                    | "restarting"
+                    | "removing"
+                    | "dead"
+                    | "damaged"
             )
         {
             bail!("invalid --filter status={val:?}: use created, running or exited");
@@ -272,6 +308,25 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
     } else if let Some(n) = a.last {
         selected.truncate(n);
     }
+    // Damaged records are listed with -a (never dropped without a word); of the filters only
+    // status, name and id can judge them.
+    let damaged: Vec<_> = if all && !a.latest && a.last.is_none() {
+        c.damaged()?
+            .into_iter()
+            .filter(|d| {
+                filters.iter().all(|(k, vals)| {
+                    vals.iter().any(|val| match k.as_str() {
+                        "status" => val == "damaged",
+                        "name" => d.name.as_deref().is_some_and(|n| n.contains(val.as_str())),
+                        "id" => d.id.starts_with(val.as_str()),
+                        _ => false,
+                    })
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if a.quiet {
         for v in &selected {
             println!(
@@ -283,6 +338,12 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
                 }
             );
         }
+        for d in &damaged {
+            println!(
+                "{}",
+                damaged_item(d, a.no_trunc)["ID"].as_str().unwrap_or("")
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut items: Vec<serde_json::Value> =
@@ -292,6 +353,13 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
             item["Size"] =
                 serde_json::json!(human::size(dir_size(&c.dir(&v.cfg.id).join("upper"))));
         }
+    }
+    for d in &damaged {
+        let mut item = damaged_item(d, a.no_trunc);
+        if a.size {
+            item["Size"] = serde_json::json!(human::size(dir_size(&c.dir(&d.id).join("upper"))));
+        }
+        items.push(item);
     }
     match a.format.as_deref() {
         Some("json") => {
@@ -774,10 +842,11 @@ pub fn rm(a: RmArgs) -> Result<ExitCode> {
     let remove = remover(&dirs);
     Ok(for_each(&a.containers, |k| {
         let id = c.resolve(k)?;
-        let (cfg, _) = c.load(&id)?;
+        // A damaged record is removed too (its config may be what is damaged).
+        let cfg = c.load(&id).ok().map(|(cfg, _)| cfg);
         c.remove(&id, a.force, &remove)?;
         if a.volumes {
-            for m in cfg.mounts.iter().filter(|m| anonymous(m)) {
+            for m in cfg.iter().flat_map(|c| &c.mounts).filter(|m| anonymous(m)) {
                 remove(&m.source)?;
             }
         }
@@ -840,6 +909,31 @@ pub(crate) fn prune_stopped(until: Option<DateTime<Utc>>) -> Result<u64> {
             Ok(()) => {
                 freed += size;
                 println!("{}", v.cfg.id);
+            }
+            Err(e) => eprintln!("Error: {e}"),
+        }
+    }
+    // Damaged records go too, unless a monitor of theirs lives (they may be running) or they
+    // are not older than `until` (unknown creation times are kept when `until` is given).
+    for d in c.damaged()? {
+        if !skiff_runtime::containers::monitors_of(&d.id).is_empty() {
+            continue;
+        }
+        if let Some(u) = until {
+            let old = d
+                .created
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) < u);
+            if !old {
+                continue;
+            }
+        }
+        let size = dir_size(&c.dir(&d.id).join("upper"));
+        match c.remove(&d.id, false, &remove) {
+            Ok(()) => {
+                freed += size;
+                println!("{}", d.id);
             }
             Err(e) => eprintln!("Error: {e}"),
         }

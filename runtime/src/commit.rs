@@ -26,7 +26,7 @@ pub fn pack_upper(upper: &Path, out: impl Write) -> std::io::Result<()> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    walk(&mut b, &root, "")?;
+    walk(&mut b, &root)?;
     b.into_inner()?.flush()
 }
 
@@ -56,84 +56,120 @@ fn exactly(r: impl Read, size: u64) -> impl Read {
     r.take(size).chain(std::io::repeat(0)).take(size)
 }
 
-fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &OwnedFd, rel: &str) -> std::io::Result<()> {
-    let mut names: Vec<String> = Vec::new();
-    for e in rfs::Dir::read_from(dir)? {
-        let n = e?.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            names.push(n);
+/// Opens the directory `rel` below `root` without following any symlink on the way and without
+/// holding its parents open, so a deep upper dir costs a bounded number of fds.
+fn open_below(root: &OwnedFd, rel: &str) -> std::io::Result<OwnedFd> {
+    let path = if rel.is_empty() { "." } else { rel };
+    Ok(rfs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        rfs::ResolveFlags::BENEATH
+            | rfs::ResolveFlags::NO_SYMLINKS
+            | rfs::ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// Appends the tree below `root` depth-first, parents before their entries, with an explicit
+/// list of directories still to visit instead of recursion: an upper dir thousands of levels
+/// deep neither overflows the stack nor holds an fd per level.
+fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()> {
+    let mut pending = vec![String::new()];
+    while let Some(rel) = pending.pop() {
+        let dir = match open_below(root, &rel) {
+            Ok(d) => d,
+            // Removed or swapped for a symlink since it was listed: nothing more to pack there.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV)
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let mut subdirs = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for e in rfs::Dir::read_from(&dir)? {
+            let n = e?.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." {
+                names.push(n);
+            }
         }
-    }
-    names.sort();
-    for name in names {
-        let inner = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        // The entry itself, whatever it is now (a symlink stays a symlink).
-        let fd = match rfs::openat(
-            dir,
-            name.as_str(),
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue, // removed since listed
-            Err(e) => return Err(e.into()),
-        };
-        let md = File::from(fd.try_clone()?).metadata()?;
-        let ft = md.file_type();
-        if ft.is_char_device() && md.rdev() == 0 {
-            // A whiteout: the file below is deleted.
-            let wh = match inner.rsplit_once('/') {
-                Some((parent, n)) => format!("{parent}/.wh.{n}"),
-                None => format!(".wh.{name}"),
+        names.sort();
+        for name in names {
+            let inner = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
             };
-            b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
-        if ft.is_symlink() {
-            let target = rfs::readlinkat(&fd, "", Vec::new())?;
-            h.set_size(0);
-            b.append_link(&mut h, &inner, target.to_string_lossy().as_ref())?;
-        } else if ft.is_file() {
-            let file = File::from(rfs::open(
-                fd_path(&fd).as_str(),
-                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?);
-            b.append_data(&mut h, &inner, exactly(file, md.len()))?;
-        } else if ft.is_dir() {
-            let d = rfs::openat(
-                dir,
+            // The entry itself, whatever it is now (a symlink stays a symlink).
+            let fd = match rfs::openat(
+                &dir,
                 name.as_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
-            )?;
-            h.set_size(0);
-            b.append_data(&mut h, format!("{inner}/"), std::io::empty())?;
-            if opaque(&d) {
-                b.append_data(
-                    &mut empty_entry(0o644),
-                    format!("{inner}/.wh..wh..opq"),
-                    std::io::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => continue, // removed since listed
+                Err(e) => return Err(e.into()),
+            };
+            let md = File::from(fd.try_clone()?).metadata()?;
+            let ft = md.file_type();
+            if ft.is_char_device() && md.rdev() == 0 {
+                // A whiteout: the file below is deleted.
+                let wh = match inner.rsplit_once('/') {
+                    Some((parent, n)) => format!("{parent}/.wh.{n}"),
+                    None => format!(".wh.{name}"),
+                };
+                b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
+                continue;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+            if ft.is_symlink() {
+                let target = rfs::readlinkat(&fd, "", Vec::new())?;
+                h.set_size(0);
+                b.append_link(&mut h, &inner, target.to_string_lossy().as_ref())?;
+            } else if ft.is_file() {
+                let file = File::from(rfs::open(
+                    fd_path(&fd).as_str(),
+                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?);
+                b.append_data(&mut h, &inner, exactly(file, md.len()))?;
+            } else if ft.is_dir() {
+                let d = rfs::openat(
+                    &dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
                 )?;
+                h.set_size(0);
+                b.append_data(&mut h, format!("{inner}/"), std::io::empty())?;
+                if opaque(&d) {
+                    b.append_data(
+                        &mut empty_entry(0o644),
+                        format!("{inner}/.wh..wh..opq"),
+                        std::io::empty(),
+                    )?;
+                }
+                subdirs.push(inner);
+            } else {
+                // fifos, sockets, devices: the header says it all, with the device's numbers
+                // (tar leaves them 0, which would make a device a whiteout).
+                if ft.is_char_device() || ft.is_block_device() {
+                    let rdev = md.rdev();
+                    h.set_device_major(rustix::fs::major(rdev))?;
+                    h.set_device_minor(rustix::fs::minor(rdev))?;
+                }
+                h.set_size(0);
+                b.append_data(&mut h, &inner, std::io::empty())?;
             }
-            walk(b, &d, &inner)?;
-        } else {
-            // fifos, sockets, devices: the header says it all, with the device's numbers (tar
-            // leaves them 0, which would make a device a whiteout).
-            if ft.is_char_device() || ft.is_block_device() {
-                let rdev = md.rdev();
-                h.set_device_major(rustix::fs::major(rdev))?;
-                h.set_device_minor(rustix::fs::minor(rdev))?;
-            }
-            h.set_size(0);
-            b.append_data(&mut h, &inner, std::io::empty())?;
         }
+        pending.extend(subdirs.into_iter().rev());
     }
     Ok(())
 }

@@ -306,28 +306,37 @@ impl Containers {
         force: bool,
         remove_dir: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
-        let v = self.view(id)?;
+        let v = match self.view(id) {
+            Err(Error::Damaged { name, .. }) => {
+                return self.remove_damaged(id, &name, force, remove_dir)
+            }
+            other => other?,
+        };
         match self.put_down_for_removal(id, force, v) {
             Err(_) if self.record_gone(id) => return Ok(()),
             r => r?,
         }
         // Hold the container's lock while its directory goes, so no state write races the removal.
-        let lock = self.lock(id)?;
+        let lock = match self.lock(id) {
+            Ok(l) => l,
+            // Removed meanwhile (its --rm monitor was quicker): what was asked is done.
+            Err(_) if self.record_gone(id) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let dir = self.dir(id);
-        if self.record_gone(id) {
-            // Removed meanwhile; taking the lock made the directory again, for its lock file only.
-            drop(lock);
-            let _ = std::fs::remove_file(dir.join(".lock"));
-            let _ = std::fs::remove_dir(&dir);
-            return Ok(());
-        }
         let tomb = dir.with_file_name(format!(".rm-{id}"));
-        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        })?;
+        match std::fs::rename(&dir, &tomb) {
+            Ok(()) => {}
+            Err(_) if self.record_gone(id) => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("removing {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
         drop(lock);
-        remove_dir(&tomb)
+        crate::containers::remove_tomb(&tomb, remove_dir)
     }
 
     /// For `remove`: refuses an active container without `force`, kills it with it and waits until
@@ -354,6 +363,47 @@ impl Containers {
             }
         }
         Ok(())
+    }
+
+    /// Removes a container whose record cannot be read. Its state is unknown, so a live monitor
+    /// (found by its command line) means it may run: `force` kills the monitor (its container's
+    /// PID 1 dies with it, PDEATHSIG), otherwise the removal is refused.
+    fn remove_damaged(
+        &self,
+        id: &str,
+        name: &str,
+        force: bool,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let monitors = crate::containers::monitors_of(id);
+        if !monitors.is_empty() {
+            if !force {
+                return Err(Error::Running(name.to_string()));
+            }
+            self.set_stopped_by_user(id, true)?;
+            for pid in &monitors {
+                // SAFETY: signalling a monitor of this container found in /proc just now.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+            let t = Instant::now();
+            while !crate::containers::monitors_of(id).is_empty() {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err(Error::Setup(format!(
+                        "the monitor of container {name} did not die"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        let tomb = dir.with_file_name(format!(".rm-{id}"));
+        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        })?;
+        drop(lock);
+        crate::containers::remove_tomb(&tomb, remove_dir)
     }
 
     /// Renames a container (names stay unique per user).

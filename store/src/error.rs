@@ -78,6 +78,15 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// A directory skiff keeps private files in belongs to someone else, who could read or
+    /// plant files in the store.
+    #[error("{path} belongs to uid {owner}, not to you (uid {me}): skiff keeps its files only in a directory of yours; remove it, or point {var} elsewhere")]
+    ForeignDir {
+        path: PathBuf,
+        owner: u32,
+        me: u32,
+        var: &'static str,
+    },
     /// JSON that we wrote or read could not be (de)serialised.
     #[error("{context}: {source}")]
     Json {

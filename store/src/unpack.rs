@@ -613,13 +613,88 @@ fn times(mtime: u64) -> Timestamps {
     }
 }
 
-/// Removes `name` below `parent` recursively without following symlinks; directories are made
-/// writable first so read-only trees (mode 0555) owned by the user can still be removed.
+/// Removes `name` in `parent` and everything below it, never following symlinks, with at most a
+/// few fds open whatever the depth: it walks down one directory at a time and comes back up
+/// through `..`, checking that `..` is the very directory it came from (device and inode), so a
+/// tree 10,000 levels deep goes under any `RLIMIT_NOFILE` and a moved directory stops the walk
+/// instead of leading it elsewhere. Directories without permissions (overlayfs leaves
+/// `work/work` at 000) are made ours first. A missing `name` is not an error.
 pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
+    let mut cur = match open_for_removal(parent, name)? {
+        Opened::Dir(d) => d,
+        Opened::Gone => return Ok(()),
+        Opened::NotDir => return unlink_file(parent, name, name),
+    };
+    // The directories above `cur` (up to `name`), each with the subdirectories still to go.
+    struct Level {
+        name: String,
+        dev: u64,
+        ino: u64,
+        subdirs: Vec<String>,
+    }
+    let mut above: Vec<Level> = Vec::new();
+    let mut cur_name = name.to_string();
+    let mut subdirs = clear_files(&cur, &cur_name)?;
+    loop {
+        if let Some(sub) = subdirs.pop() {
+            match open_for_removal(&cur, &sub)? {
+                Opened::Gone => {}
+                Opened::NotDir => unlink_file(&cur, &sub, &cur_name)?,
+                Opened::Dir(child) => {
+                    let st = rfs::fstat(&cur).ctx(|| format!("reading {cur_name}"))?;
+                    above.push(Level {
+                        name: std::mem::replace(&mut cur_name, sub),
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                        subdirs: std::mem::take(&mut subdirs),
+                    });
+                    subdirs = clear_files(&child, &cur_name)?;
+                    cur = child;
+                }
+            }
+            continue;
+        }
+        let Some(up) = above.pop() else { break };
+        let pfd = rfs::openat(
+            &cur,
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("going back up from {cur_name}"))?;
+        let st = rfs::fstat(&pfd).ctx(|| format!("reading {}", up.name))?;
+        if (st.st_dev, st.st_ino) != (up.dev, up.ino) {
+            return Err(Error::Io {
+                context: format!("removing {name}"),
+                source: io::Error::other(format!(
+                    "{} was moved during the removal; run the command again",
+                    up.name
+                )),
+            });
+        }
+        drop(std::mem::replace(&mut cur, pfd));
+        remove_empty_dir(&cur, &cur_name)?;
+        cur_name = up.name;
+        subdirs = up.subdirs;
+    }
+    drop(cur);
+    remove_empty_dir(parent, name)
+}
+
+/// What [`open_for_removal`] found.
+enum Opened {
+    Dir(OwnedFd),
+    NotDir,
+    Gone,
+}
+
+/// Opens the directory `name` in `parent` for listing (made 0700 and ours to list first if need
+/// be), or says that it is something else or gone.
+fn open_for_removal(parent: &OwnedFd, name: &str) -> Result<Opened> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let opened = match rfs::openat(parent, name, flags, Mode::empty()) {
-        // A directory without read permission (overlayfs leaves work/work at 000): make it
-        // ours to list through an O_PATH fd (no permission needed, symlinks not followed), retry.
+        // A directory without read permission: make it ours to list through an O_PATH fd (no
+        // permission needed, symlinks not followed), retry.
         Err(rustix::io::Errno::ACCESS) => {
             let p = rfs::openat(
                 parent,
@@ -639,40 +714,58 @@ pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
         }
         other => other,
     };
-    let dir = match opened {
-        Ok(d) => d,
-        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
-            return rfs::unlinkat(parent, name, AtFlags::empty()).ctx(|| format!("removing {name}"))
+    match opened {
+        Ok(d) => {
+            let _ = rfs::fchmod(&d, Mode::from_raw_mode(0o700));
+            Ok(Opened::Dir(d))
         }
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => {
-            return Err(Error::Io {
-                context: format!("opening {name}"),
-                source: e.into(),
-            })
-        }
-    };
-    let _ = rfs::fchmod(&dir, Mode::from_raw_mode(0o700));
+        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => Ok(Opened::NotDir),
+        Err(rustix::io::Errno::NOENT) => Ok(Opened::Gone),
+        Err(e) => Err(Error::Io {
+            context: format!("opening {name}"),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Unlinks every entry of `dir` that is not a directory; returns the names of the directories.
+fn clear_files(dir: &OwnedFd, dir_name: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     {
-        let it = rfs::Dir::read_from(&dir).ctx(|| format!("listing {name}"))?;
+        let it = rfs::Dir::read_from(dir).ctx(|| format!("listing {dir_name}"))?;
         for e in it {
-            let e = e.ctx(|| format!("listing {name}"))?;
+            let e = e.ctx(|| format!("listing {dir_name}"))?;
             let n = e.file_name().to_string_lossy().into_owned();
             if n != "." && n != ".." {
                 names.push((n, e.file_type()));
             }
         }
     }
+    let mut dirs = Vec::new();
     for (n, ft) in names {
-        if ft == rfs::FileType::Directory {
-            remove_tree_at(&dir, &n)?;
+        if ft == rfs::FileType::Directory || ft == rfs::FileType::Unknown {
+            dirs.push(n);
         } else {
-            rfs::unlinkat(&dir, n.as_str(), AtFlags::empty())
-                .ctx(|| format!("removing {name}/{n}"))?;
+            unlink_file(dir, &n, dir_name)?;
         }
     }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR).ctx(|| format!("removing {name}"))
+    Ok(dirs)
+}
+
+/// Unlinks a non-directory; one already gone is fine.
+fn unlink_file(dir: &OwnedFd, name: &str, dir_name: &str) -> Result<()> {
+    match rfs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("removing {dir_name}/{name}")),
+    }
+}
+
+/// Removes an emptied directory; one already gone is fine.
+fn remove_empty_dir(parent: &OwnedFd, name: &str) -> Result<()> {
+    match rfs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("removing {name}")),
+    }
 }
 
 /// Removes the directory tree at `path` (see [`remove_tree_at`]); a missing path is not an error.
