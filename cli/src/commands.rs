@@ -15,7 +15,7 @@ use crate::{human, progress, unpacker};
 
 /// Daemonless, rootless container runner.
 #[derive(Parser)]
-#[command(name = "skiff", version, about, propagate_version = true)]
+#[command(name = "skiff", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -24,8 +24,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Pull an image from a registry into your store
+    #[command(after_help = PULL_EXAMPLES)]
     Pull(PullArgs),
     /// List local images
+    #[command(after_help = IMAGES_EXAMPLES)]
     Images(ImagesArgs),
     /// Give an image another name
     Tag {
@@ -52,12 +54,15 @@ enum Cmd {
     /// Log out from a registry
     Logout(LogoutArgs),
     /// Run a command in a new container
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Box<crate::run::RunArgs>),
     /// Create a container without starting it
     Create(Box<crate::run::RunArgs>),
     /// List containers
+    #[command(after_help = PS_EXAMPLES)]
     Ps(crate::containers_cmd::PsArgs),
     /// Show a container's output
+    #[command(after_help = LOGS_EXAMPLES)]
     Logs(crate::containers_cmd::LogsArgs),
     /// Stop containers (stop signal, then SIGKILL)
     Stop(crate::containers_cmd::StopArgs),
@@ -84,6 +89,7 @@ enum Cmd {
         container: String,
     },
     /// Run a command in a running container
+    #[command(after_help = EXEC_EXAMPLES)]
     Exec(crate::containers_cmd::ExecArgs),
     /// List a container's published ports
     Port(crate::containers_cmd::PortArgs),
@@ -110,6 +116,11 @@ enum Cmd {
     /// Disk usage and pruning of everything
     #[command(subcommand)]
     System(crate::system_cmd::SystemCmd),
+    /// Print a shell completion script: `source <(skiff completion bash)`
+    Completion {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
     /// Run a command inside your user namespace (as podman unshare): see image files with the
     /// owners they have in containers, or remove them
     Unshare {
@@ -122,9 +133,14 @@ enum Cmd {
         blob: PathBuf,
         diff_id: String,
         dest: PathBuf,
+        #[arg(default_value_t = 0)]
+        max_size: u64,
     },
     #[command(name = "__hook", hide = true)]
     HelperHook,
+    /// Man pages for skiff and each command into DIR (`cargo xtask man DIR` runs this).
+    #[command(name = "__man", hide = true)]
+    HelperMan { dir: PathBuf },
     #[command(name = "__rmtree", hide = true)]
     HelperRmtree { dir: PathBuf },
     #[command(name = "__pack-upper", hide = true)]
@@ -137,6 +153,49 @@ enum Cmd {
         name: String,
     },
 }
+
+/// `skiff run --help` examples, as podman shows them.
+const RUN_EXAMPLES: &str = "Examples:
+  skiff run --rm busybox echo hello
+  skiff run -it --rm busybox sh
+  skiff run -d --name web -p 8080:80 busybox httpd -f -h /etc
+  skiff run -e KEY=value --env-file app.env -v ./data:/data:ro busybox ls /data
+  skiff run -u 1000 -w /tmp --read-only --cap-drop ALL busybox id";
+
+/// `skiff ps --help` examples.
+const PS_EXAMPLES: &str = "Examples:
+  skiff ps -a
+  skiff ps -q --filter status=exited
+  skiff ps --filter label=app=web --format 'table {{.Names}}\\t{{.Status}}'
+  skiff ps --format json";
+
+/// `skiff exec --help` examples.
+const EXEC_EXAMPLES: &str = "Examples:
+  skiff exec -it web sh
+  skiff exec web cat /etc/hostname
+  skiff exec -u 1000 -w /tmp -e DEBUG=1 web env
+  skiff exec -d web touch /tmp/ready";
+
+/// `skiff pull --help` examples.
+const PULL_EXAMPLES: &str = "Examples:
+  skiff pull busybox
+  skiff pull -q ghcr.io/org/app:1.2
+  skiff pull --platform linux/arm64 alpine
+  skiff pull busybox@sha256:<digest>";
+
+/// `skiff images --help` examples.
+const IMAGES_EXAMPLES: &str = "Examples:
+  skiff images
+  skiff images -q
+  skiff images --digests --no-trunc
+  skiff images --format '{{.Repository}}:{{.Tag}}'
+  skiff images --format json";
+
+/// `skiff logs --help` examples.
+const LOGS_EXAMPLES: &str = "Examples:
+  skiff logs web
+  skiff logs -f --tail 20 web
+  skiff logs -t --since 10m web";
 
 /// One or more containers, for the commands that take nothing else.
 #[derive(Args)]
@@ -349,7 +408,7 @@ struct ImagesArgs {
     /// Don't truncate ids
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table (default), json, or a Go template ({{.Repository}}:{{.Tag}})
+    /// Output format: table (default), json (one object per line), or a Go template ({{.Repository}}:{{.Tag}})
     #[arg(long)]
     format: Option<String>,
     /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
@@ -418,7 +477,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             blob,
             diff_id,
             dest,
-        } => unpacker::helper_unpack(&blob, &diff_id, &dest).map(|_| ExitCode::SUCCESS),
+            max_size,
+        } => unpacker::helper_unpack(&blob, &diff_id, &dest, max_size).map(|_| ExitCode::SUCCESS),
+        Cmd::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "skiff", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::HelperMan { dir } => man_pages(&dir),
         Cmd::HelperHook => {
             let event: skiff_runtime::hooks::Event = serde_json::from_reader(std::io::stdin())
                 .context("reading the lifecycle event from the monitor")?;
@@ -482,6 +548,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Unshare { command } => unpacker::unshare(command),
         Cmd::Logout(a) => logout(a),
     }
+}
+
+/// Writes `skiff.1` and one `skiff-CMD.1` (`skiff-container-ls.1`, …) per visible command.
+fn man_pages(dir: &std::path::Path) -> Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn open_store() -> Result<ImageStore> {
@@ -553,16 +627,14 @@ fn images(a: ImagesArgs) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     match a.format.as_deref() {
         Some("json") => {
-            let rows: Vec<_> = list
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "Id": i.id.to_string(), "Repository": i.repository, "Tag": i.tag, "Digest": i.repo_digest,
-                        "Created": i.created, "Size": i.size, "Names": [i.reference.clone()],
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            // One object per line, as Docker prints `images --format json` (and `ps`).
+            for i in &list {
+                let row = serde_json::json!({
+                    "Id": i.id.to_string(), "Repository": i.repository, "Tag": i.tag, "Digest": i.repo_digest,
+                    "Created": i.created, "Size": i.size, "Names": [i.reference.clone()],
+                });
+                println!("{}", serde_json::to_string(&row)?);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some("table") | None => {}

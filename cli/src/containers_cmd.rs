@@ -18,9 +18,20 @@ use skiff_store::Dirs;
 use crate::format::Format;
 use crate::{human, unpacker};
 
+/// Opens the user's containers, first finishing any removal that was interrupted (a
+/// `containers/.rm-ID` or `volumes/.rm-NAME` left by a killed `rm`), so none stays for good.
 pub(crate) fn containers() -> Result<(Dirs, Containers)> {
     let dirs = Dirs::from_env();
     let c = Containers::open(&dirs)?;
+    let leftovers = c.leftovers();
+    if !leftovers.is_empty() {
+        let remove = remover(&dirs);
+        for tomb in leftovers {
+            if let Err(e) = c.finish_removal(&tomb, &remove) {
+                eprintln!("warning: could not finish removing {}: {e}", tomb.display());
+            }
+        }
+    }
     Ok((dirs, c))
 }
 
@@ -178,15 +189,26 @@ pub struct PsArgs {
 }
 
 pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if !md.is_dir() {
-        return md.len();
-    }
-    std::fs::read_dir(p)
-        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
+    // Through fds, never following a symlink a running container swaps in.
+    skiff_store::inroot::tree_size(p)
+}
+
+/// The `ps` fields of a container whose record cannot be read (podman shows such a one too):
+/// what its config still gives, and a status saying what is damaged.
+fn damaged_item(d: &skiff_runtime::container::records::Damaged, no_trunc: bool) -> serde_json::Value {
+    serde_json::json!({
+        "ID": if no_trunc { d.id.clone() } else { d.id.chars().take(12).collect() },
+        "Image": d.image.clone().unwrap_or_default(),
+        "Command": "",
+        "CreatedAt": d.created.clone().unwrap_or_default(),
+        "RunningFor": d.created.as_ref().map(|c| human::ago(since(&Some(c.clone())))).unwrap_or_default(),
+        "Status": format!("Damaged ({})", d.what),
+        "State": "damaged",
+        "Ports": "",
+        "Names": d.name.clone().unwrap_or_default(),
+        "Labels": "",
+        "ExitCode": serde_json::Value::Null,
+    })
 }
 
 /// `skiff ps`.
@@ -209,7 +231,14 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
         if k == "status"
             && !matches!(
                 val,
-                "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+                "created"
+                    | "running"
+                    | "exited"
+                    | "paused"
+                    | "restarting"
+                    | "removing"
+                    | "dead"
+                    | "damaged"
             )
         {
             bail!("invalid --filter status={val:?}: use created, running or exited");
@@ -279,6 +308,25 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
     } else if let Some(n) = a.last {
         selected.truncate(n);
     }
+    // Damaged records are listed with -a (never dropped without a word); of the filters only
+    // status, name and id can judge them.
+    let damaged: Vec<_> = if all && !a.latest && a.last.is_none() {
+        c.damaged()?
+            .into_iter()
+            .filter(|d| {
+                filters.iter().all(|(k, vals)| {
+                    vals.iter().any(|val| match k.as_str() {
+                        "status" => val == "damaged",
+                        "name" => d.name.as_deref().is_some_and(|n| n.contains(val.as_str())),
+                        "id" => d.id.starts_with(val.as_str()),
+                        _ => false,
+                    })
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if a.quiet {
         for v in &selected {
             println!(
@@ -290,6 +338,12 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
                 }
             );
         }
+        for d in &damaged {
+            println!(
+                "{}",
+                damaged_item(d, a.no_trunc)["ID"].as_str().unwrap_or("")
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut items: Vec<serde_json::Value> =
@@ -299,6 +353,13 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
             item["Size"] =
                 serde_json::json!(human::size(dir_size(&c.dir(&v.cfg.id).join("upper"))));
         }
+    }
+    for d in &damaged {
+        let mut item = damaged_item(d, a.no_trunc);
+        if a.size {
+            item["Size"] = serde_json::json!(human::size(dir_size(&c.dir(&d.id).join("upper"))));
+        }
+        items.push(item);
     }
     match a.format.as_deref() {
         Some("json") => {
@@ -782,10 +843,11 @@ pub fn rm(a: RmArgs) -> Result<ExitCode> {
     let remove = remover(&dirs);
     Ok(for_each(&a.containers, |k| {
         let id = c.resolve(k)?;
-        let (cfg, _) = c.load(&id)?;
+        // A damaged record is removed too (its config may be what is damaged).
+        let cfg = c.load(&id).ok().map(|(cfg, _)| cfg);
         c.remove(&id, a.force, &remove)?;
         if a.volumes {
-            for m in cfg.mounts.iter().filter(|m| anonymous(m)) {
+            for m in cfg.iter().flat_map(|c| &c.mounts).filter(|m| anonymous(m)) {
                 remove(&m.source)?;
             }
         }
@@ -848,6 +910,31 @@ pub(crate) fn prune_stopped(until: Option<DateTime<Utc>>) -> Result<u64> {
             Ok(()) => {
                 freed += size;
                 println!("{}", v.cfg.id);
+            }
+            Err(e) => eprintln!("Error: {e}"),
+        }
+    }
+    // Damaged records go too, unless a monitor of theirs lives (they may be running) or they
+    // are not older than `until` (unknown creation times are kept when `until` is given).
+    for d in c.damaged()? {
+        if !skiff_runtime::container::records::monitors_of(&d.id).is_empty() {
+            continue;
+        }
+        if let Some(u) = until {
+            let old = d
+                .created
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) < u);
+            if !old {
+                continue;
+            }
+        }
+        let size = dir_size(&c.dir(&d.id).join("upper"));
+        match c.remove(&d.id, false, &remove) {
+            Ok(()) => {
+                freed += size;
+                println!("{}", d.id);
             }
             Err(e) => eprintln!("Error: {e}"),
         }
@@ -918,7 +1005,7 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
             std::fs::read_to_string(f).with_context(|| format!("--env-file {}", f.display()))?;
         env.extend(
             text.lines()
-                .map(str::trim)
+                .map(skiff_runtime::spec::env_file_line)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(String::from),
         );
@@ -959,9 +1046,9 @@ pub struct CpArgs {
     /// Keep the owners of copied files (by default they become root's in the container)
     #[arg(short, long)]
     archive: bool,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar stream on stdin, unpacked into a directory)
     src: String,
-    /// CONTAINER:PATH or a host path
+    /// CONTAINER:PATH, a host path, or - (a tar stream on stdout)
     dest: String,
 }
 
@@ -978,6 +1065,35 @@ pub fn cp(a: CpArgs) -> Result<ExitCode> {
     use skiff_runtime::files::copy;
     let (_, c) = containers()?;
     match (container_path(&a.src), container_path(&a.dest)) {
+        (Some((ctr, path)), None) if a.dest == "-" => {
+            let id = c.resolve(ctr)?;
+            return cp_out_to_stdout(&c, &id, path);
+        }
+        (None, Some((ctr, path))) if a.src == "-" => {
+            let id = c.resolve(ctr)?;
+            if !path.starts_with('/') {
+                bail!("the path in the container must be absolute: {ctr}:/{path}");
+            }
+            if std::io::stdin().is_terminal() {
+                bail!("cp - reads a tar archive from stdin: redirect stdin from one");
+            }
+            let bytes = copy::read_stream(std::io::stdin().lock(), a.archive)?;
+            if c.view(&id)?.running() {
+                copy::copy_in_tar(&c, &id, &bytes, path)?;
+            } else {
+                let mut child =
+                    crate::unpacker::spawn_helper(&["__cp", "in", &id, path, copy::STREAM])?;
+                let sent = child
+                    .stdin
+                    .take()
+                    .context("helper input")?
+                    .write_all(&bytes);
+                if !child.wait()?.success() {
+                    return Ok(ExitCode::from(125));
+                }
+                sent.context("sending the copy")?;
+            }
+        }
         (Some((ctr, path)), None) => {
             let id = c.resolve(ctr)?;
             let dest = std::path::Path::new(&a.dest);
@@ -1028,6 +1144,30 @@ pub fn cp(a: CpArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("one of the paths must be CONTAINER:PATH"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff cp CTR:PATH -`: the copy as a tar stream on stdout (never a file named `-`).
+fn cp_out_to_stdout(c: &Containers, id: &str, path: &str) -> Result<ExitCode> {
+    use skiff_runtime::files::copy;
+    if std::io::stdout().is_terminal() {
+        bail!("refusing to write a tar archive to a terminal: redirect stdout (skiff cp CTR:PATH - > file.tar)");
+    }
+    let mut out = std::io::stdout().lock();
+    if c.view(id)?.running() {
+        copy::copy_out_tar(c, id, path, &mut out)?;
+    } else {
+        let top = copy::top_name(path);
+        let mut child = crate::unpacker::spawn_helper(&["__cp", "out", id, path, &top])?;
+        let mut from = child.stdout.take().context("helper output")?;
+        let copied = std::io::copy(&mut from, &mut out);
+        if !child.wait()?.success() {
+            // The helper said why, on its one error line.
+            return Ok(ExitCode::from(125));
+        }
+        copied.context("writing the archive to stdout")?;
+    }
+    out.flush().context("writing the archive to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 

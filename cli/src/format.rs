@@ -1,7 +1,8 @@
 //! `--format` as Docker users write it: Go templates (via gtmpl, Go's text/template for Rust, so
 //! `{{range}}`, `{{index .Config.Labels "k"}}`, pipelines and comparisons behave as they know them),
 //! Docker's extra functions (`json`, `upper`, `lower`, `join`), a `table` prefix that adds a header
-//! row and aligns columns, and the shorthand `json`.
+//! row and aligns columns, and the shorthand `json`. Values print as Go prints them (`[a b]`,
+//! `map[k:v]`), and Docker's `{{.Label "k"}}` method works on `ps` rows.
 
 use std::collections::HashMap;
 
@@ -99,6 +100,157 @@ fn f_join(args: &[Value]) -> Result<Value, FuncError> {
     ))
 }
 
+/// Go's `%v` of a value: lists as `[a b]`, maps as `map[k:v]` (keys sorted, as Go does), nil
+/// as `<nil>` — what Docker prints for `{{.Config.Cmd}}`, not Rust's debug form.
+fn go_text(v: &Value) -> String {
+    match v {
+        Value::Nil => "<nil>".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_text).collect::<Vec<_>>().join(" ")),
+        Value::Object(o) | Value::Map(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_text(&o[k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The last stage of every printing action (added by [`prepare`]): prints as Go would.
+fn f_goprint(args: &[Value]) -> Result<Value, FuncError> {
+    let v = args
+        .last()
+        .ok_or_else(|| FuncError::ExactlyXArgs(GOPRINT.into(), 1))?;
+    Ok(match v {
+        Value::String(_) => v.clone(),
+        other => Value::String(go_text(other)),
+    })
+}
+
+/// `{{.Label "k"}}` on a `ps` row (rewritten to `(__label $ "k")`): the value of label k, from
+/// the row's `Labels` (`k=v,k2=v2`), or empty.
+fn f_label(args: &[Value]) -> Result<Value, FuncError> {
+    let (Some(Value::Object(row)), Some(Value::String(key))) = (args.first(), args.get(1)) else {
+        return Err(FuncError::ExactlyXArgs("Label".into(), 1));
+    };
+    let found = match row.get("Labels") {
+        Some(Value::String(all)) => all
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string()),
+        Some(Value::Object(m)) | Some(Value::Map(m)) => m.get(key).map(go_text),
+        _ => None,
+    };
+    Ok(Value::String(found.unwrap_or_default()))
+}
+
+/// Name of the printing function [`prepare`] appends.
+const GOPRINT: &str = "__goprint";
+
+/// Actions that print nothing themselves, left as they are by [`prepare`].
+const CONTROL: &[&str] = &[
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
+];
+
+/// Rewrites each printing action of a template so its value prints as Go prints it (` |
+/// __goprint` at the end of its pipeline) and Docker's `.Label "k"` method becomes a function
+/// call gtmpl can make. Control actions, comments and variable assignments are left alone.
+fn prepare(t: &str) -> String {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(len) = action_len(after) else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let body = &after[..len];
+        out.push_str("{{");
+        out.push_str(&rewrite_action(body));
+        out.push_str("}}");
+        rest = &after[len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of an action's body up to its closing `}}` (quotes respected), if closed.
+fn action_len(a: &str) -> Option<usize> {
+    let b = a.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        match (quote, b[i]) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(b'"'), b'\\') => i += 1,
+            (Some(_), _) => {}
+            (None, c @ (b'"' | b'`' | b'\'')) => quote = Some(c),
+            (None, b'}') if b.get(i + 1) == Some(&b'}') => return Some(i),
+            (None, _) => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn rewrite_action(body: &str) -> String {
+    // Trim markers stay where they are: `{{- ` and ` -}}`.
+    let (lead, inner) = match body.strip_prefix('-') {
+        Some(r) if r.starts_with(char::is_whitespace) => ("-", r),
+        _ => ("", body),
+    };
+    let trimmed_end = inner.trim_end();
+    let (inner, trail) = match trimmed_end.strip_suffix('-') {
+        Some(r) if r.ends_with(char::is_whitespace) => (r, " -"),
+        _ => (inner, ""),
+    };
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let first = words.first().copied().unwrap_or("");
+    let assigns = first.starts_with('$') && matches!(words.get(1).copied(), Some(":=") | Some("="));
+    let inner = with_label_calls(inner);
+    if first.is_empty() || first.starts_with("/*") || CONTROL.contains(&first) || assigns {
+        return format!("{lead}{inner}{trail}");
+    }
+    format!("{lead}{} | {GOPRINT}{trail}", inner.trim_end())
+}
+
+/// `.Label "k"` → `(__label $ "k")`, outside quoted strings.
+fn with_label_calls(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find(".Label") {
+        let before = &rest[..at];
+        let tail = &rest[at + ".Label".len()..];
+        let starts_field = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || c == '(' || c == '|');
+        let arg = tail.trim_start();
+        let in_quotes = before.matches('"').count() % 2 == 1;
+        if starts_field
+            && !in_quotes
+            && tail.starts_with(char::is_whitespace)
+            && arg.starts_with('"')
+        {
+            if let Some(end) = arg[1..].find('"') {
+                out.push_str(before);
+                out.push_str(&format!("(__label $ {})", &arg[..end + 2]));
+                rest = &arg[end + 2..];
+                continue;
+            }
+        }
+        out.push_str(&rest[..at + ".Label".len()]);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A parsed `--format`.
 pub struct Format {
     tmpl: gtmpl::Template,
@@ -122,8 +274,10 @@ impl Format {
             ("upper", f_upper),
             ("lower", f_lower),
             ("join", f_join),
+            (GOPRINT, f_goprint),
+            ("__label", f_label),
         ]);
-        tmpl.parse(body.clone())
+        tmpl.parse(prepare(&body))
             .map_err(|e| anyhow!("template parsing error in {text:?}: {e}"))?;
         let header = table.then(|| {
             let mut h = body.clone();
@@ -139,7 +293,13 @@ impl Format {
     pub fn render(&self, item: &serde_json::Value) -> Result<String> {
         self.tmpl
             .render(&gtmpl::Context::from(to_value(item)))
-            .map_err(|e| anyhow!("template: {e}"))
+            .map_err(|e| match e {
+                // Its own text dumps the whole object the field was looked up in.
+                gtmpl::error::ExecError::NoFiledFor(f, _) => {
+                    anyhow!("template: no field {f:?} there: check its name and capitals against the JSON output without --format")
+                }
+                e => anyhow!("template: {e}"),
+            })
     }
 
     /// Renders every item, one per line, aligned as a table when asked.
@@ -251,6 +411,46 @@ mod tests {
             r("{{upper .Names}} {{join .Config.Env \",\"}}", v),
             "WEB A=1,B=2"
         );
+    }
+
+    #[test]
+    fn values_print_as_go_prints_them() {
+        let v = serde_json::json!({"Config": {"Cmd": ["python3", "-m", "http.server"], "Labels": {"b": "2", "a": "1"}, "N": null, "E": []}, "Labels": "app=web,tier=db"});
+        assert_eq!(r("{{.Config.Cmd}}", v.clone()), "[python3 -m http.server]");
+        assert_eq!(r("{{.Config.Labels}}", v.clone()), "map[a:1 b:2]");
+        assert_eq!(r("{{.Config.E}} {{.Config.N}}", v.clone()), "[] <nil>");
+        assert_eq!(
+            r(
+                "{{range $i, $c := .Config.Cmd}}{{$i}}={{$c}} {{end}}",
+                v.clone()
+            ),
+            "0=python3 1=-m 2=http.server "
+        );
+        assert_eq!(
+            r("{{- .Config.Cmd -}}", v.clone()),
+            "[python3 -m http.server]"
+        );
+        assert_eq!(
+            r(r#"{{.Label "tier"}}/{{.Label "none"}}"#, v.clone()),
+            "db/"
+        );
+        assert_eq!(
+            r(r#"{{if eq (.Label "app") "web"}}yes{{end}}"#, v.clone()),
+            "yes"
+        );
+        assert_eq!(r(r#"{{".Label \"x\""}}"#, v), r#".Label "x""#);
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_not_dumped() {
+        let v = serde_json::json!({"HostConfig": {"PidsLimit": 5}});
+        let e = Format::parse("{{.HostConfig.Binds}}", &HashMap::new())
+            .unwrap()
+            .render(&v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no field \"Binds\""), "{e}");
+        assert!(!e.contains("PidsLimit"), "{e}");
     }
 
     #[test]

@@ -91,9 +91,10 @@ fn info_doc() -> Result<serde_json::Value> {
     let id_mappings = match &who {
         Identity::Root => serde_json::json!("none needed (root)"),
         Identity::Mapped(m) => serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) }),
-        Identity::Alone { .. } => serde_json::json!(
-            "only your own user (no /etc/subuid range: add one with usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)"
-        ),
+        Identity::Alone { .. } => serde_json::json!(format!(
+            "only your own user (no /etc/subuid range: add one with {})",
+            skiff_runtime::userns::idmap::usermod_hint()
+        )),
     };
     let store = ImageStore::open(dirs.clone())?;
     let images = store.list()?.len();

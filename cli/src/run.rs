@@ -221,17 +221,46 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
 
 /// `skiff run`.
 pub fn run(a: RunArgs) -> Result<ExitCode> {
+    refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
     // A broken config.toml is reported before a container record exists.
     skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?;
     let cfg = create_container(&a)?;
-    if a.detach {
-        let code = start_monitor(&cfg.id, false, a.sig_proxy)?;
-        if code == ExitCode::SUCCESS {
-            println!("{}", cfg.id);
-        }
-        return Ok(code);
+    let started = start_monitor(&cfg.id, !a.detach, a.sig_proxy);
+    if started.is_err() && a.rm {
+        // No monitor ran to honour --rm (it is missing, or died before reporting).
+        remove_unstarted(&cfg.id);
     }
-    start_monitor(&cfg.id, true, a.sig_proxy)
+    let code = started?;
+    if a.detach && code == ExitCode::SUCCESS {
+        println!("{}", cfg.id);
+    }
+    Ok(code)
+}
+
+/// Removes a `--rm` container whose monitor never ran; it stays, with a warning, if that fails.
+fn remove_unstarted(id: &str) {
+    let dirs = Dirs::from_env();
+    let res = skiff_runtime::Containers::open(&dirs).and_then(|c| {
+        let remove = crate::containers_cmd::remover(&dirs);
+        c.remove(id, false, &remove)
+    });
+    if let Err(e) = res {
+        eprintln!(
+            "WARNING: --rm: could not remove container {}: {e}",
+            &id[..12.min(id.len())]
+        );
+    }
+}
+
+/// `-it` attached with stdin that is no terminal is refused before anything is created, with
+/// Docker's words (Docker exits 1 here; skiff's own errors exit 125). `-t` alone, or `-dit`,
+/// stays allowed, as in Docker.
+pub fn refuse_tty_without_terminal(interactive: bool, tty: bool, detach: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if interactive && tty && !detach && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY: drop -t (keep -i) to pipe input, or run from a terminal");
+    }
+    Ok(())
 }
 
 /// `skiff create`: like run, without starting.

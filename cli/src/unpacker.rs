@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use skiff_runtime::userns::helpers;
+use skiff_runtime::userns::{helpers, idmap};
 use skiff_runtime::userns::identity::Identity;
 use skiff_store::unpack::{remove_tree, unpack_layer, UnpackOptions};
 use skiff_store::{Digest, Dirs, LayerUnpacker};
@@ -17,7 +17,7 @@ pub fn for_this_user(dirs: &Dirs) -> Arc<dyn LayerUnpacker> {
     if matches!(who, Identity::Alone { .. }) {
         let marker = dirs.data.join(".said-no-subuid");
         if !marker.exists() {
-            eprintln!("note: no /etc/subuid range for this user: image files all belong to you, so ids other than root are lost inside containers; add a range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) to keep them");
+            eprintln!("note: no /etc/subuid range for this user: image files all belong to you, so ids other than root are lost inside containers; add a range ({}) to keep them", idmap::usermod_hint());
             let _ = std::fs::create_dir_all(&dirs.data);
             let _ = std::fs::write(&marker, b"");
         }
@@ -41,7 +41,7 @@ pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
     cmd.args(&argv[1..]);
     let who = Identity::current();
     if matches!(who, Identity::Alone { .. }) {
-        anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with usermod --add-subuids)");
+        anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with {})", idmap::usermod_hint());
     }
     let status = who.spawn(cmd)?.wait();
     let status = status.map_err(|e| anyhow::anyhow!("{}: {e}", argv[0]))?;
@@ -60,8 +60,8 @@ pub fn spawn_helper(args: &[&str]) -> anyhow::Result<std::process::Child> {
     )?)
 }
 
-/// `skiff __unpack BLOB DIFF_ID DEST`: runs inside the mapped namespace as its root.
-pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<()> {
+/// `skiff __unpack BLOB DIFF_ID DEST MAX_SIZE`: runs inside the mapped namespace as its root.
+pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path, max_size: u64) -> anyhow::Result<()> {
     let diff_id = Digest::parse(diff_id)?;
     std::fs::create_dir(dest)?;
     let rep = unpack_layer(
@@ -71,6 +71,7 @@ pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path) -> anyhow::Result<
         UnpackOptions {
             chown: true,
             plain: false,
+            max_size,
         },
     )?;
     println!("{}", serde_json::to_string(&rep)?);

@@ -15,6 +15,9 @@ pub enum Error {
     /// No container by that name or id.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// A container whose config.json or state.json cannot be read: what is wrong, and the way out.
+    #[error("container {name} is damaged: {what}; remove it with skiff rm -f {name}")]
+    Damaged { name: String, what: String },
     /// An id prefix matched several containers.
     #[error("{prefix}: ambiguous container id prefix, matches {candidates}")]
     Ambiguous { prefix: String, candidates: String },

@@ -18,7 +18,7 @@ use crate::layout::Descriptor;
 use crate::reference::Reference;
 
 use crate::json::parse_json as json;
-use crate::registry::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::{DOCKER_LIST, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_INDEX, OCI_MANIFEST};
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::BadLayer {
@@ -27,12 +27,33 @@ fn bad(reason: impl Into<String>) -> Error {
     }
 }
 
-/// One image found in an archive: its names, its manifest, and where its blobs are.
+/// One image found in an archive: its names, its manifest, and where its blobs are (paths in
+/// the unpacked archive at `root`, always opened inside it).
 struct Found {
     names: Vec<String>,
     manifest: Vec<u8>,
     media_type: String,
+    root: PathBuf,
     blobs: BTreeMap<Digest, PathBuf>,
+}
+
+/// Opens the regular file `rel` of the unpacked archive at `root`, resolved inside it: the
+/// archive's own symlinks can never make `load` read a host file (or a device, or a fifo).
+fn open_in(root: &Path, rel: &Path) -> Result<std::fs::File> {
+    match crate::inroot::open_file_in_root(root, &rel.to_string_lossy()) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(bad(format!("{} is missing", rel.display()))),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Reads the regular file `rel` of the unpacked archive (see [`open_in`]), at most `cap` bytes.
+fn read_in(root: &Path, rel: &str, cap: u64) -> Result<Vec<u8>> {
+    match crate::inroot::read_file_in_root(root, rel, cap) {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(bad(format!("{rel} is missing"))),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 impl ImageStore {
@@ -188,7 +209,7 @@ impl ImageStore {
                 .blobs
                 .get(d)
                 .ok_or_else(|| bad(format!("blob {d} is missing")))?;
-            let mut from = std::fs::File::open(src).ctx(|| format!("opening {}", src.display()))?;
+            let mut from = open_in(&img.root, src)?;
             let size = from.metadata().ctx(|| src.display().to_string())?.len();
             let mut ingest = self.layout.ingest(d)?;
             std::io::copy(&mut from, &mut ingest).ctx(|| format!("storing blob {d}"))?;
@@ -208,7 +229,14 @@ impl ImageStore {
             let dest = self.layer_dir(chain);
             if !dest.exists() {
                 let blob = self.layout.blob_path(layer);
-                unpack_into_place(unpacker, &blob, diff_id, &self.dirs.layers(), &dest)?;
+                unpack_into_place(
+                    unpacker,
+                    &blob,
+                    diff_id,
+                    &self.dirs.layers(),
+                    &dest,
+                    self.config.max_layer_size(),
+                )?;
             }
         }
         let manifest_digest = Digest::of(&img.manifest);
@@ -231,13 +259,15 @@ impl ImageStore {
     }
 }
 
-/// The blob files of an OCI layout, by digest (as named; verified when stored).
+/// The blob files of an OCI layout, by digest (as named; verified when stored), as paths
+/// inside the layout.
 fn layout_blobs(dir: &Path) -> BTreeMap<Digest, PathBuf> {
     let mut out = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(dir.join("blobs/sha256")) {
         for e in rd.flatten() {
             if let Ok(d) = Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy())) {
-                out.insert(d, e.path());
+                let rel = PathBuf::from(format!("blobs/sha256/{}", d.hex()));
+                out.insert(d, rel);
             }
         }
     }
@@ -263,7 +293,7 @@ fn oci_images(dir: &Path) -> Result<Vec<Found>> {
         let p = blobs
             .get(d)
             .ok_or_else(|| bad(format!("blob {d} is missing")))?;
-        let b = std::fs::read(p).ctx(|| format!("reading {}", p.display()))?;
+        let b = read_in(dir, &p.to_string_lossy(), MAX_CONFIG_SIZE)?;
         if &Digest::of(&b) != d {
             return Err(Error::DigestMismatch {
                 expected: d.to_string(),
@@ -273,7 +303,7 @@ fn oci_images(dir: &Path) -> Result<Vec<Found>> {
         Ok(b)
     };
     let index = json(
-        &std::fs::read(dir.join("index.json")).ctx(|| "reading index.json".to_string())?,
+        &read_in(dir, "index.json", MAX_MANIFEST_SIZE)?,
         "index.json",
     )?;
     let mut out = Vec::new();
@@ -301,17 +331,18 @@ fn oci_images(dir: &Path) -> Result<Vec<Found>> {
             names: vec![oci_name(&m["annotations"])?],
             manifest: bytes,
             media_type,
+            root: dir.to_path_buf(),
             blobs: blobs.clone(),
         });
     }
     Ok(out)
 }
 
-/// The OCI media type of a layer file, by its first bytes.
-fn layer_media_type(path: &Path) -> Result<&'static str> {
+/// The OCI media type of a layer file (in the unpacked archive at `root`), by its first bytes.
+fn layer_media_type(root: &Path, path: &Path) -> Result<&'static str> {
     let mut head = [0u8; 4];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let n = open_in(root, path)?
+        .read(&mut head)
         .ctx(|| format!("reading {}", path.display()))?;
     Ok(match &head[..n] {
         [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -324,16 +355,20 @@ fn layer_media_type(path: &Path) -> Result<&'static str> {
 /// manifest is made for them (the files are the blobs, digested here).
 fn docker_images(dir: &Path) -> Result<Vec<Found>> {
     let list = json(
-        &std::fs::read(dir.join("manifest.json")).ctx(|| "reading manifest.json".to_string())?,
+        &read_in(dir, "manifest.json", MAX_MANIFEST_SIZE)?,
         "manifest.json",
     )?;
     let mut out = Vec::new();
     for e in list.as_array().into_iter().flatten() {
+        // Digested as it streams (layers can be large), opened inside the archive.
         let file = |rel: &str| -> Result<(Digest, PathBuf, u64)> {
             let comps = crate::unpack::clean_path(rel).map_err(bad)?;
-            let p = dir.join(comps.join("/"));
-            let bytes = std::fs::read(&p).ctx(|| format!("reading {rel} in the archive"))?;
-            Ok((Digest::of(&bytes), p, bytes.len() as u64))
+            let p = PathBuf::from(comps.join("/"));
+            let mut f = open_in(dir, &p)?;
+            let mut w = crate::digest::HashingWriter::new(std::io::sink());
+            std::io::copy(&mut f, &mut w).ctx(|| format!("reading {rel} in the archive"))?;
+            let size = w.written();
+            Ok((w.finish().1, p, size))
         };
         let (cfg_digest, cfg_path, cfg_size) = file(e["Config"].as_str().unwrap_or(""))?;
         let mut blobs = BTreeMap::from([(cfg_digest.clone(), cfg_path)]);
@@ -341,7 +376,7 @@ fn docker_images(dir: &Path) -> Result<Vec<Found>> {
         for l in e["Layers"].as_array().into_iter().flatten() {
             let (d, p, size) = file(l.as_str().unwrap_or(""))?;
             layers.push(serde_json::json!({
-                "mediaType": layer_media_type(&p)?, "digest": d.to_string(), "size": size,
+                "mediaType": layer_media_type(dir, &p)?, "digest": d.to_string(), "size": size,
             }));
             blobs.insert(d, p);
         }
@@ -369,6 +404,7 @@ fn docker_images(dir: &Path) -> Result<Vec<Found>> {
             names,
             manifest: manifest.to_string().into_bytes(),
             media_type: OCI_MANIFEST.into(),
+            root: dir.to_path_buf(),
             blobs,
         });
     }

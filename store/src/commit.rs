@@ -186,7 +186,14 @@ impl ImageStore {
             let dest = self.layer_dir(top);
             if !dest.exists() {
                 let blob = self.layout.blob_path(&digest);
-                unpack_into_place(unpacker, &blob, &diff_id, &self.dirs.layers(), &dest)?;
+                unpack_into_place(
+                    unpacker,
+                    &blob,
+                    &diff_id,
+                    &self.dirs.layers(),
+                    &dest,
+                    self.config.max_layer_size(),
+                )?;
             }
         }
         self.record_image(

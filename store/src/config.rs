@@ -1,5 +1,5 @@
 //! `$XDG_CONFIG_HOME/skiff/config.toml`, read in one place for every crate: per-registry settings
-//! (insecure, mirrors) and the log cap.
+//! (insecure, mirrors), the log cap and storage limits. Sizes are read by `size::parse_size`.
 //!
 //! ```toml
 //! [registries."myregistry.local:5000"]
@@ -8,6 +8,9 @@
 //!
 //! [logs]
 //! max_size = "10MB"                        # cap on each container's log (newest kept)
+//!
+//! [storage]
+//! max_layer_size = "32GiB"                 # what one layer may expand to (bytes, or with k/m/g/t)
 //! ```
 
 use std::collections::BTreeMap;
@@ -38,6 +41,42 @@ pub struct LogsConfig {
     pub max_size: Option<u64>,
 }
 
+/// The default for `[storage] max_layer_size`: 32 GiB. The largest real layers (CUDA and ML
+/// framework images) expand to around 10 GiB; a bomb that fills the disk needs far more.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
+
+/// `[storage]`: limits on what the store accepts. Other keys are left to other readers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StorageConfig {
+    /// What one layer may expand to (its uncompressed tar, and its files' full sizes): a
+    /// number of bytes, or a string such as `"32GiB"`.
+    #[serde(default)]
+    pub max_layer_size: Option<ByteSize>,
+}
+
+/// A size in config.toml: a number of bytes, or a string with a unit (`"512MiB"`, `"2GB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => crate::size::parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size {s:?}: use a number of bytes or e.g. \"32GiB\", \"500MB\""
+                ))
+            }),
+        }
+    }
+}
+
 /// config.toml; unknown top-level tables are left for later settings (plugins).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
@@ -47,6 +86,9 @@ pub struct Config {
     /// `[logs]`.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// Storage limits.
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// A size setting: a positive integer of bytes or a string `parse_size` reads.
@@ -93,6 +135,13 @@ impl Config {
         })
     }
 
+    /// What one layer may expand to: `[storage] max_layer_size`, or the default.
+    pub fn max_layer_size(&self) -> u64 {
+        self.storage
+            .max_layer_size
+            .map_or(DEFAULT_MAX_LAYER_SIZE, |b| b.0)
+    }
+
     /// The settings for `registry` (defaults when not configured).
     pub fn registry(&self, registry: &str) -> RegistryConfig {
         self.registries.get(registry).cloned().unwrap_or_default()
@@ -133,5 +182,28 @@ mod tests {
             let err = c(&format!("[logs]\n{bad}\n")).unwrap_err().to_string();
             assert!(err.contains("logs.max_size must be a size"), "{err}");
         }
+    }
+
+    #[test]
+    fn layer_size_limit_reads_units_and_defaults() {
+        let p = Path::new("c.toml");
+        assert_eq!(
+            Config::parse("", p).unwrap().max_layer_size(),
+            DEFAULT_MAX_LAYER_SIZE
+        );
+        let c = Config::parse(
+            "[storage]\nmax_layer_size = \"2MiB\"\ndriver = \"overlay\"\n",
+            p,
+        );
+        assert_eq!(c.unwrap().max_layer_size(), 2 << 20);
+        let c = Config::parse("[storage]\nmax_layer_size = 4096\n", p);
+        assert_eq!(c.unwrap().max_layer_size(), 4096);
+        let err = Config::parse("[storage]\nmax_layer_size = \"lots\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid size") && err.contains("lots"),
+            "{err}"
+        );
     }
 }

@@ -32,6 +32,24 @@ pub enum Error {
     /// Content ended before its announced size.
     #[error("blob {digest} truncated: got {got} of {want} bytes; try the pull again")]
     Truncated { digest: String, got: u64, want: u64 },
+    /// Content went on past its announced size; reading stopped at the first byte too many.
+    #[error("blob {digest} is larger than the {want} bytes its descriptor declares: the registry or the image is broken; a retry will not help, ask its publisher")]
+    Oversized { digest: String, want: u64 },
+    /// A layer's uncompressed content does not hash to the diff_id its image config names: the
+    /// blob matched its own digest, so the image itself is inconsistent.
+    #[error("layer {layer}: uncompressed content hashes to {actual}, but the image config says {expected}: the image is inconsistent (built or pushed wrongly); a retry will not help, ask its publisher")]
+    DiffIdMismatch {
+        layer: String,
+        expected: String,
+        actual: String,
+    },
+    /// A layer expands past the configured limit (a decompression or sparse-file bomb, or a
+    /// legitimately huge layer).
+    #[error("layer {layer} expands to more than {limit} bytes, the limit set by max_layer_size in the [storage] table of config.toml; raise it there if the image is trusted")]
+    LayerTooLarge { layer: String, limit: u64 },
+    /// A manifest, config or image file is larger than skiff reads into memory.
+    #[error("{what} is larger than {limit} bytes, more than any real one; refusing to read it")]
+    TooLarge { what: String, limit: u64 },
     /// A media type skiff cannot handle.
     #[error("unsupported media type \"{0}\"")]
     UnsupportedMediaType(String),
@@ -59,6 +77,15 @@ pub enum Error {
     Io {
         context: String,
         source: std::io::Error,
+    },
+    /// A directory skiff keeps private files in belongs to someone else, who could read or
+    /// plant files in the store.
+    #[error("{path} belongs to uid {owner}, not to you (uid {me}): skiff keeps its files only in a directory of yours; remove it, or point {var} elsewhere")]
+    ForeignDir {
+        path: PathBuf,
+        owner: u32,
+        me: u32,
+        var: &'static str,
     },
     /// JSON that we wrote or read could not be (de)serialised.
     #[error("{context}: {source}")]

@@ -61,6 +61,21 @@ impl LockFile {
     }
 }
 
+impl LockFile {
+    /// Like [`LockFile::acquire`] but never creates the directory: a lock inside a record that
+    /// was removed meanwhile must fail, not bring back an empty directory holding only the lock.
+    pub fn acquire_in_existing(path: &Path) -> Result<LockFile> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("opening lock {}", path.display()))?;
+        file.lock().ctx(|| format!("locking {}", path.display()))?;
+        Ok(LockFile { _file: file })
+    }
+}
+
 /// Whether a process with this pid exists (used to tell abandoned temp files from live ones).
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

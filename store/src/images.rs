@@ -408,12 +408,20 @@ impl ImageStore {
                     if !keep_layers.contains(hex) {
                         let _ = fs::remove_file(e.path());
                     }
+                } else if name.starts_with(".rm-") {
+                    // An earlier removal was interrupted (we hold the gc lock: nobody else is on it).
+                    unpacker.remove(&e.path())?;
                 } else if stale_tmp || (!name.starts_with('.') && !keep_layers.contains(&name)) {
                     report.reclaimed += fs::read_to_string(layers.join(format!("{name}.size")))
                         .ok()
                         .and_then(|s| s.trim().parse::<u64>().ok())
                         .unwrap_or(0);
-                    unpacker.remove(&e.path())?;
+                    // Out of its name first, so an interrupted removal never leaves a half layer
+                    // that a later pull would take as unpacked.
+                    let tomb = layers.join(format!(".rm-{}", name.trim_start_matches('.')));
+                    fs::rename(e.path(), &tomb)
+                        .ctx(|| format!("removing {}", e.path().display()))?;
+                    unpacker.remove(&tomb)?;
                     report.layers += 1;
                 }
             }

@@ -14,8 +14,15 @@ use crate::unpack::{remove_tree, unpack_layer, UnpackOptions, UnpackReport};
 /// helper inside a mapped user namespace so files keep their owners. The store stays free of
 /// namespace code; the CLI picks the implementation.
 pub trait LayerUnpacker: Send + Sync {
-    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest.
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport>;
+    /// Creates `dest` and unpacks `blob` into it, checking the uncompressed digest; the layer may
+    /// expand to at most `max_size` bytes (0: no limit).
+    fn unpack(
+        &self,
+        blob: &Path,
+        diff_id: &Digest,
+        dest: &Path,
+        max_size: u64,
+    ) -> Result<UnpackReport>;
     /// Removes an unpacked layer directory (whose files may belong to other ids).
     fn remove(&self, dir: &Path) -> Result<()>;
 }
@@ -27,7 +34,13 @@ pub struct InProcessUnpacker {
 }
 
 impl LayerUnpacker for InProcessUnpacker {
-    fn unpack(&self, blob: &Path, diff_id: &Digest, dest: &Path) -> Result<UnpackReport> {
+    fn unpack(
+        &self,
+        blob: &Path,
+        diff_id: &Digest,
+        dest: &Path,
+        max_size: u64,
+    ) -> Result<UnpackReport> {
         std::fs::create_dir(dest).ctx(|| format!("creating {}", dest.display()))?;
         unpack_layer(
             blob,
@@ -36,6 +49,7 @@ impl LayerUnpacker for InProcessUnpacker {
             UnpackOptions {
                 chown: self.chown,
                 plain: false,
+                max_size,
             },
         )
     }
@@ -94,6 +108,7 @@ pub(crate) fn unpack_into_place(
     diff_id: &Digest,
     layers: &Path,
     dest: &Path,
+    max_size: u64,
 ) -> Result<UnpackReport> {
     std::fs::create_dir_all(layers).ctx(|| format!("creating {}", layers.display()))?;
     let name = dest
@@ -106,7 +121,7 @@ pub(crate) fn unpack_into_place(
         std::process::id(),
         rand_suffix()
     ));
-    let rep = match unpacker.unpack(blob, diff_id, &tmp) {
+    let rep = match unpacker.unpack(blob, diff_id, &tmp, max_size) {
         Ok(r) => r,
         Err(e) => {
             let _ = unpacker.remove(&tmp);

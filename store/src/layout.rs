@@ -104,10 +104,23 @@ impl Layout {
         self.blob_path(digest).is_file()
     }
 
-    /// Reads a whole (small) blob: manifests and configs.
+    /// Reads a whole (small) blob: manifests and configs, refused past the config size cap so
+    /// a stored (loaded, say) giant config cannot make `images` or `run` eat memory.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(digest);
-        fs::read(&p).ctx(|| format!("reading blob {digest}"))
+        let limit = crate::registry::MAX_CONFIG_SIZE;
+        let file = File::open(&p).ctx(|| format!("reading blob {digest}"))?;
+        let mut bytes = Vec::new();
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .ctx(|| format!("reading blob {digest}"))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: format!("blob {digest}"),
+                limit,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Stores `bytes` under `digest` after checking they hash to it.
@@ -231,6 +244,12 @@ impl Ingest {
     fn finish(&self, w: HashingWriter<File>, expected_size: u64) -> Result<()> {
         let got = w.written();
         let (file, actual) = w.finish();
+        if got > expected_size {
+            return Err(Error::Oversized {
+                digest: self.digest.to_string(),
+                want: expected_size,
+            });
+        }
         if got != expected_size {
             return Err(Error::Truncated {
                 digest: self.digest.to_string(),

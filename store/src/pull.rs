@@ -14,7 +14,10 @@ use crate::layers::{chain_ids, diff_ids, layer_type_ok, unpack_into_place, Layer
 use crate::layout::{Descriptor, PULLED_AT, REF_NAME, REPO_DIGEST, UNPACKED_SIZE};
 use crate::platform::{describe, Platform};
 use crate::reference::Reference;
-use crate::registry::{Remote, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::{
+    Remote, DOCKER_LIST, DOCKER_MANIFEST, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_INDEX,
+    OCI_MANIFEST,
+};
 use crate::unpack::UnpackReport;
 
 /// Receives pull progress, for the CLI's per-layer display.
@@ -134,6 +137,12 @@ impl ImageStore {
                             .join(", "),
                     })?;
                 let d = descriptor(chosen, "index entry")?;
+                if d.size > MAX_MANIFEST_SIZE {
+                    return Err(Error::TooLarge {
+                        what: format!("the manifest {} the index of {reference} names", d.digest),
+                        limit: MAX_MANIFEST_SIZE,
+                    });
+                }
                 let (b, dg) = remote.manifest(reference, Some(&d.digest)).await?;
                 let doc = parse_json(&b, "manifest")?;
                 let kind = manifest_kind(&doc)?;
@@ -168,6 +177,12 @@ impl ImageStore {
             return Err(Error::UnsupportedMediaType(l.media_type.clone()));
         }
 
+        if config_desc.size > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("the image config of {reference}"),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
         if !self.layout.has_blob(&config_desc.digest) {
             let noop = |_: u64| {};
             remote
@@ -218,6 +233,7 @@ impl ImageStore {
                 reference.clone(),
             );
             let layers_dir = self.dirs.layers();
+            let max_size = self.config.max_layer_size();
             tasks.spawn(async move {
                 if !have_blob {
                     let _permit = sem.acquire_owned().await.map_err(|_| Error::Registry {
@@ -237,7 +253,7 @@ impl ImageStore {
                 } else {
                     let blob = layout.blob_path(&desc.digest);
                     tokio::task::spawn_blocking(move || {
-                        unpack_into_place(&*unpacker, &blob, &diff_id, &layers_dir, &dest)
+                        unpack_into_place(&*unpacker, &blob, &diff_id, &layers_dir, &dest, max_size)
                     })
                     .await
                     .map_err(|e| Error::Registry {

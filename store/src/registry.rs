@@ -35,6 +35,13 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 
 const ATTEMPTS: u32 = 4;
 
+/// The largest manifest or index skiff reads (containerd's limit too): real ones are a few KiB,
+/// an index of every platform well under 100 KiB.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// The largest image config skiff reads: real ones are a few KiB, ones with a long history some
+/// hundred KiB; the whole config is parsed in memory by `pull`, `images` and `run`.
+pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+
 /// A connection to one registry (or one of its mirrors), authenticated for pulling.
 pub struct Remote {
     client: Client,
@@ -250,6 +257,12 @@ impl Remote {
                 .map_err(|e| map_err(&self.host, reference, e))
         })
         .await?;
+        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("the manifest of {reference}"),
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
         let actual = Digest::of(&bytes);
         if let Some(want) = digest.or(reference.digest.as_ref()) {
             if &actual != want {
@@ -314,11 +327,28 @@ impl Remote {
                         detail: "download lost its temporary file".into(),
                     });
                 };
+                // A Content-Length past the declared size is refused before any body is read.
+                if stream
+                    .content_length
+                    .is_some_and(|n| ing.written().saturating_add(n) > desc.size)
+                {
+                    return Err(Error::Oversized {
+                        digest: desc.digest.to_string(),
+                        want: desc.size,
+                    });
+                }
                 while let Some(chunk) = stream.next().await {
                     let chunk = match chunk {
                         Ok(c) => c,
                         Err(e) => return Err(stream_error(&self.host, desc, ing.written(), e)),
                     };
+                    // Stop at the first byte past the declared size: never read on to the end.
+                    if ing.written() + chunk.len() as u64 > desc.size {
+                        return Err(Error::Oversized {
+                            digest: desc.digest.to_string(),
+                            want: desc.size,
+                        });
+                    }
                     std::io::Write::write_all(ing, &chunk)
                         .ctx(|| format!("writing blob {}", desc.digest))?;
                     progress(ing.written());

@@ -3,10 +3,12 @@
 //! symlinked parents nor hardlink targets can reach outside it, whatever the tar says and however
 //! a concurrent process moves things. Each layer is unpacked alone, in the form overlayfs stacks:
 //! a whiteout becomes a 0/0 character device and an opaque directory the `user.overlay.opaque`
-//! xattr (mount with `userxattr`).
+//! xattr (mount with `userxattr`). Overlay metadata comes only from those markers: a tar's own
+//! `user.overlay.*`/`trusted.overlay.*` xattrs are dropped. Runs of zeros (GNU sparse entries'
+//! holes, or plain zeros) are written as holes, and what a layer expands to is capped.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -29,6 +31,15 @@ pub struct UnpackOptions {
     pub chown: bool,
     /// A plain archive (`skiff cp`), not a layer: `.wh.` names are ordinary files.
     pub plain: bool,
+    /// What the layer may expand to, in bytes (its uncompressed tar, and the full sizes of its
+    /// files, holes included); 0 means no limit. Pulls pass `[storage] max_layer_size`.
+    pub max_size: u64,
+}
+
+/// Whether an xattr is overlayfs's own metadata, which only skiff's whiteout and opaque
+/// handling may write: from a tar it could hide files or redirect directories.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.")
 }
 
 /// What an unpack did that the user may want to know.
@@ -84,15 +95,23 @@ pub fn unpack_stream<R: BufRead>(
     let mut hashed = HashingReader {
         inner: decompressed,
         hasher: HashingWriter::new(io::sink()),
+        limit: opts.max_size,
     };
     let mut u = Unpacker::open(dest, opts, layer.clone())?;
-    u.entries(&mut hashed)?;
-    io::copy(&mut hashed, &mut io::sink())
-        .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))?;
+    let res = u.entries(&mut hashed).and_then(|()| {
+        io::copy(&mut hashed, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| u.bad(format!("corrupt compressed stream: {e}")))
+    });
+    if hashed.over() || u.over() {
+        return Err(u.too_large());
+    }
+    res?;
     u.report.size = hashed.hasher.written();
     let (_, actual) = hashed.hasher.finish();
     if &actual != diff_id {
-        return Err(Error::DigestMismatch {
+        return Err(Error::DiffIdMismatch {
+            layer,
             expected: diff_id.to_string(),
             actual: actual.to_string(),
         });
@@ -116,15 +135,31 @@ pub fn unpack_archive<R: Read>(input: R, dest: &Path, opts: UnpackOptions) -> Re
 struct HashingReader<R> {
     inner: R,
     hasher: HashingWriter<io::Sink>,
+    /// Stop (with an error) once the uncompressed stream passes this many bytes; 0: never.
+    limit: u64,
+}
+
+impl<R> HashingReader<R> {
+    fn over(&self) -> bool {
+        self.limit > 0 && self.hasher.written() > self.limit
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.over() {
+            return Err(io::Error::other("layer size limit reached"));
+        }
         let n = self.inner.read(buf)?;
         io::Write::write_all(&mut self.hasher, &buf[..n])?;
         Ok(n)
     }
 }
+
+/// The block size below which zeros are written rather than skipped as a hole.
+const HOLE_BLOCK: usize = 64 * 1024;
+/// What an all-zero block looks like (compared with memcmp, fast even in debug builds).
+static ZERO_BLOCK: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
 
 struct PendingDir {
     path: String,
@@ -138,6 +173,8 @@ struct Unpacker {
     report: UnpackReport,
     dirs: Vec<PendingDir>,
     layer: String,
+    /// Bytes of file content written so far, holes included (checked against `opts.max_size`).
+    expanded: u64,
 }
 
 /// Turns a tar path into clean components, refusing any that would climb above the root.
@@ -166,6 +203,57 @@ impl Unpacker {
         }
     }
 
+    fn over(&self) -> bool {
+        self.opts.max_size > 0 && self.expanded > self.opts.max_size
+    }
+
+    fn too_large(&self) -> Error {
+        Error::LayerTooLarge {
+            layer: self.layer.clone(),
+            limit: self.opts.max_size,
+        }
+    }
+
+    /// Copies a file's content, seeking over every all-zero block so that holes (a GNU sparse
+    /// entry's, or a run of zeros) cost no disk, and counting its full size against the limit.
+    fn write_content<R: Read>(&mut self, entry: &mut R, file: &mut File, full: &str) -> Result<()> {
+        let mut buf = vec![0u8; HOLE_BLOCK];
+        let mut len: u64 = 0;
+        let mut hole = false;
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                match entry.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.bad(format!("reading {full}: {e}"))),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            self.expanded += n as u64;
+            if self.over() {
+                return Err(self.too_large());
+            }
+            if n == buf.len() && buf[..] == ZERO_BLOCK[..] {
+                file.seek(SeekFrom::Current(n as i64))
+                    .ctx(|| format!("writing {full}"))?;
+                hole = true;
+            } else {
+                file.write_all(&buf[..n])
+                    .ctx(|| format!("writing {full}"))?;
+                hole = false;
+            }
+        }
+        if hole {
+            file.set_len(len).ctx(|| format!("writing {full}"))?;
+        }
+        Ok(())
+    }
+
     /// An unpacker writing under `dest` (opened once; everything resolves from that fd).
     fn open(dest: &Path, opts: UnpackOptions, layer: String) -> Result<Unpacker> {
         let root: OwnedFd = rfs::open(
@@ -180,6 +268,7 @@ impl Unpacker {
             report: UnpackReport::default(),
             dirs: Vec::new(),
             layer,
+            expanded: 0,
         })
     }
 
@@ -302,7 +391,7 @@ impl Unpacker {
                 )
                 .ctx(|| format!("creating {full}"))?;
                 let mut file = File::from(fd);
-                io::copy(&mut entry, &mut file).ctx(|| format!("writing {full}"))?;
+                self.write_content(&mut entry, &mut file, &full)?;
                 self.own(&file, &header)?;
                 rfs::fchmod(&file, mode).ctx(|| format!("setting mode of {full}"))?;
                 self.xattrs(&file, &mut entry)?;
@@ -455,6 +544,9 @@ impl Unpacker {
             let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
                 continue;
             };
+            if is_overlay_xattr(name) {
+                continue; // forged overlay metadata: only markers make it
+            }
             if rfs::fsetxattr(&fd, name, ext.value_bytes(), rfs::XattrFlags::empty()).is_err() {
                 self.report.ignored_xattrs += 1;
             }
@@ -521,13 +613,88 @@ fn times(mtime: u64) -> Timestamps {
     }
 }
 
-/// Removes `name` below `parent` recursively without following symlinks; directories are made
-/// writable first so read-only trees (mode 0555) owned by the user can still be removed.
+/// Removes `name` in `parent` and everything below it, never following symlinks, with at most a
+/// few fds open whatever the depth: it walks down one directory at a time and comes back up
+/// through `..`, checking that `..` is the very directory it came from (device and inode), so a
+/// tree 10,000 levels deep goes under any `RLIMIT_NOFILE` and a moved directory stops the walk
+/// instead of leading it elsewhere. Directories without permissions (overlayfs leaves
+/// `work/work` at 000) are made ours first. A missing `name` is not an error.
 pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
+    let mut cur = match open_for_removal(parent, name)? {
+        Opened::Dir(d) => d,
+        Opened::Gone => return Ok(()),
+        Opened::NotDir => return unlink_file(parent, name, name),
+    };
+    // The directories above `cur` (up to `name`), each with the subdirectories still to go.
+    struct Level {
+        name: String,
+        dev: u64,
+        ino: u64,
+        subdirs: Vec<String>,
+    }
+    let mut above: Vec<Level> = Vec::new();
+    let mut cur_name = name.to_string();
+    let mut subdirs = clear_files(&cur, &cur_name)?;
+    loop {
+        if let Some(sub) = subdirs.pop() {
+            match open_for_removal(&cur, &sub)? {
+                Opened::Gone => {}
+                Opened::NotDir => unlink_file(&cur, &sub, &cur_name)?,
+                Opened::Dir(child) => {
+                    let st = rfs::fstat(&cur).ctx(|| format!("reading {cur_name}"))?;
+                    above.push(Level {
+                        name: std::mem::replace(&mut cur_name, sub),
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                        subdirs: std::mem::take(&mut subdirs),
+                    });
+                    subdirs = clear_files(&child, &cur_name)?;
+                    cur = child;
+                }
+            }
+            continue;
+        }
+        let Some(up) = above.pop() else { break };
+        let pfd = rfs::openat(
+            &cur,
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("going back up from {cur_name}"))?;
+        let st = rfs::fstat(&pfd).ctx(|| format!("reading {}", up.name))?;
+        if (st.st_dev, st.st_ino) != (up.dev, up.ino) {
+            return Err(Error::Io {
+                context: format!("removing {name}"),
+                source: io::Error::other(format!(
+                    "{} was moved during the removal; run the command again",
+                    up.name
+                )),
+            });
+        }
+        drop(std::mem::replace(&mut cur, pfd));
+        remove_empty_dir(&cur, &cur_name)?;
+        cur_name = up.name;
+        subdirs = up.subdirs;
+    }
+    drop(cur);
+    remove_empty_dir(parent, name)
+}
+
+/// What [`open_for_removal`] found.
+enum Opened {
+    Dir(OwnedFd),
+    NotDir,
+    Gone,
+}
+
+/// Opens the directory `name` in `parent` for listing (made 0700 and ours to list first if need
+/// be), or says that it is something else or gone.
+fn open_for_removal(parent: &OwnedFd, name: &str) -> Result<Opened> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let opened = match rfs::openat(parent, name, flags, Mode::empty()) {
-        // A directory without read permission (overlayfs leaves work/work at 000): make it
-        // ours to list through an O_PATH fd (no permission needed, symlinks not followed), retry.
+        // A directory without read permission: make it ours to list through an O_PATH fd (no
+        // permission needed, symlinks not followed), retry.
         Err(rustix::io::Errno::ACCESS) => {
             let p = rfs::openat(
                 parent,
@@ -547,40 +714,58 @@ pub fn remove_tree_at(parent: &OwnedFd, name: &str) -> Result<()> {
         }
         other => other,
     };
-    let dir = match opened {
-        Ok(d) => d,
-        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
-            return rfs::unlinkat(parent, name, AtFlags::empty()).ctx(|| format!("removing {name}"))
+    match opened {
+        Ok(d) => {
+            let _ = rfs::fchmod(&d, Mode::from_raw_mode(0o700));
+            Ok(Opened::Dir(d))
         }
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => {
-            return Err(Error::Io {
-                context: format!("opening {name}"),
-                source: e.into(),
-            })
-        }
-    };
-    let _ = rfs::fchmod(&dir, Mode::from_raw_mode(0o700));
+        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => Ok(Opened::NotDir),
+        Err(rustix::io::Errno::NOENT) => Ok(Opened::Gone),
+        Err(e) => Err(Error::Io {
+            context: format!("opening {name}"),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Unlinks every entry of `dir` that is not a directory; returns the names of the directories.
+fn clear_files(dir: &OwnedFd, dir_name: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     {
-        let it = rfs::Dir::read_from(&dir).ctx(|| format!("listing {name}"))?;
+        let it = rfs::Dir::read_from(dir).ctx(|| format!("listing {dir_name}"))?;
         for e in it {
-            let e = e.ctx(|| format!("listing {name}"))?;
+            let e = e.ctx(|| format!("listing {dir_name}"))?;
             let n = e.file_name().to_string_lossy().into_owned();
             if n != "." && n != ".." {
                 names.push((n, e.file_type()));
             }
         }
     }
+    let mut dirs = Vec::new();
     for (n, ft) in names {
-        if ft == rfs::FileType::Directory {
-            remove_tree_at(&dir, &n)?;
+        if ft == rfs::FileType::Directory || ft == rfs::FileType::Unknown {
+            dirs.push(n);
         } else {
-            rfs::unlinkat(&dir, n.as_str(), AtFlags::empty())
-                .ctx(|| format!("removing {name}/{n}"))?;
+            unlink_file(dir, &n, dir_name)?;
         }
     }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR).ctx(|| format!("removing {name}"))
+    Ok(dirs)
+}
+
+/// Unlinks a non-directory; one already gone is fine.
+fn unlink_file(dir: &OwnedFd, name: &str, dir_name: &str) -> Result<()> {
+    match rfs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("removing {dir_name}/{name}")),
+    }
+}
+
+/// Removes an emptied directory; one already gone is fine.
+fn remove_empty_dir(parent: &OwnedFd, name: &str) -> Result<()> {
+    match rfs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("removing {name}")),
+    }
 }
 
 /// Removes the directory tree at `path` (see [`remove_tree_at`]); a missing path is not an error.

@@ -61,6 +61,7 @@ fn unpack(bytes: &[u8], dest: &Path) -> Result<UnpackReport> {
         UnpackOptions {
             chown: rustix::process::geteuid().is_root(),
             plain: false,
+            max_size: 0,
         },
     )
 }
@@ -357,7 +358,169 @@ fn diff_id_is_verified() {
         UnpackOptions::default(),
     )
     .unwrap_err();
-    assert!(matches!(err, Error::DigestMismatch { .. }));
+    // The blob matched its own digest: the image is wrong, and saying "try again" would mislead.
+    assert!(matches!(err, Error::DiffIdMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("inconsistent") && !msg.contains("try again"),
+        "{msg}"
+    );
+}
+
+/// A tar holding a GNU sparse file `name` of `real` bytes whose only data is `tail` at its end.
+fn sparse_tar(name: &str, real: u64, tail: &[u8]) -> Vec<u8> {
+    fn octal(field: &mut [u8], v: u64) {
+        let s = format!("{v:0w$o}", w = field.len() - 1);
+        field[..s.len()].copy_from_slice(s.as_bytes());
+        field[s.len()..].fill(0);
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_size(tail.len() as u64);
+    {
+        let g = h.as_gnu_mut().unwrap();
+        octal(&mut g.sparse[0].offset, real - tail.len() as u64);
+        octal(&mut g.sparse[0].numbytes, tail.len() as u64);
+        octal(&mut g.realsize, real);
+    }
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, tail).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn unpack_limited(bytes: &[u8], dest: &Path, max_size: u64) -> Result<UnpackReport> {
+    unpack_stream(
+        io::Cursor::new(bytes.to_vec()),
+        &Digest::of(bytes),
+        dest,
+        UnpackOptions {
+            max_size,
+            ..UnpackOptions::default()
+        },
+    )
+}
+
+#[test]
+fn a_sparse_entry_is_written_with_holes_and_counts_against_the_limit() {
+    // A 2.5 KiB layer that expands to 256 MiB: written as a hole it costs almost no disk.
+    let real = 256 << 20;
+    let bytes = sparse_tar("big", real, b"end");
+    assert!(bytes.len() < 4096);
+    let (_t, dest) = setup();
+    unpack_limited(&bytes, &dest, 0).unwrap();
+    let md = std::fs::metadata(dest.join("big")).unwrap();
+    assert_eq!(md.len(), real);
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "holes cost no disk: {} bytes allocated",
+        md.blocks() * 512
+    );
+    let mut f = std::fs::File::open(dest.join("big")).unwrap();
+    io::Seek::seek(&mut f, io::SeekFrom::End(-3)).unwrap();
+    let mut end = Vec::new();
+    io::Read::read_to_end(&mut f, &mut end).unwrap();
+    assert_eq!(end, b"end");
+    // With a cap below its full size the layer is refused, naming the setting.
+    let (_t, dest) = setup();
+    let err = unpack_limited(&bytes, &dest, 64 << 20).unwrap_err();
+    assert!(matches!(err, Error::LayerTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("max_layer_size"), "{err}");
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_limit() {
+    let mut f = e("zeros", tar::EntryType::Regular);
+    let zeros = vec![0u8; 8 << 20];
+    f.data = &zeros;
+    let plain = tar_of(&[f]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    let (_t, dest) = setup();
+    let err = unpack_stream(
+        io::Cursor::new(gz),
+        &Digest::of(&plain),
+        &dest,
+        UnpackOptions {
+            max_size: 1 << 20,
+            ..UnpackOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::LayerTooLarge { .. }), "{err}");
+    // Under the limit the same layer unpacks, its zeros stored as holes.
+    let (_t, dest) = setup();
+    unpack_limited(&plain, &dest, 16 << 20).unwrap();
+    let md = std::fs::metadata(dest.join("zeros")).unwrap();
+    assert_eq!(md.len(), 8 << 20);
+    assert!(md.blocks() * 512 < 8 << 20, "{}", md.blocks());
+}
+
+#[test]
+fn forged_overlay_xattrs_are_dropped_and_others_kept() {
+    let (_t, dest) = setup();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.overlay.redirect", &b"/elsewhere"[..]),
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.kept", &b"1"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("etc/").unwrap();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_cksum();
+    b.append(&h, &b""[..]).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.overlay.whiteout", &b"y"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("etc/file").unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    let bytes = b.into_inner().unwrap();
+    unpack(&bytes, &dest).unwrap();
+    let has =
+        |p: &str, x: &str| rustix::fs::lgetxattr(dest.join(p).as_path(), x, &mut [0u8; 64]).is_ok();
+    for x in [
+        "user.overlay.opaque",
+        "user.overlay.redirect",
+        "trusted.overlay.opaque",
+    ] {
+        assert!(!has("etc", x), "{x} must not be written");
+    }
+    assert!(!has("etc/file", "user.overlay.whiteout"));
+    // The control: the same path writes ordinary xattrs where the file system takes them.
+    let probe = dest.join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let fs_takes_user_xattrs = rustix::fs::setxattr(
+        probe.as_path(),
+        "user.t",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_ok();
+    assert_eq!(has("etc", "user.kept"), fs_takes_user_xattrs);
+    // The opaque marker still makes the real thing.
+    let (_t, dest) = setup();
+    let marker = tar_of(&[
+        e("d/", tar::EntryType::Directory),
+        e("d/.wh..wh..opq", tar::EntryType::Regular),
+    ]);
+    unpack(&marker, &dest).unwrap();
+    assert_eq!(
+        rustix::fs::lgetxattr(dest.join("d").as_path(), OPAQUE_XATTR, &mut [0u8; 4]).ok(),
+        fs_takes_user_xattrs.then_some(1)
+    );
 }
 
 #[test]

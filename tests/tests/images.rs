@@ -12,10 +12,12 @@ fn rmi_untags_by_name_and_deletes_by_id_leaving_nothing_behind() {
     env.pull("busybox:v2s2");
     env.pull("hello");
     let hello_id = env.ok(&["images", "--format", "json"]).stdout;
-    let v: serde_json::Value = serde_json::from_str(&hello_id).unwrap();
+    // One object per line, as Docker prints it.
+    let v: Vec<serde_json::Value> = hello_id
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let hello = v
-        .as_array()
-        .unwrap()
         .iter()
         .find(|i| i["Repository"] == format!("{REGISTRY}/hello"))
         .unwrap()["Id"]
@@ -23,8 +25,6 @@ fn rmi_untags_by_name_and_deletes_by_id_leaving_nothing_behind() {
         .unwrap()[7..]
         .to_string();
     let bb = v
-        .as_array()
-        .unwrap()
         .iter()
         .find(|i| i["Repository"] == format!("{REGISTRY}/busybox"))
         .unwrap()["Id"]

@@ -61,9 +61,16 @@ fn pull_prints_the_registry_digest_and_lists_the_image() {
         "busybox-static is about 2 MB unpacked: {row}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_str(&env.ok(&["images", "--format", "json"]).stdout).unwrap();
-    let id = json[0]["Id"].as_str().unwrap().to_string();
+    // One object per line, as Docker prints it.
+    let json: serde_json::Value = serde_json::from_str(
+        env.ok(&["images", "--format", "json"])
+            .stdout
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let id = json["Id"].as_str().unwrap().to_string();
     assert!(id.starts_with("sha256:"));
     assert_eq!(env.ok(&["images", "-q"]).stdout.trim(), &id[7..19]);
     assert!(env.ok(&["images", "--digests"]).stdout.contains(&digest));

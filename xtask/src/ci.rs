@@ -150,6 +150,21 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask man DIR`: builds skiff and has it write its man pages (from the clap tree, so
+/// they never drift from `--help`) into DIR.
+pub fn man(dir: &str) -> Result<()> {
+    sh::run(&mut cargo(&["build", "-q", "-p", "skiff"]))?;
+    let dir = std::env::current_dir()?.join(dir);
+    let mut skiff = Command::new(workspace().join("target/debug/skiff"));
+    sh::run(skiff.arg("__man").arg(&dir))?;
+    println!(
+        "man pages in {}: man -l {}/skiff.1",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Brings up the local registry with the fixture images and shows skiff's main job end to end.
 pub fn demo() -> Result<()> {
     testenv::up()?;

@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `bench pull|run|ps`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV`.
 
 mod bench;
 mod ci;
@@ -28,6 +28,7 @@ fn run() -> Result<()> {
         ["ci"] => ci::run(),
         ["tidy"] => tidy::run(&workspace_root()),
         ["demo"] => ci::demo(),
+        ["man", dir] => ci::man(dir),
         ["bench", "pull"] => bench::pull(),
         ["bench", "run"] => bench::run(),
         ["bench", "ps"] => bench::ps(),
@@ -36,7 +37,7 @@ fn run() -> Result<()> {
         ["bench", "compare", rev] => bench::compare(rev),
         ["bench", "compare-inner", rev, old, new] => bench::compare_inner(rev, old, new),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | bench pull|run|ps|compare REV"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV"
         ),
     }
 }

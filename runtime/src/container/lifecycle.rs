@@ -216,7 +216,28 @@ impl Containers {
 
     /// Stops a running container: its stop signal, then SIGKILL after `timeout`. Marks the stop as
     /// the user's, so restart policies other than `always` leave it down. No-op if not running.
+    /// A container whose record goes away meanwhile (`--rm`: its monitor removed it once it
+    /// ended) is stopped: that is success, as in Docker.
     pub fn stop(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
+        let v = self.view(id)?;
+        match self.stop_here(id, timeout, signal) {
+            Err(_) if self.record_gone(id) => Ok(View {
+                state: State {
+                    status: Status::Exited,
+                    ..v.state
+                },
+                cfg: v.cfg,
+            }),
+            r => r,
+        }
+    }
+
+    /// Whether the container's record has been removed (by its `--rm` monitor, or another rm).
+    fn record_gone(&self, id: &str) -> bool {
+        !self.dir(id).join("config.json").exists()
+    }
+
+    fn stop_here(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
         let v = self.view(id)?;
         // Mark first, even between two runs of a restart policy: the monitor checks the mark
         // before it starts the container again.
@@ -277,14 +298,50 @@ impl Containers {
     }
 
     /// Removes a container; a running one only with `force` (killed first). `remove_dir` removes
-    /// the directory (its files may belong to mapped ids).
+    /// the directory (its files may belong to mapped ids). A container whose record goes away
+    /// while we wait (its `--rm` monitor removed it) is removed: success.
     pub fn remove(
         &self,
         id: &str,
         force: bool,
         remove_dir: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
-        let v = self.view(id)?;
+        let v = match self.view(id) {
+            Err(Error::Damaged { name, .. }) => {
+                return self.remove_damaged(id, &name, force, remove_dir)
+            }
+            other => other?,
+        };
+        match self.put_down_for_removal(id, force, v) {
+            Err(_) if self.record_gone(id) => return Ok(()),
+            r => r?,
+        }
+        // Hold the container's lock while its directory goes, so no state write races the removal.
+        let lock = match self.lock(id) {
+            Ok(l) => l,
+            // Removed meanwhile (its --rm monitor was quicker): what was asked is done.
+            Err(_) if self.record_gone(id) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let dir = self.dir(id);
+        let tomb = dir.with_file_name(format!(".rm-{id}"));
+        match std::fs::rename(&dir, &tomb) {
+            Ok(()) => {}
+            Err(_) if self.record_gone(id) => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("removing {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
+        drop(lock);
+        crate::container::records::remove_tomb(&tomb, remove_dir)
+    }
+
+    /// For `remove`: refuses an active container without `force`, kills it with it and waits until
+    /// its monitor is done with it.
+    fn put_down_for_removal(&self, id: &str, force: bool, v: View) -> Result<()> {
         if v.active() {
             if !force {
                 return Err(Error::Running(v.cfg.name.clone()));
@@ -305,7 +362,39 @@ impl Containers {
                 )));
             }
         }
-        // Hold the container's lock while its directory goes, so no state write races the removal.
+        Ok(())
+    }
+
+    /// Removes a container whose record cannot be read. Its state is unknown, so a live monitor
+    /// (found by its command line) means it may run: `force` kills the monitor (its container's
+    /// PID 1 dies with it, PDEATHSIG), otherwise the removal is refused.
+    fn remove_damaged(
+        &self,
+        id: &str,
+        name: &str,
+        force: bool,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let monitors = crate::container::records::monitors_of(id);
+        if !monitors.is_empty() {
+            if !force {
+                return Err(Error::Running(name.to_string()));
+            }
+            self.set_stopped_by_user(id, true)?;
+            for pid in &monitors {
+                // SAFETY: signalling a monitor of this container found in /proc just now.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+            let t = Instant::now();
+            while !crate::container::records::monitors_of(id).is_empty() {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err(Error::Setup(format!(
+                        "the monitor of container {name} did not die"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let lock = self.lock(id)?;
         let dir = self.dir(id);
         let tomb = dir.with_file_name(format!(".rm-{id}"));
@@ -314,7 +403,7 @@ impl Containers {
             source: e,
         })?;
         drop(lock);
-        remove_dir(&tomb)
+        crate::container::records::remove_tomb(&tomb, remove_dir)
     }
 
     /// Renames a container (names stay unique per user).

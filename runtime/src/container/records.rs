@@ -56,7 +56,13 @@ impl Containers {
             }
         }
         let _lock = LockFile::acquire(&self.root.join(".names.lock"))?;
-        let taken: Vec<String> = self.list()?.into_iter().map(|(c, _)| c.name).collect();
+        let (good, bad) = self.scan()?;
+        let mut taken: Vec<String> = good.into_iter().map(|(c, _)| c.name).collect();
+        taken.extend(
+            self.describe_damaged(bad, true)?
+                .into_iter()
+                .filter_map(|d| d.name),
+        );
         let name = match name {
             Some(n) if taken.iter().any(|t| t == n) => return Err(Error::NameInUse(n.to_string())),
             Some(n) => n.to_string(),
@@ -88,17 +94,42 @@ impl Containers {
         Ok(cfg)
     }
 
-    /// Reads a container's config and state.
+    /// Reads a container's config and state; a record that cannot be read is
+    /// [`Error::Damaged`], saying which file is missing, empty, truncated or garbage.
     pub fn load(&self, id: &str) -> Result<(ContainerConfig, State)> {
         let dir = self.dir(id);
-        let cfg = read_json(&dir.join("config.json"))?;
-        let state = read_json(&dir.join("state.json"))?;
-        Ok((cfg, state))
+        let cfg = read_record::<ContainerConfig>(&dir, "config.json");
+        let state = read_record::<State>(&dir, "state.json");
+        match (cfg, state) {
+            (Ok(c), Ok(s)) => Ok((c, s)),
+            _ if !dir.is_dir() => Err(Error::NoSuchContainer(id.to_string())),
+            (c, s) => {
+                let name = match &c {
+                    Ok(c) => c.name.clone(),
+                    Err(_) => id.to_string(),
+                };
+                let what = [c.err(), s.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(Error::Damaged { name, what })
+            }
+        }
     }
 
-    /// Every container with a readable record (records being created or removed are skipped).
-    pub fn list(&self) -> Result<Vec<(ContainerConfig, State)>> {
-        let mut out = Vec::new();
+    /// The container dirs whose record cannot be read, so that `ps -a` shows them and `rm -f`
+    /// and `container prune` can remove them instead of losing them. A record being created
+    /// (its files not written yet) is not damaged: each candidate is read again under
+    /// `.names.lock`, which `create` holds until both files are written.
+    pub fn damaged(&self) -> Result<Vec<Damaged>> {
+        let (_, bad) = self.scan()?;
+        self.describe_damaged(bad, false)
+    }
+
+    /// Reads every record once: the readable ones, and the ids of the damaged ones.
+    fn scan(&self) -> Result<(Records, Vec<String>)> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&self.root)
             .ctx(|| format!("listing {}", self.root.display()))?
             .flatten()
@@ -107,12 +138,94 @@ impl Containers {
             if id.starts_with('.') {
                 continue;
             }
-            if let Ok(pair) = self.load(&id) {
-                out.push(pair);
+            match self.load(&id) {
+                Ok(pair) => good.push(pair),
+                Err(Error::Damaged { .. }) if e.file_type().is_ok_and(|t| t.is_dir()) => {
+                    bad.push(id)
+                }
+                Err(_) => {}
             }
         }
-        out.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        good.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        Ok((good, bad))
+    }
+
+    /// Describes the damaged records among `ids`, reading each again under `.names.lock`.
+    fn describe_damaged(&self, ids: Vec<String>, names_locked: bool) -> Result<Vec<Damaged>> {
+        let mut out = Vec::new();
+        let mut lock = None;
+        for id in ids {
+            if !names_locked && lock.is_none() {
+                lock = Some(LockFile::acquire(&self.root.join(".names.lock"))?);
+            }
+            let Err(Error::Damaged { what, .. }) = self.load(&id) else {
+                continue;
+            };
+            let dir = self.dir(&id);
+            let cfg_text = fs::read(dir.join("config.json"))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let config = serde_json::from_str::<ContainerConfig>(&cfg_text).ok();
+            let (name, image, created) = match &config {
+                Some(c) => (
+                    Some(c.name.clone()),
+                    Some(c.image.clone()),
+                    Some(c.created.clone()),
+                ),
+                None => (
+                    salvage(&cfg_text, "name").filter(|n| names::valid(n)),
+                    salvage(&cfg_text, "image"),
+                    salvage(&cfg_text, "created"),
+                ),
+            };
+            out.push(Damaged {
+                id,
+                name,
+                image,
+                created,
+                what,
+                config,
+                config_text: cfg_text,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// Directories that an interrupted removal left behind (`containers/.rm-ID`,
+    /// `volumes/.rm-NAME`), for the next command to finish with [`Containers::finish_removal`].
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in [&self.root, &self.volumes] {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(".rm-") {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Finishes an interrupted removal unless another process is removing it right now (it
+    /// holds the tomb's lock; see [`remove_tomb`]). A tomb already gone is fine.
+    pub fn finish_removal(
+        &self,
+        tomb: &Path,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let Ok(f) = fs::File::open(tomb) else {
+            return Ok(());
+        };
+        match f.try_lock() {
+            Ok(()) => remove_dir(tomb),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Every container with a readable record (records being created or removed are skipped;
+    /// damaged ones are listed by [`Containers::damaged`]).
+    pub fn list(&self) -> Result<Vec<(ContainerConfig, State)>> {
+        Ok(self.scan()?.0)
     }
 
     /// Changes the state under the container's lock (read, edit, write atomically).
@@ -126,7 +239,14 @@ impl Containers {
 
     /// The container's lock, held for state transitions.
     pub fn lock(&self, id: &str) -> Result<LockFile> {
-        Ok(LockFile::acquire(&self.dir(id).join(".lock"))?)
+        match LockFile::acquire_in_existing(&self.dir(id).join(".lock")) {
+            Err(skiff_store::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(Error::NoSuchContainer(id.to_string()))
+            }
+            other => Ok(other?),
+        }
     }
 
     fn write_state(&self, id: &str, st: &State) -> Result<()> {
@@ -137,25 +257,36 @@ impl Containers {
         Ok(write_atomic(&self.dir(id).join("state.json"), &bytes)?)
     }
 
-    /// Finds a container by name, full id or unique id prefix.
+    /// Finds a container by name, full id or unique id prefix. Damaged records count too (by
+    /// their directory's name, and by the name their config still gives), so that they can be
+    /// inspected and removed.
     pub fn resolve(&self, key: &str) -> Result<String> {
-        let all = self.list()?;
-        if let Some((c, _)) = all.iter().find(|(c, _)| c.name == key || c.id == key) {
-            return Ok(c.id.clone());
+        let mut all: Vec<(String, String)> = self
+            .list()?
+            .into_iter()
+            .map(|(c, _)| (c.id, c.name))
+            .collect();
+        if !all.iter().any(|(id, name)| name == key || id == key) {
+            all.extend(self.damaged()?.into_iter().map(|d| {
+                let name = d.name.unwrap_or_else(|| "damaged".into());
+                (d.id, name)
+            }));
         }
-        let hits: Vec<&ContainerConfig> = all
+        if let Some((id, _)) = all.iter().find(|(id, name)| name == key || id == key) {
+            return Ok(id.clone());
+        }
+        let hits: Vec<&(String, String)> = all
             .iter()
-            .map(|(c, _)| c)
-            .filter(|c| !key.is_empty() && c.id.starts_with(key))
+            .filter(|(id, _)| !key.is_empty() && id.starts_with(key))
             .collect();
         match hits.as_slice() {
-            [one] => Ok(one.id.clone()),
+            [one] => Ok(one.0.clone()),
             [] => Err(Error::NoSuchContainer(key.to_string())),
             many => Err(Error::Ambiguous {
                 prefix: key.to_string(),
                 candidates: many
                     .iter()
-                    .map(|c| format!("{} ({})", &c.id[..12], c.name))
+                    .map(|(id, name)| format!("{} ({name})", &id[..id.len().min(12)]))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),
@@ -175,12 +306,114 @@ impl Containers {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
-    let bytes = fs::read(p).ctx(|| format!("reading {}", p.display()))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        context: format!("parsing {}", p.display()),
-        source,
+/// Readable container records: config and state.
+type Records = Vec<(ContainerConfig, State)>;
+
+/// A container dir whose record cannot be read.
+#[derive(Debug, Clone)]
+pub struct Damaged {
+    /// The directory's name, which is the id.
+    pub id: String,
+    /// The name, when config.json still gives one (whole, or the start of a truncated one).
+    pub name: Option<String>,
+    /// The image reference, likewise.
+    pub image: Option<String>,
+    /// The creation time, likewise.
+    pub created: Option<String>,
+    /// What is wrong: `state.json is empty`, `config.json is missing`, …
+    pub what: String,
+    /// The config, when only the state is damaged.
+    pub config: Option<ContainerConfig>,
+    /// What is left of config.json (maybe nothing).
+    config_text: String,
+}
+
+impl Damaged {
+    /// What to call it in messages: its name, or its id.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Whether it may mount the directory `source` (a volume): its config says so, or what is
+    /// left of its config names it. A damaged record keeps its volumes from removal.
+    pub fn may_use(&self, source: &Path) -> bool {
+        match &self.config {
+            Some(c) => c.mounts.iter().any(|m| m.source == source),
+            None => serde_json::to_string(&source.to_string_lossy())
+                .is_ok_and(|quoted| self.config_text.contains(&quoted)),
+        }
+    }
+}
+
+/// Reads one record file, or says in a few words what is wrong with it.
+fn read_record<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, String> {
+    let bytes = match fs::read(dir.join(file)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{file} is missing"))
+        }
+        Err(e) => return Err(format!("{file} cannot be read ({e})")),
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(format!("{file} is empty"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => format!("{file} is truncated"),
+        serde_json::error::Category::Data => {
+            format!("{file} does not hold a container record ({e})")
+        }
+        _ => format!("{file} is not valid JSON ({e})"),
     })
+}
+
+/// The first string value of `"key":` in what is left of a JSON record (config.json writes
+/// `id`, `name`, `created` and `image` first, so a truncated one usually still has them).
+fn salvage(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    serde_json::Deserializer::from_str(rest)
+        .into_iter::<String>()
+        .next()?
+        .ok()
+}
+
+/// Removes a container or volume dir already renamed out of the way (`.rm-…`), holding a lock
+/// on it meanwhile so that [`Containers::finish_removal`] in another process leaves it alone.
+/// A tomb already gone (another command finished it first) is fine.
+pub fn remove_tomb(tomb: &Path, remove_dir: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
+    let f = match fs::File::open(tomb) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.ctx(|| format!("opening {}", tomb.display()))?,
+    };
+    f.lock().ctx(|| format!("locking {}", tomb.display()))?;
+    remove_dir(tomb)
+}
+
+/// Pids of live monitors of the container `id` (`skiff-monitor ID …`), found in /proc: with
+/// its state.json damaged they are the only trace of a container that may still run.
+pub fn monitors_of(id: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let mut args = cmd.split(|b| *b == 0);
+        let is_monitor = args
+            .next()
+            .and_then(|a| Path::new(std::str::from_utf8(a).ok()?).file_name())
+            .is_some_and(|n| n == "skiff-monitor");
+        let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if is_monitor && !zombie && args.next() == Some(id.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// Random bytes from the kernel.
@@ -267,6 +500,52 @@ mod tests {
         assert_eq!(st.exit_code, Some(3));
         assert_eq!(c.load(&a.id).unwrap().1.exit_code, Some(3));
         assert_eq!(c.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn locking_a_removed_record_does_not_bring_its_directory_back() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("gone"), cfg).unwrap();
+        fs::remove_dir_all(c.dir(&a.id)).unwrap();
+        assert!(matches!(c.lock(&a.id), Err(Error::NoSuchContainer(_))));
+        assert!(matches!(
+            c.update_state(&a.id, |_| {}),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert!(!c.dir(&a.id).exists(), "a ghost record came back");
+    }
+
+    #[test]
+    fn damage_is_described_and_such_records_are_listed_apart() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("dmg"), cfg).unwrap();
+        let ok = c.create(Some("fine"), cfg).unwrap();
+        let cfg_path = c.dir(&a.id).join("config.json");
+        let text = fs::read_to_string(&cfg_path).unwrap();
+        fs::write(&cfg_path, &text[..text.len() / 3]).unwrap();
+        fs::write(c.dir(&a.id).join("state.json"), b"").unwrap();
+        match c.load(&a.id) {
+            Err(Error::Damaged { what, .. }) => {
+                assert_eq!(what, "config.json is truncated, state.json is empty")
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = c.damaged().unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].name.as_deref(),
+            Some("dmg"),
+            "salvaged from the cut config"
+        );
+        assert_eq!(c.list().unwrap().len(), 1);
+        assert_eq!(c.resolve("dmg").unwrap(), a.id);
+        assert_eq!(c.resolve("fine").unwrap(), ok.id);
+        assert!(matches!(
+            c.create(Some("dmg"), cfg),
+            Err(Error::NameInUse(_))
+        ));
     }
 
     #[test]

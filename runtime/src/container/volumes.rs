@@ -43,6 +43,7 @@ impl Containers {
     /// Every volume, by name, with the containers that use it.
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
         let records = self.list()?;
+        let damaged = self.damaged()?;
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.volumes) {
             Ok(rd) => rd,
@@ -67,6 +68,12 @@ impl Containers {
                     })
                 })
                 .map(|(c, _)| c.name.clone())
+                .chain(
+                    damaged
+                        .iter()
+                        .filter(|d| d.may_use(&e.path()))
+                        .map(|d| d.label().to_string()),
+                )
                 .collect();
             out.push(Volume {
                 mountpoint: e.path(),
@@ -105,6 +112,6 @@ impl Containers {
         // Out of the way first, so a concurrent run cannot start using a half-deleted volume.
         let tomb = self.volumes.join(format!(".rm-{name}"));
         std::fs::rename(&v.mountpoint, &tomb).ctx(|| format!("removing volume {name}"))?;
-        remove_dir(&tomb)
+        crate::container::records::remove_tomb(&tomb, remove_dir)
     }
 }

@@ -3,16 +3,30 @@
 //! file) becomes a `.wh.NAME` entry, an opaque directory (`user.overlay.opaque` or
 //! `trusted.overlay.opaque`) gets a `.wh..wh..opq` entry. Symlinks stay links.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use rustix::fs::{self as rfs, Mode, OFlags};
+
 /// Writes the layer tar of `upper` to `out`. Run where the files can be read: in-process as
 /// root, inside the user's mapped namespace when rootless (files of mapped ids).
+///
+/// The container may still be running (`commit --pause=false`) and can swap any name in its
+/// upper dir for a symlink at any moment, so nothing is opened by path: each directory is
+/// listed through its own fd, each entry opened relative to it with `O_NOFOLLOW`, and headers
+/// and content come from that fd. A swapped name yields the symlink itself, never what it
+/// points at on the host.
 pub fn pack_upper(upper: &Path, out: impl Write) -> std::io::Result<()> {
     let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    walk(&mut b, upper, "")?;
+    let root = rfs::open(
+        upper,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    walk(&mut b, &root)?;
     b.into_inner()?.flush()
 }
 
@@ -25,64 +39,137 @@ fn empty_entry(mode: u32) -> tar::Header {
     h
 }
 
-fn opaque(dir: &Path) -> bool {
-    ["user.overlay.opaque", "trusted.overlay.opaque"]
-        .iter()
-        .any(|x| rustix::fs::getxattr(dir, *x, &mut [0u8; 4]).is_ok_and(|n| n > 0))
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &str) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        let inner = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let md = std::fs::symlink_metadata(&path)?;
-        let ft = md.file_type();
-        if ft.is_char_device() && md.rdev() == 0 {
-            // A whiteout: the file below is deleted.
-            let wh = match inner.rsplit_once('/') {
-                Some((parent, n)) => format!("{parent}/.wh.{n}"),
-                None => format!(".wh.{name}"),
-            };
-            b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
-            continue;
-        }
-        if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            // tar's append_path_with_name names special files by their host path: build the
-            // header here, with the device numbers, under the layer's own name.
-            let mut h = tar::Header::new_gnu();
-            h.set_metadata(&md);
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = md.rdev();
-            h.set_device_major(rustix::fs::major(rdev))?;
-            h.set_device_minor(rustix::fs::minor(rdev))?;
-            h.set_size(0);
-            b.append_data(&mut h, &inner, std::io::empty())?;
-            continue;
-        }
-        b.append_path_with_name(&path, &inner)?;
-        if ft.is_dir() {
-            if opaque(&path) {
-                b.append_data(
-                    &mut empty_entry(0o644),
-                    format!("{inner}/.wh..wh..opq"),
-                    std::io::empty(),
-                )?;
+fn opaque(dir: &OwnedFd) -> bool {
+    let p = fd_path(dir);
+    ["user.overlay.opaque", "trusted.overlay.opaque"]
+        .iter()
+        .any(|x| rfs::getxattr(p.as_str(), *x, &mut [0u8; 4]).is_ok_and(|n| n > 0))
+}
+
+/// Exactly `size` bytes of `r`: cut if the file grew, zero-padded if it shrank while read, so
+/// the archive always matches the header written before the content.
+fn exactly(r: impl Read, size: u64) -> impl Read {
+    r.take(size).chain(std::io::repeat(0)).take(size)
+}
+
+/// Opens the directory `rel` below `root` without following any symlink on the way and without
+/// holding its parents open, so a deep upper dir costs a bounded number of fds.
+fn open_below(root: &OwnedFd, rel: &str) -> std::io::Result<OwnedFd> {
+    let path = if rel.is_empty() { "." } else { rel };
+    Ok(rfs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        rfs::ResolveFlags::BENEATH
+            | rfs::ResolveFlags::NO_SYMLINKS
+            | rfs::ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// Appends the tree below `root` depth-first, parents before their entries, with an explicit
+/// list of directories still to visit instead of recursion: an upper dir thousands of levels
+/// deep neither overflows the stack nor holds an fd per level.
+fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()> {
+    let mut pending = vec![String::new()];
+    while let Some(rel) = pending.pop() {
+        let dir = match open_below(root, &rel) {
+            Ok(d) => d,
+            // Removed or swapped for a symlink since it was listed: nothing more to pack there.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV)
+                ) =>
+            {
+                continue
             }
-            walk(b, &path, &inner)?;
+            Err(e) => return Err(e),
+        };
+        let mut subdirs = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for e in rfs::Dir::read_from(&dir)? {
+            let n = e?.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." {
+                names.push(n);
+            }
         }
+        names.sort();
+        for name in names {
+            let inner = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // The entry itself, whatever it is now (a symlink stays a symlink).
+            let fd = match rfs::openat(
+                &dir,
+                name.as_str(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => continue, // removed since listed
+                Err(e) => return Err(e.into()),
+            };
+            let md = File::from(fd.try_clone()?).metadata()?;
+            let ft = md.file_type();
+            if ft.is_char_device() && md.rdev() == 0 {
+                // A whiteout: the file below is deleted.
+                let wh = match inner.rsplit_once('/') {
+                    Some((parent, n)) => format!("{parent}/.wh.{n}"),
+                    None => format!(".wh.{name}"),
+                };
+                b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
+                continue;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+            if ft.is_symlink() {
+                let target = rfs::readlinkat(&fd, "", Vec::new())?;
+                h.set_size(0);
+                b.append_link(&mut h, &inner, target.to_string_lossy().as_ref())?;
+            } else if ft.is_file() {
+                let file = File::from(rfs::open(
+                    fd_path(&fd).as_str(),
+                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?);
+                b.append_data(&mut h, &inner, exactly(file, md.len()))?;
+            } else if ft.is_dir() {
+                let d = rfs::openat(
+                    &dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                h.set_size(0);
+                b.append_data(&mut h, format!("{inner}/"), std::io::empty())?;
+                if opaque(&d) {
+                    b.append_data(
+                        &mut empty_entry(0o644),
+                        format!("{inner}/.wh..wh..opq"),
+                        std::io::empty(),
+                    )?;
+                }
+                subdirs.push(inner);
+            } else {
+                // fifos, sockets, devices: the header says it all, with the device's numbers
+                // (tar leaves them 0, which would make a device a whiteout).
+                if ft.is_char_device() || ft.is_block_device() {
+                    let rdev = md.rdev();
+                    h.set_device_major(rustix::fs::major(rdev))?;
+                    h.set_device_minor(rustix::fs::minor(rdev))?;
+                }
+                h.set_size(0);
+                b.append_data(&mut h, &inner, std::io::empty())?;
+            }
+        }
+        pending.extend(subdirs.into_iter().rev());
     }
     Ok(())
 }
@@ -135,5 +222,46 @@ mod tests {
             "{names:?}"
         );
         assert!(!names.iter().any(|n| n == "etc/gone"), "{names:?}");
+    }
+
+    /// A running container (`commit --pause=false`) swaps a directory of its upper dir for a
+    /// symlink to a host directory while commit reads it: the host's file must never end up in
+    /// the layer.
+    #[test]
+    fn a_name_swapped_for_a_symlink_while_packing_never_reads_the_host() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path().join("upper");
+        let host = t.path().join("host");
+        std::fs::create_dir_all(up.join("x")).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(up.join("x/f"), b"container file").unwrap();
+        std::fs::write(host.join("f"), b"HOST SECRET").unwrap();
+        std::os::unix::fs::symlink(&host, up.join("xs")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (up, stop) = (up.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        up.join("x").as_path(),
+                        rustix::fs::CWD,
+                        up.join("xs").as_path(),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            })
+        };
+        let mut leaked = 0;
+        for _ in 0..2000 {
+            let mut out = Vec::new();
+            let _ = pack_upper(&up, &mut out);
+            if out.windows(11).any(|w| w == b"HOST SECRET") {
+                leaked += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert_eq!(leaked, 0, "the host's file was packed {leaked} times");
     }
 }

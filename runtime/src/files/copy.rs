@@ -85,15 +85,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// directory to unpack into, the name the copy gets there). Into `dest` if it is a directory
 /// (`SRC/.` copies the directory's contents), else as `dest` in its existing parent.
 pub fn plan_out(src: &str, dest: &Path) -> Result<(PathBuf, String)> {
-    let contents_only = src.ends_with("/.");
-    let src_path = Path::new(src.trim_end_matches("/.").trim_end_matches('/'));
-    let src_name = src_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| ".".into());
     if dest.is_dir() {
-        let top = if contents_only { ".".into() } else { src_name };
-        return Ok((dest.to_path_buf(), top));
+        return Ok((dest.to_path_buf(), top_name(src)));
     }
     let parent = dest
         .parent()
@@ -111,6 +104,22 @@ pub fn plan_out(src: &str, dest: &Path) -> Result<(PathBuf, String)> {
         .ok_or_else(|| Error::Invalid(format!("bad destination {}", dest.display())))?;
     Ok((parent.to_path_buf(), name))
 }
+
+/// The name a copy of container path `src` has at the top of its tar: its last component, or
+/// `.` for `SRC/.` (the directory's contents).
+pub fn top_name(src: &str) -> String {
+    if src.ends_with("/.") {
+        return ".".into();
+    }
+    Path::new(src.trim_end_matches('/'))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into())
+}
+
+/// The `NAME` that tells [`unpack_to`] its input is a tar stream the user gave (`skiff cp -
+/// CTR:DIR`), to unpack as it is into a directory.
+pub const STREAM: &str = "-";
 
 /// Writes a tar of `src` — a path resolved in this process's root, the container's — under the
 /// name `top` to `out`, symlinks kept as links.
@@ -184,10 +193,16 @@ pub fn unpack_to(dest: &str, src_name: &str, input: impl Read) -> std::result::R
     let opts = skiff_store::unpack::UnpackOptions {
         chown: true,
         plain: true,
+        max_size: 0,
     };
     let fail = |e: skiff_store::Error| format!("writing {dest} in the container: {e}");
     if d.is_dir() {
         return skiff_store::unpack::unpack_archive(input, d, opts).map_err(fail);
+    }
+    if src_name == STREAM {
+        return Err(format!(
+            "{dest} is not a directory in the container: a tar stream from stdin unpacks into a directory"
+        ));
     }
     // Not a directory there: the copy becomes `dest` itself, by way of a scratch dir beside it
     // (renamed into place once whole).
@@ -208,6 +223,59 @@ pub fn unpack_to(dest: &str, src_name: &str, input: impl Read) -> std::result::R
         });
     let _ = std::fs::remove_dir_all(&scratch);
     res
+}
+
+/// `skiff cp CTR:SRC -`: a tar of `src` (a path in the running container) to `out`, as Docker
+/// writes it, instead of a file named `-`.
+pub fn copy_out_tar(
+    containers: &Containers,
+    id: &str,
+    src: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let top = top_name(src);
+    let (r, w) = pipe()?;
+    let mut copied = Ok(0);
+    in_container(
+        pid,
+        w,
+        |o| pack(src, &top, o),
+        || copied = std::io::copy(&mut File::from(r), out),
+    )?;
+    copied
+        .map(|_| ())
+        .map_err(|e| Error::Setup(format!("writing the archive to stdout: {e}")))
+}
+
+/// A tar stream read from `input` for `skiff cp - CTR:DIR`: its entries become root's unless
+/// `archive` keeps the owners it names, as for any copy in.
+pub fn read_stream(input: impl Read, archive: bool) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut input = input;
+    input.read_to_end(&mut bytes).map_err(|e| Error::Io {
+        context: "reading the archive from stdin".into(),
+        source: e,
+    })?;
+    if archive {
+        return Ok(bytes);
+    }
+    root_owned(&bytes).map_err(|e| Error::Invalid(format!("stdin is not a tar archive: {e}")))
+}
+
+/// `skiff cp - CTR:DIR` on a running container: unpacks the tar `bytes` into `dest`, a
+/// directory in the container.
+pub fn copy_in_tar(containers: &Containers, id: &str, bytes: &[u8], dest: &str) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let (r, w) = pipe()?;
+    let mut written = Ok(());
+    in_container(
+        pid,
+        r,
+        |input| unpack_to(dest, STREAM, input),
+        || written = std::io::Write::write_all(&mut File::from(w), bytes),
+    )?;
+    written.map_err(|e| Error::Setup(format!("sending the copy: {e}")))
 }
 
 /// Copies `src` on the host to `dest` in the running container, as `docker cp SRC CTR:DEST`.

@@ -126,6 +126,11 @@ pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
             if opts.attached {
                 eprintln!("Error: {msg}");
             }
+            // `--rm` holds for a start that failed early too (ids not mapped, say); removed
+            // before the report, so `run -d` returns with the record gone.
+            if containers.load(id).is_ok_and(|(cfg, _)| cfg.auto_remove) {
+                let _ = (opts.remove)(&containers.dir(id));
+            }
             report(
                 opts.ready_fd,
                 &[Report::Failed {
@@ -177,15 +182,17 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 if opts.attached {
                     eprintln!("Error: {msg}");
                 }
-                report(
-                    ready_fd.take(),
-                    &[Report::Failed {
-                        code,
-                        message: msg.clone(),
-                    }],
-                );
+                let failed = [Report::Failed {
+                    code,
+                    message: msg.clone(),
+                }];
                 if cfg.auto_remove {
-                    (opts.remove)(&ctr)?;
+                    // Before the report, so `run -d` returns with the record gone.
+                    let removed = (opts.remove)(&ctr);
+                    report(ready_fd.take(), &failed);
+                    removed?;
+                } else {
+                    report(ready_fd.take(), &failed);
                 }
                 return Ok(code);
             }

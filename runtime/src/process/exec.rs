@@ -349,6 +349,10 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
     for e in &o.env {
         crate::spec::set_env(&mut env, e.clone());
     }
+    // A terminal needs a TERM (`top`, `clear`), as `run -t` gives one; Docker's is xterm.
+    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let user = o.user.clone().unwrap_or_else(|| v.cfg.process.user.clone());
     let cwd = o
         .workdir

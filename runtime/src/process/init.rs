@@ -202,8 +202,8 @@ pub fn take_identity(
     env: &[String],
     terminal: bool,
 ) -> Result<(Vec<String>, u32), Fail> {
-    let pw = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let gr = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let pw = passwd::read_id_file("/etc/passwd").map_err(setup_err)?;
+    let gr = passwd::read_id_file("/etc/group").map_err(setup_err)?;
     let mut user = passwd::resolve(user_spec, &pw, &gr).map_err(setup_err)?;
     for g in &cfg.group_add {
         let gid = passwd::group_id(g, &gr).map_err(setup_err)?;
@@ -233,7 +233,7 @@ pub fn take_identity(
     }
     let unmapped = |what: &str, id: u32, e: nix::Error| {
         let hint = if setgroups_denied {
-            "only root is mapped: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER) to use other ids"
+            "only root is mapped: give your user a subuid/subgid range (skiff info proposes a free one) to use other ids"
         } else {
             "is it inside the id mapping?"
         };

@@ -121,6 +121,17 @@ pub(crate) fn set_env(env: &mut Vec<String>, kv: String) {
     env.push(kv);
 }
 
+/// An `--env-file` line as Docker reads it: leading blanks dropped; a value keeps its trailing
+/// blanks (they may be meant), a bare `KEY` (taken from skiff's environment) loses them.
+pub fn env_file_line(line: &str) -> &str {
+    let l = line.trim_start();
+    if l.contains('=') {
+        l
+    } else {
+        l.trim_end()
+    }
+}
+
 /// `-e` and `--env-file` entries: `K=V`, or `K` taken from skiff's own environment (skipped when unset).
 fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     let key = raw.split('=').next().unwrap_or("");
@@ -136,18 +147,18 @@ fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     })
 }
 
-/// Reads a file from the image's merged view (top layer first; a whiteout hides lower copies).
-pub fn read_image_file(layers: &[PathBuf], path: &str) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
-    for l in layers.iter().rev() {
-        let p = l.join(path.trim_start_matches('/'));
-        match std::fs::symlink_metadata(&p) {
-            Ok(md) if md.file_type().is_char_device() => return None,
-            Ok(_) => return std::fs::read_to_string(&p).ok(),
-            Err(_) => continue,
-        }
-    }
-    None
+/// Reads a file from the image's merged view (top layer first; whiteouts and opaque dirs count),
+/// resolved inside that view: an image's symlink never reaches a host file, and only a regular
+/// file of at most [`passwd::MAX_ID_FILE`] bytes is read.
+pub fn read_image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>> {
+    skiff_store::inroot::read_merged_file(layers, path, passwd::MAX_ID_FILE)
+        .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "the image's {e}: skiff reads it to resolve the container's user and refuses anything but a regular file of at most {} MiB; fix the image",
+                passwd::MAX_ID_FILE >> 20
+            ))
+        })
 }
 
 fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
@@ -390,7 +401,7 @@ pub fn build(
             .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", f.display())))?;
         for line in text
             .lines()
-            .map(str::trim)
+            .map(env_file_line)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
             if let Some(kv) = env_entry(line, &f.display().to_string())? {

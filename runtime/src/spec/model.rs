@@ -26,7 +26,7 @@ pub struct ContainerSpec {
     pub entrypoint: Vec<String>,
     /// Cmd as finally used.
     pub cmd: Vec<String>,
-    /// The process; its env gets `HOSTNAME` when the record is made.
+    /// The process; its env gets `HOSTNAME` when the record is made, unless it has one.
     pub process: ProcessSpec,
     /// `--hostname`; the short id when unset.
     pub hostname: Option<String>,
@@ -135,15 +135,17 @@ impl ContainerSpec {
                     .into(),
             ));
         }
-        let pw = super::read_image_file(&self.layers, "etc/passwd").unwrap_or_default();
-        let gr = super::read_image_file(&self.layers, "etc/group").unwrap_or_default();
+        let pw = super::read_image_file(&self.layers, "etc/passwd")?.unwrap_or_default();
+        let gr = super::read_image_file(&self.layers, "etc/group")?.unwrap_or_default();
         let user = &self.process.user;
         let who = super::passwd::resolve(user, &pw, &gr).map_err(Error::Invalid)?;
         // A rootless user without a subordinate range has only root mapped in its containers.
         if !identity.maps_other_ids() && (who.uid != 0 || who.gid != 0) {
             return Err(Error::Invalid(format!(
-                "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER)",
-                who.uid, who.gid
+                "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range ({})",
+                who.uid,
+                who.gid,
+                crate::userns::idmap::usermod_hint()
             )));
         }
         Ok(())
@@ -155,7 +157,10 @@ impl ContainerSpec {
             .hostname
             .unwrap_or_else(|| id[..12.min(id.len())].to_string());
         let mut process = self.process;
-        super::set_env(&mut process.env, format!("HOSTNAME={hostname}"));
+        // The user's `-e HOSTNAME=…` (or the image's) wins over the generated one, as in Docker.
+        if !process.env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            super::set_env(&mut process.env, format!("HOSTNAME={hostname}"));
+        }
         ContainerConfig {
             id: id.to_string(),
             name: name.to_string(),

@@ -1,6 +1,42 @@
 //! Resolving `-u user[:group]` against the container's own /etc/passwd and /etc/group, as Docker
 //! does: names must exist there; numeric ids work even when absent.
 
+/// The most of /etc/passwd or /etc/group skiff reads (real ones are a few KiB; a directory with
+/// a hundred thousand users some MiB): an image's file is never read whole if it is a bomb.
+pub const MAX_ID_FILE: u64 = 4 << 20;
+
+/// Reads the container's /etc/passwd or /etc/group from inside the container (its own root):
+/// a regular file only, at most [`MAX_ID_FILE`] bytes, so a link to /dev/zero cannot make the
+/// container's setup eat memory. Absent means empty.
+pub fn read_id_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a fifo in the image must not hang the container's setup.
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(format!("{path}: {e}")),
+    };
+    if !f.metadata().map_err(|e| format!("{path}: {e}"))?.is_file() {
+        return Err(format!("{path} is not a regular file; fix the image"));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_ID_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{path}: {e}"))?;
+    if bytes.len() as u64 > MAX_ID_FILE {
+        return Err(format!(
+            "{path} is larger than {} MiB; fix the image",
+            MAX_ID_FILE >> 20
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The identity the container process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecUser {

@@ -76,12 +76,15 @@ impl LayerUnpacker for MappedUnpacker {
         blob: &Path,
         diff_id: &Digest,
         dest: &Path,
+        max_size: u64,
     ) -> skiff_store::Result<UnpackReport> {
+        let max = max_size.to_string();
         let out = self.run(&[
             "__unpack".as_ref(),
             blob.as_os_str(),
             diff_id.as_str().as_ref(),
             dest.as_os_str(),
+            max.as_ref(),
         ])?;
         serde_json::from_str(out.trim()).map_err(|source| skiff_store::Error::Json {
             context: "unpack helper report".into(),

@@ -98,6 +98,51 @@ fn parse_range(text: &str, name: Option<&str>, uid: u32) -> Option<(u32, u32)> {
     })
 }
 
+/// How many subordinate ids the proposed range has: 65536, as `useradd` gives by default.
+const PROPOSED_COUNT: u64 = 65536;
+
+/// The command that gives the calling user a subordinate range, for hints shown when it has none:
+/// the proposed range overlaps none already in /etc/subuid or /etc/subgid (two users sharing host
+/// ids could reach each other's files), and it names the user.
+pub fn usermod_hint() -> String {
+    let name = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "USER".into());
+    let taken = [Path::new("/etc/subuid"), Path::new("/etc/subgid")]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = free_start(&taken, PROPOSED_COUNT);
+    let end = start + PROPOSED_COUNT - 1;
+    format!("sudo usermod --add-subuids {start}-{end} --add-subgids {start}-{end} {name}")
+}
+
+/// The lowest start at or above 100000 (on a 65536 boundary) where `count` ids overlap no range
+/// listed in `taken` (`who:start:count` lines).
+fn free_start(taken: &str, count: u64) -> u64 {
+    let ranges: Vec<(u64, u64)> = taken
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.trim().split(':');
+            let _who = f.next()?;
+            let start: u64 = f.next()?.parse().ok()?;
+            let n: u64 = f.next()?.parse().ok()?;
+            Some((start, start + n))
+        })
+        .collect();
+    let mut start = 100_000;
+    while let Some(&(_, end)) = ranges
+        .iter()
+        .find(|(s, e)| *s < start + count && start < *e)
+    {
+        start = end.div_ceil(PROPOSED_COUNT) * PROPOSED_COUNT;
+    }
+    start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +171,18 @@ mod tests {
             },
         ];
         assert_eq!(IdMap::args(&r), ["0", "1000", "1", "1", "100000", "65536"]);
+    }
+
+    #[test]
+    fn the_proposed_range_overlaps_no_existing_one() {
+        assert_eq!(free_start("", 65536), 100000);
+        assert_eq!(free_start("alice:100000:65536\n", 65536), 196608);
+        let t = "alice:100000:65536\nbob:196608:65536\ncarol:300000:10\n";
+        let s = free_start(t, 65536);
+        assert_eq!(s, 327680);
+        assert_eq!(
+            free_start("root:1:4294000000\n", 65536),
+            4294000000_u64.div_ceil(65536) * 65536
+        );
     }
 }

@@ -6,6 +6,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod fault_server;
+
 /// The plain registry.
 pub const REGISTRY: &str = "127.0.0.1:5000";
 /// The TLS + htpasswd registry (registry.skiff.test resolves to 127.0.0.1 via /etc/hosts).
