@@ -195,7 +195,10 @@ pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
 
 /// The `ps` fields of a container whose record cannot be read (podman shows such a one too):
 /// what its config still gives, and a status saying what is damaged.
-fn damaged_item(d: &skiff_runtime::container::records::Damaged, no_trunc: bool) -> serde_json::Value {
+fn damaged_item(
+    d: &skiff_runtime::container::records::Damaged,
+    no_trunc: bool,
+) -> serde_json::Value {
     serde_json::json!({
         "ID": if no_trunc { d.id.clone() } else { d.id.chars().take(12).collect() },
         "Image": d.image.clone().unwrap_or_default(),

@@ -90,7 +90,9 @@ fn info_doc() -> Result<serde_json::Value> {
     };
     let id_mappings = match &who {
         Identity::Root => serde_json::json!("none needed (root)"),
-        Identity::Mapped(m) => serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) }),
+        Identity::Mapped(m) => {
+            serde_json::json!({ "UidMap": ranges(&m.uids), "GidMap": ranges(&m.gids) })
+        }
         Identity::Alone { .. } => serde_json::json!(format!(
             "only your own user (no /etc/subuid range: add one with {})",
             skiff_runtime::userns::idmap::usermod_hint()

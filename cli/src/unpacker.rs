@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use skiff_runtime::userns::{helpers, idmap};
 use skiff_runtime::userns::identity::Identity;
+use skiff_runtime::userns::{helpers, idmap};
 use skiff_store::unpack::{remove_tree, unpack_layer, UnpackOptions};
 use skiff_store::{Digest, Dirs, LayerUnpacker};
 
@@ -41,7 +41,10 @@ pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
     cmd.args(&argv[1..]);
     let who = Identity::current();
     if matches!(who, Identity::Alone { .. }) {
-        anyhow::bail!("no /etc/subuid range for this user: there is no namespace to enter (add one with {})", idmap::usermod_hint());
+        anyhow::bail!(
+            "no /etc/subuid range for this user: there is no namespace to enter (add one with {})",
+            idmap::usermod_hint()
+        );
     }
     let status = who.spawn(cmd)?.wait();
     let status = status.map_err(|e| anyhow::anyhow!("{}: {e}", argv[0]))?;

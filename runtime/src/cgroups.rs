@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-
 /// A limit flag that cannot be used.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
@@ -48,7 +46,11 @@ impl Limits {
 
     /// Reads Docker's flag values: `--memory 512m` (b, k, m, g; at least 6 MiB, as Docker),
     /// `--pids-limit 100` (0 or -1: none), `--cpus 1.5`.
-    pub fn parse(memory: Option<&str>, pids: Option<i64>, cpus: Option<&str>) -> Result<Limits> {
+    pub fn parse(
+        memory: Option<&str>,
+        pids: Option<i64>,
+        cpus: Option<&str>,
+    ) -> Result<Limits, LimitError> {
         let memory = memory
             .map(|m| {
                 let bytes = skiff_store::size::parse_size(m)

@@ -47,7 +47,7 @@ pub enum Error {
     Limits(#[from] crate::cgroups::LimitError),
     /// `exec` could not join the container.
     #[error(transparent)]
-    Join(#[from] crate::process::exec::JoinError),
+    Join(#[from] crate::process::JoinError),
     /// The container's ids could not be mapped.
     #[error("mapping ids for the container: {0}")]
     IdMap(#[from] crate::userns::Error),

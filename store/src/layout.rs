@@ -12,6 +12,13 @@ use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{pid_alive, write_atomic, LockFile};
 
+/// The largest manifest or index skiff reads (containerd's limit too): real ones are a few KiB,
+/// an index of every platform well under 100 KiB.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// The largest image config skiff reads: real ones are a few KiB, ones with a long history some
+/// hundred KiB; the whole config is parsed in memory by `pull`, `images` and `run`.
+pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+
 /// Annotation holding the full reference an index entry is known by (OCI standard name).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation with the digest the registry served for the reference (an index for multi-arch images).
@@ -108,7 +115,7 @@ impl Layout {
     /// a stored (loaded, say) giant config cannot make `images` or `run` eat memory.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(digest);
-        let limit = crate::registry::MAX_CONFIG_SIZE;
+        let limit = MAX_CONFIG_SIZE;
         let file = File::open(&p).ctx(|| format!("reading blob {digest}"))?;
         let mut bytes = Vec::new();
         file.take(limit + 1)

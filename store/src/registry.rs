@@ -35,12 +35,7 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 
 const ATTEMPTS: u32 = 4;
 
-/// The largest manifest or index skiff reads (containerd's limit too): real ones are a few KiB,
-/// an index of every platform well under 100 KiB.
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-/// The largest image config skiff reads: real ones are a few KiB, ones with a long history some
-/// hundred KiB; the whole config is parsed in memory by `pull`, `images` and `run`.
-pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+pub use crate::layout::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 
 /// A connection to one registry (or one of its mirrors), authenticated for pulling.
 pub struct Remote {
