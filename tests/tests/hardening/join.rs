@@ -114,32 +114,41 @@ fn assert_intact(victim: &Path, before: &[u8], result: &str) {
     );
 }
 
+/// The container's watcher for the joining process (see the file's own comment).
+const WATCHER: &str = include_str!("join_watcher.c");
+
+/// How many `skiff exec`s the watcher gets to catch one before its execve.
+const CATCH_TRIES: usize = 200;
+
 /// CVE-2019-5736, first half: the process `skiff exec` puts into the container is still skiff
-/// until its execve. The container makes its /etc/passwd a FIFO, so that process blocks reading
-/// it (before taking the user's identity) for as long as the container likes; meanwhile it opens
-/// `/proc/PID/exe`, lets it go on, and once skiff has exited writes to the file through that
-/// handle. Non-dumpable from before the first setns, the joining process's exe cannot be opened
+/// between its `setns` into the container's pid namespace and its execve. A static watcher in the
+/// container (built on the host, bound in read-only) polls /proc for it, stops it there with
+/// SIGSTOP (signals do not depend on dumpability), tries to open its `/proc/PID/exe`, lets it go
+/// on, and once skiff has exited writes to the file through that handle. The test runs `skiff
+/// exec` until the watcher has caught one, and requires that it did (else it proves nothing).
+/// Non-dumpable from before the first setns, the joining process's exe cannot be opened
 /// (rootless); and the file it runs from is a sealed copy (or, as root, a read-only bind) anyway.
 #[test]
 fn exec_cannot_be_used_to_rewrite_skiff_through_proc_pid_exe() {
     let env = Env::new();
     env.pull("busybox");
     let (victim, before) = victim(&env);
-    let script = format!(
-        r#"cp /etc/passwd /p.real; rm /etc/passwd; mkfifo /etc/passwd; echo READY
-while :; do
-  for d in /proc/[0-9]*; do
-    if tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'victim-skif[f] exec'; then pid=${{d#/proc/}}; break 2; fi
-  done
-  sleep 0.02
-done
-h=no
-if (exec 8</proc/$pid/exe) 2>/tmp/err; then exec 8</proc/$pid/exe; h=yes; echo "open: done"; else echo "open: denied $(cat /tmp/err)"; fi
-cat /p.real > /etc/passwd; rm /etc/passwd; cp /p.real /etc/passwd
-[ $h = yes ] || {{ echo "write: denied (no handle)"; exec sleep 1000; }}
-{REWRITE}
-exec sleep 1000"#
+    let dir = env.home.path().join("watcher");
+    std::fs::create_dir(&dir).expect("watcher dir");
+    std::fs::write(dir.join("watcher.c"), WATCHER).expect("watcher source");
+    let built = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.join("watcher"))
+        .arg(dir.join("watcher.c"))
+        .status();
+    // No skip: without the watcher the attack would not run and the test would prove nothing.
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "building the container's watcher needs gcc and a static libc (apt-get install gcc libc6-dev)"
     );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bind = format!("{}:/h:ro", dir.display());
+    let script = format!("{REWRITE}\nexec sleep 1000");
     // With CAP_SYS_PTRACE (as a debugging container has it) the container passes the ptrace
     // check's capability test, so only dumpability stands between it and the joining process.
     env.ok(&[
@@ -147,23 +156,40 @@ exec sleep 1000"#
         "-d",
         "--cap-add",
         "SYS_PTRACE",
+        "-v",
+        &bind,
         "--name",
         "v",
         &format!("{REGISTRY}/busybox"),
-        "sh",
-        "-c",
+        "/h/watcher",
         &script,
     ]);
     wait_for_log(&env, "v", "READY");
-    let out = cmd_as(&env, &victim, &["exec", "v", "true"])
-        .output()
-        .expect("running the victim");
-    assert!(
-        out.status.success(),
-        "exec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut caught = None;
+    for attempt in 1..=CATCH_TRIES {
+        let out = cmd_as(&env, &victim, &["exec", "v", "true"])
+            .output()
+            .expect("running the victim");
+        assert!(
+            out.status.success(),
+            "exec failed (attempt {attempt}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let logs = env.run(&["logs", "v"]).stdout;
+        if logs.contains("caught ") {
+            caught = Some(attempt);
+            break;
+        }
+    }
+    let logs = env.run(&["logs", "v"]).stdout;
+    let attempt = caught.unwrap_or_else(|| {
+        panic!(
+            "the watcher never caught the joining skiff before its execve in {CATCH_TRIES} tries: {logs}"
+        )
+    });
+    eprintln!("caught the joining skiff on exec number {attempt}");
     let result = rewrite_outcome(&env, "v");
+    eprintln!("the container's attempt: {result}");
     // Rootless, non-dumpable stops the open. Root's container with CAP_SYS_PTRACE holds it over
     // the host's user namespace too (there is no other), which overrides dumpability: there the
     // read-only bind alone stops the write.
