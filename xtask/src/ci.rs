@@ -82,14 +82,15 @@ fn run_tests_as(
     Ok(())
 }
 
-/// The whole suite: environment up, fmt, clippy, unit tests and integration tests as root and
-/// as the unprivileged test user, environment down.
+/// The whole suite: environment up, fmt, tidy, clippy, unit tests and integration tests as root
+/// and as the unprivileged test user, environment down.
 pub fn run() -> Result<()> {
     let t = std::time::Instant::now();
     testenv::up()?;
     crate::fixtures::build_and_push()?;
     sh::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
         .context("cargo fmt --check: run `cargo fmt --all`")?;
+    crate::tidy::run(&workspace())?;
     sh::run(&mut cargo(&[
         "clippy",
         "--workspace",
