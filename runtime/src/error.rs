@@ -39,6 +39,12 @@ pub enum Error {
         context: String,
         source: serde_json::Error,
     },
+    /// A copy into or out of a container that failed.
+    #[error(transparent)]
+    Copy(#[from] crate::files::CopyError),
+    /// A container spec that cannot be made or broke a rule.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::error::SpecError),
     /// A container in the wrong state for what was asked.
     #[error(transparent)]
     State(#[from] crate::container::StateError),

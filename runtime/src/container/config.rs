@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::error::SpecError;
+
 /// One mount the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,24 +150,25 @@ pub enum RestartPolicy {
 
 impl RestartPolicy {
     /// Parses Docker's spelling.
-    pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+    pub fn parse(s: &str) -> Result<RestartPolicy, SpecError> {
+        let bad = |fix: &str| SpecError::Flag {
+            flag: "--restart",
+            value: s.to_string(),
+            fix: fix.to_string(),
+        };
         match s.split_once(':') {
             None => match s {
                 "" | "no" => Ok(RestartPolicy::No),
                 "on-failure" => Ok(RestartPolicy::OnFailure(0)),
                 "always" => Ok(RestartPolicy::Always),
                 "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
-                _ => Err(format!(
-                    "invalid --restart {s:?}: use no, on-failure[:N], always or unless-stopped"
-                )),
+                _ => Err(bad("use no, on-failure[:N], always or unless-stopped")),
             },
             Some(("on-failure", n)) => n
                 .parse()
                 .map(RestartPolicy::OnFailure)
-                .map_err(|_| format!("invalid --restart {s:?}: the retry count must be a number")),
-            Some(_) => Err(format!(
-                "invalid --restart {s:?}: only on-failure takes a count"
-            )),
+                .map_err(|_| bad("the retry count must be a number")),
+            Some(_) => Err(bad("only on-failure takes a count")),
         }
     }
 
@@ -203,7 +206,7 @@ impl RestartPolicy {
 impl TryFrom<String> for RestartPolicy {
     type Error = String;
     fn try_from(s: String) -> Result<RestartPolicy, String> {
-        RestartPolicy::parse(&s)
+        RestartPolicy::parse(&s).map_err(|e| e.to_string())
     }
 }
 

@@ -15,7 +15,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
 use crate::container::records::Containers;
-use crate::error::{Error, Result};
+use crate::error::{Ctx, Error, Result};
+use crate::files::CopyError;
 use crate::process::exec::{enter, leave_terminal, namespaces_of};
 use crate::process::init::report_failure;
 
@@ -24,10 +25,7 @@ fn running_pid(containers: &Containers, id: &str) -> Result<i32> {
     let v = containers.view(id)?;
     match v.state.pid.filter(|_| v.running()) {
         Some(pid) => Ok(pid),
-        None => Err(Error::Invalid(format!(
-            "container {} is not running: skiff cp works on running containers; start it first (skiff start {})",
-            v.cfg.name, v.cfg.name
-        ))),
+        None => Err(CopyError::NotRunning(v.cfg.name.clone()).into()),
     }
 }
 
@@ -40,11 +38,10 @@ fn in_container(
     while_running: impl FnOnce(),
 ) -> Result<()> {
     let fds = namespaces_of(pid)?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     // SAFETY: the caller is single-threaded (the CLI before any runtime starts); the child only
     // joins namespaces, does its file work and exits.
-    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Setup(format!("fork: {e}")))? {
+    match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(err_r);
             // The parent's end of the data pipe is in there: closed here, EOF stays EOF.
@@ -68,17 +65,15 @@ fn in_container(
                 .and_then(crate::sys::procfs::exit_code);
             match (status, msg.trim()) {
                 (Some(0), _) => Ok(()),
-                (_, m) if !m.is_empty() => Err(Error::Invalid(m.to_string())),
-                (s, _) => Err(Error::Setup(format!(
-                    "the copy inside the container failed (status {s:?})"
-                ))),
+                (_, m) if !m.is_empty() => Err(CopyError::Inside(m.to_string()).into()),
+                (s, _) => Err(CopyError::ChildFailed(s).into()),
             }
         }
     }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Setup(format!("pipe: {e}")))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())
 }
 
 /// Where a copy out of a container lands, as `docker cp CTR:SRC DEST` decides: (the host
@@ -93,15 +88,12 @@ pub fn plan_out(src: &str, dest: &Path) -> Result<(PathBuf, String)> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(Error::Invalid(format!(
-            "destination directory {} does not exist: create it first",
-            parent.display()
-        )));
+        return Err(CopyError::NoDestDir(parent.to_path_buf()).into());
     }
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Invalid(format!("bad destination {}", dest.display())))?;
+        .ok_or_else(|| CopyError::BadDest(dest.to_path_buf()))?;
     Ok((parent.to_path_buf(), name))
 }
 
@@ -156,14 +148,19 @@ pub fn copy_out(containers: &Containers, id: &str, src: &str, dest: &Path) -> Re
             );
         },
     )?;
-    unpacked.map_err(|e| Error::Setup(format!("writing to {}: {e}", dest.display())))
+    unpacked.map_err(|e| Error::Io {
+        context: format!("writing to {}", dest.display()),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// The tar `copy_in` sends for host path `src`: (its bytes, the name at its top). Entries become
 /// root's unless `archive` keeps the host's owners.
 pub fn archive_of(src: &Path, archive: bool) -> Result<(Vec<u8>, String)> {
-    let md = std::fs::symlink_metadata(src)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", src.display())))?;
+    let md = std::fs::symlink_metadata(src).map_err(|source| CopyError::Source {
+        path: src.to_path_buf(),
+        source,
+    })?;
     let src_name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -177,11 +174,14 @@ pub fn archive_of(src: &Path, archive: bool) -> Result<(Vec<u8>, String)> {
     };
     let bytes = built
         .and_then(|_| b.into_inner())
-        .map_err(|e| Error::Invalid(format!("reading {}: {e}", src.display())))?;
+        .map_err(|source| CopyError::ReadSource {
+            path: src.to_path_buf(),
+            source,
+        })?;
     let bytes = if archive {
         bytes
     } else {
-        root_owned(&bytes).map_err(|e| Error::Setup(format!("preparing the copy: {e}")))?
+        root_owned(&bytes).ctx(|| "preparing the copy".into())?
     };
     Ok((bytes, src_name))
 }
@@ -245,7 +245,7 @@ pub fn copy_out_tar(
     )?;
     copied
         .map(|_| ())
-        .map_err(|e| Error::Setup(format!("writing the archive to stdout: {e}")))
+        .ctx(|| "writing the archive to stdout".into())
 }
 
 /// A tar stream read from `input` for `skiff cp - CTR:DIR`: its entries become root's unless
@@ -260,7 +260,7 @@ pub fn read_stream(input: impl Read, archive: bool) -> Result<Vec<u8>> {
     if archive {
         return Ok(bytes);
     }
-    root_owned(&bytes).map_err(|e| Error::Invalid(format!("stdin is not a tar archive: {e}")))
+    root_owned(&bytes).map_err(|e| CopyError::NotTar(e).into())
 }
 
 /// `skiff cp - CTR:DIR` on a running container: unpacks the tar `bytes` into `dest`, a
@@ -275,7 +275,7 @@ pub fn copy_in_tar(containers: &Containers, id: &str, bytes: &[u8], dest: &str) 
         |input| unpack_to(dest, STREAM, input),
         || written = std::io::Write::write_all(&mut File::from(w), bytes),
     )?;
-    written.map_err(|e| Error::Setup(format!("sending the copy: {e}")))
+    written.ctx(|| "sending the copy".into())
 }
 
 /// Copies `src` on the host to `dest` in the running container, as `docker cp SRC CTR:DEST`.
@@ -299,7 +299,7 @@ pub fn copy_in(
         },
     )?;
     // A child that failed stops reading: its message says why, so a broken pipe is secondary.
-    written.map_err(|e| Error::Setup(format!("sending the copy: {e}")))
+    written.ctx(|| "sending the copy".into())
 }
 
 /// The helper side of `cp` on a container that is not running (`skiff __cp`, run in a mapped
@@ -314,14 +314,11 @@ pub fn helper_main(
 ) -> Result<()> {
     let v = containers.view(id)?;
     if v.active() {
-        return Err(Error::Invalid(format!(
-            "container {} started meanwhile: run the copy again",
-            v.cfg.name
-        )));
+        return Err(CopyError::StartedMeanwhile(v.cfg.name.clone()).into());
     }
     let ctr = containers.dir(id);
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| Error::Setup(format!("a private mount namespace: {e}")))?;
+        .ctx(|| "a private mount namespace".into())?;
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -329,17 +326,17 @@ pub fn helper_main(
         nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| Error::Setup(format!("making / private: {e}")))?;
-    let rootfs = crate::rootfs::mounts::mount_rootfs(&v.cfg, &ctr).map_err(Error::Setup)?;
+    .ctx(|| "making / private".into())?;
+    let rootfs = crate::rootfs::mounts::mount_rootfs(&v.cfg, &ctr).map_err(CopyError::Rootfs)?;
     nix::unistd::chroot(&rootfs)
         .and_then(|_| nix::unistd::chdir("/"))
-        .map_err(|e| Error::Setup(format!("entering {}: {e}", rootfs.display())))?;
+        .ctx(|| format!("entering {}", rootfs.display()))?;
     let res = match direction {
         "out" => pack(path, name, std::io::stdout().lock()),
         "in" => unpack_to(path, name, std::io::stdin().lock()),
         other => Err(format!("unknown direction {other}")),
     };
-    res.map_err(Error::Invalid)
+    res.map_err(|m| CopyError::Inside(m).into())
 }
 
 /// The same archive with every entry owned by root (0:0), as `docker cp` creates files.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 /// One published port (`-p [IP:]HOST:CONTAINER[/PROTO]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +23,13 @@ impl PortSpec {
     /// Parses Docker's `-p` forms: `8080:80`, `127.0.0.1:8080:80`, each with an optional `/tcp` or
     /// `/udp`. A bare container port (Docker picks a random host port) is refused with the fix.
     pub fn parse(s: &str) -> Result<PortSpec> {
-        let bad = |why: &str| {
-            Error::Invalid(format!(
-                "invalid -p {s:?}: {why} (use HOST_PORT:CONTAINER_PORT, IP:HOST_PORT:CONTAINER_PORT, optionally /tcp or /udp)"
-            ))
+        let bad = |why: &str| -> Error {
+            SpecError::Flag {
+                flag: "-p",
+                value: s.to_string(),
+                fix: format!("{why} (use HOST_PORT:CONTAINER_PORT, IP:HOST_PORT:CONTAINER_PORT, optionally /tcp or /udp)"),
+            }
+            .into()
         };
         let (spec, protocol) = match s.rsplit_once('/') {
             Some((p, proto @ ("tcp" | "udp"))) => (p, proto),

@@ -2,6 +2,7 @@
 //! `no_new_privs`, and a seccomp filter denying what Docker's default profile denies.
 
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 const CAPS: &[&str] = &[
     "CHOWN",
@@ -69,9 +70,11 @@ fn cap_number(name: &str) -> Result<u32> {
         .position(|c| *c == n)
         .map(|i| i as u32)
         .ok_or_else(|| {
-            Error::Invalid(format!(
-                "unknown capability \"{name}\": use names like NET_ADMIN or CAP_NET_ADMIN"
-            ))
+            Error::from(SpecError::Flag {
+                flag: "--cap-add/--cap-drop",
+                value: name.to_string(),
+                fix: "an unknown capability: use names like NET_ADMIN or CAP_NET_ADMIN".into(),
+            })
         })
 }
 

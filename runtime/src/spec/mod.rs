@@ -2,9 +2,11 @@
 //! entrypoint and cmd, environment layering, user, workdir, mounts. Everything that can be wrong
 //! is checked here, before any record, mount or process exists.
 
+pub mod error;
 pub mod model;
 pub mod passwd;
 
+pub use error::SpecError;
 pub use model::ContainerSpec;
 
 use std::collections::BTreeMap;
@@ -136,9 +138,11 @@ pub fn env_file_line(line: &str) -> &str {
 fn env_entry(raw: &str, origin: &str) -> Result<Option<String>> {
     let key = raw.split('=').next().unwrap_or("");
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(Error::Invalid(format!(
-            "invalid environment variable {raw:?} in {origin}: use KEY=VALUE or KEY"
-        )));
+        return Err(SpecError::EnvEntry {
+            raw: raw.to_string(),
+            origin: origin.to_string(),
+        }
+        .into());
     }
     Ok(if raw.contains('=') {
         Some(raw.to_string())
@@ -154,19 +158,22 @@ pub fn read_image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>>
     skiff_store::inroot::read_merged_file(layers, path, passwd::MAX_ID_FILE)
         .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
         .map_err(|e| {
-            Error::Invalid(format!(
-                "the image's {e}: skiff reads it to resolve the container's user and refuses anything but a regular file of at most {} MiB; fix the image",
-                passwd::MAX_ID_FILE >> 20
-            ))
+            SpecError::ImageIdFile {
+                what: e.to_string(),
+                cap_mib: passwd::MAX_ID_FILE >> 20,
+            }
+            .into()
         })
 }
 
 fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
     let parts: Vec<&str> = v.split(':').collect();
     let bad = || {
-        Error::Invalid(format!(
-            "invalid -v {v:?}: use SRC:DST[:ro], NAME:DST[:ro] or DST"
-        ))
+        Error::from(SpecError::Flag {
+            flag: "-v",
+            value: v.to_string(),
+            fix: "use SRC:DST[:ro], NAME:DST[:ro] or DST".into(),
+        })
     };
     let (src, dst, opts) = match parts.as_slice() {
         [dst] => ("", *dst, ""),
@@ -175,28 +182,34 @@ fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
         _ => return Err(bad()),
     };
     if !dst.starts_with('/') {
-        return Err(Error::Invalid(format!(
-            "invalid -v {v:?}: the destination {dst:?} must be an absolute path"
-        )));
+        return Err(SpecError::Flag {
+            flag: "-v",
+            value: v.to_string(),
+            fix: format!("the destination {dst:?} must be an absolute path"),
+        }
+        .into());
     }
     let readonly = match opts {
         "" | "rw" => false,
         "ro" => true,
         o => {
-            return Err(Error::Invalid(format!(
-                "invalid -v {v:?}: unknown option {o:?} (use ro or rw)"
-            )))
+            return Err(SpecError::Flag {
+                flag: "-v",
+                value: v.to_string(),
+                fix: format!("unknown option {o:?} (use ro or rw)"),
+            }
+            .into())
         }
     };
     if src.starts_with('/') || src.starts_with('.') {
         let p = Path::new(src);
         if !p.exists() {
-            return Err(Error::Invalid(format!(
-                "bind source path does not exist: {src}; create it first or fix the -v value"
-            )));
+            return Err(SpecError::BindMissing(src.to_string()).into());
         }
-        let abs = std::fs::canonicalize(p)
-            .map_err(|e| Error::Invalid(format!("bind source {src}: {e}")))?;
+        let abs = std::fs::canonicalize(p).map_err(|source| SpecError::BindSource {
+            path: src.to_string(),
+            source,
+        })?;
         Ok(MountSpec {
             kind: MountKind::Bind,
             source: abs,
@@ -227,9 +240,11 @@ fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
 /// Docker's `--mount` as the equivalent `-v` or `--tmpfs` value: (`-v` form, is tmpfs).
 fn mount_as_volume(m: &str) -> Result<(String, bool)> {
     let bad = |why: &str| {
-        Error::Invalid(format!(
-            "invalid --mount {m:?}: {why} (use type=bind|volume|tmpfs,source=…,target=…[,readonly])"
-        ))
+        Error::from(SpecError::Flag {
+            flag: "--mount",
+            value: m.to_string(),
+            fix: format!("{why} (use type=bind|volume|tmpfs,source=…,target=…[,readonly])"),
+        })
     };
     let (mut kind, mut src, mut dst, mut ro) = ("volume", "", "", false);
     for part in m.split(',') {
@@ -280,10 +295,14 @@ const ULIMITS: [&str; 16] = [
 /// `nofile=1024:2048` (or `nofile=1024`, soft and hard alike; -1 for unlimited).
 fn parse_ulimit(u: &str) -> Result<(String, u64, u64)> {
     let bad = || {
-        Error::Invalid(format!(
-            "invalid --ulimit {u:?}: use NAME=SOFT[:HARD] with NAME one of {}",
-            ULIMITS.join(", ")
-        ))
+        Error::from(SpecError::Flag {
+            flag: "--ulimit",
+            value: u.to_string(),
+            fix: format!(
+                "use NAME=SOFT[:HARD] with NAME one of {}",
+                ULIMITS.join(", ")
+            ),
+        })
     };
     let (name, vals) = u.split_once('=').ok_or_else(bad)?;
     if !ULIMITS.contains(&name) {
@@ -300,9 +319,12 @@ fn parse_ulimit(u: &str) -> Result<(String, u64, u64)> {
         None => (num(vals)?, num(vals)?),
     };
     if soft > hard {
-        return Err(Error::Invalid(format!(
-            "invalid --ulimit {u:?}: the soft limit is above the hard one"
-        )));
+        return Err(SpecError::Flag {
+            flag: "--ulimit",
+            value: u.to_string(),
+            fix: "the soft limit is above the hard one".into(),
+        }
+        .into());
     }
     Ok((name.to_string(), soft, hard))
 }
@@ -328,17 +350,22 @@ pub fn build(
         .as_deref()
         .map(|s| {
             skiff_store::size::parse_size(s).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "invalid --shm-size {s:?}: use a number with b, k, m or g (64m)"
-                ))
+                Error::from(SpecError::Flag {
+                    flag: "--shm-size",
+                    value: s.to_string(),
+                    fix: "use a number with b, k, m or g (64m)".into(),
+                })
             })
         })
         .transpose()?;
     if let Some(sig) = &o.stop_signal {
         if crate::container::lifecycle::signal_number(sig).is_none() {
-            return Err(Error::Invalid(format!(
-                "invalid --stop-signal {sig:?}: use a signal name (SIGTERM, QUIT) or number"
-            )));
+            return Err(SpecError::Flag {
+                flag: "--stop-signal",
+                value: sig.clone(),
+                fix: "use a signal name (SIGTERM, QUIT) or number".into(),
+            }
+            .into());
         }
     }
     let mut extra_hosts = Vec::new();
@@ -347,20 +374,30 @@ pub fn build(
         let (name, ip) = h
             .split_once('=')
             .or_else(|| h.split_once(':'))
-            .ok_or_else(|| Error::Invalid(format!("invalid --add-host {h:?}: use NAME:IP")))?;
+            .ok_or_else(|| SpecError::Flag {
+                flag: "--add-host",
+                value: h.clone(),
+                fix: "use NAME:IP".into(),
+            })?;
         if !crate::container::names::valid_hostname(name) || ip.parse::<std::net::IpAddr>().is_err()
         {
-            return Err(Error::Invalid(format!(
-                "invalid --add-host {h:?}: use NAME:IP with a host name and an IP address"
-            )));
+            return Err(SpecError::Flag {
+                flag: "--add-host",
+                value: h.clone(),
+                fix: "use NAME:IP with a host name and an IP address".into(),
+            }
+            .into());
         }
         extra_hosts.push((name.to_string(), ip.to_string()));
     }
     for d in &o.dns {
         if d.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::Invalid(format!(
-                "invalid --dns {d:?}: give a name server's IP address"
-            )));
+            return Err(SpecError::Flag {
+                flag: "--dns",
+                value: d.clone(),
+                fix: "give a name server's IP address".into(),
+            }
+            .into());
         }
     }
     let ports = o
@@ -375,7 +412,7 @@ pub fn build(
         match so.as_str() {
             "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
             "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {}
-            other => return Err(Error::Invalid(format!("unsupported --security-opt {other:?}: skiff knows seccomp=unconfined and no-new-privileges"))),
+            other => return Err(SpecError::SecurityOpt(other.to_string()).into()),
         }
     }
     let entrypoint = match &o.entrypoint {
@@ -397,8 +434,10 @@ pub fn build(
         set_env(&mut env, e);
     }
     for f in &o.env_files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", f.display())))?;
+        let text = std::fs::read_to_string(f).map_err(|source| SpecError::EnvFile {
+            path: f.clone(),
+            source,
+        })?;
         for line in text
             .lines()
             .map(env_file_line)
@@ -456,7 +495,7 @@ pub fn build(
         });
     }
     let restart = match o.restart.as_deref() {
-        Some(r) => RestartPolicy::parse(r).map_err(Error::Invalid)?,
+        Some(r) => RestartPolicy::parse(r)?,
         None => RestartPolicy::No,
     };
     let workdir = o

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use crate::cgroups::Limits;
 use crate::container::config::{ContainerConfig, MountKind, MountSpec, ProcessSpec, RestartPolicy};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::network::ports::PortSpec;
 use crate::network::NetworkMode;
+use crate::spec::error::SpecError;
 use crate::userns::identity::Identity;
 
 /// A container before it exists: every field of its record but id, name and creation time.
@@ -79,22 +80,15 @@ impl ContainerSpec {
     /// skiff knows, `--rm` without a restart policy, and a user this identity can map.
     pub fn validate(&self, identity: &Identity) -> Result<()> {
         if self.process.args.is_empty() {
-            return Err(Error::Invalid(format!(
-                "no command specified: {} has no Cmd or Entrypoint; give one after the image name",
-                self.image
-            )));
+            return Err(SpecError::NoCommand(self.image.clone()).into());
         }
         for e in &self.process.env {
             if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
-                return Err(Error::Invalid(format!(
-                    "invalid environment variable {e:?}: use KEY=VALUE"
-                )));
+                return Err(SpecError::Env(e.clone()).into());
             }
         }
         if let Some(k) = self.labels.keys().find(|k| k.is_empty()) {
-            return Err(Error::Invalid(format!(
-                "invalid label {k:?}: use KEY=VALUE"
-            )));
+            return Err(SpecError::Label(k.clone()).into());
         }
         for m in &self.mounts {
             if !m.destination.starts_with('/') {
@@ -102,27 +96,22 @@ impl ContainerSpec {
                     MountKind::Tmpfs => "--tmpfs",
                     _ => "-v",
                 };
-                return Err(Error::Invalid(format!(
-                    "invalid {flag} {:?}: the destination must be an absolute path",
-                    m.destination
-                )));
+                return Err(SpecError::MountPoint {
+                    flag,
+                    destination: m.destination.clone(),
+                }
+                .into());
             }
             if m.kind == MountKind::Bind && !m.source.is_absolute() {
-                return Err(Error::Invalid(format!(
-                    "invalid bind mount source {}: use an absolute host path",
-                    m.source.display()
-                )));
+                return Err(SpecError::BindNotAbsolute(m.source.clone()).into());
             }
         }
         if !self.process.cwd.starts_with('/') {
-            return Err(Error::Invalid(format!(
-                "invalid -w {:?}: the working directory must be an absolute path",
-                self.process.cwd
-            )));
+            return Err(SpecError::Workdir(self.process.cwd.clone()).into());
         }
         if let Some(h) = &self.hostname {
             if !crate::container::names::valid_hostname(h) {
-                return Err(Error::Invalid(format!("invalid --hostname {h:?}")));
+                return Err(SpecError::Hostname(h.clone()).into());
             }
         }
         if !self.ports.is_empty() && self.network != NetworkMode::Slirp4netns {
@@ -130,23 +119,21 @@ impl ContainerSpec {
         }
         crate::security::capability_mask(&self.cap_add, &self.cap_drop, self.privileged)?;
         if self.auto_remove && self.restart != RestartPolicy::No {
-            return Err(Error::Invalid(
-                "--restart and --rm conflict: a container removed on exit cannot be restarted"
-                    .into(),
-            ));
+            return Err(SpecError::RestartWithRm.into());
         }
         let pw = super::read_image_file(&self.layers, "etc/passwd")?.unwrap_or_default();
         let gr = super::read_image_file(&self.layers, "etc/group")?.unwrap_or_default();
         let user = &self.process.user;
-        let who = super::passwd::resolve(user, &pw, &gr).map_err(Error::Invalid)?;
+        let who = super::passwd::resolve(user, &pw, &gr).map_err(SpecError::User)?;
         // A rootless user without a subordinate range has only root mapped in its containers.
         if !identity.maps_other_ids() && (who.uid != 0 || who.gid != 0) {
-            return Err(Error::Invalid(format!(
-                "user {user:?} is uid {}:{} but only root is mapped for you: give your user a subuid/subgid range ({})",
-                who.uid,
-                who.gid,
-                crate::userns::idmap::usermod_hint()
-            )));
+            return Err(SpecError::UnmappedUser {
+                user: user.clone(),
+                uid: who.uid,
+                gid: who.gid,
+                hint: crate::userns::idmap::usermod_hint(),
+            }
+            .into());
         }
         Ok(())
     }
