@@ -1,28 +1,21 @@
-//! The `skiff` command line: parses arguments, calls the store and runtime crates, prints results
-//! and maps failures to Docker's exit codes (125 for skiff's own errors, usage errors included).
+//! The `skiff` command line: the clap tree and the dispatch to one file per command family
+//! (`cmd/`), which parse flags into runtime and store types and print through `output/`. Failures
+//! map to Docker's exit codes (125 for skiff's own errors, usage errors included).
 
-mod commands;
-mod containers_cmd;
-mod format;
-mod hooks;
-mod human;
-mod info;
-mod progress;
-mod prompt;
-mod run;
-mod system_cmd;
-mod unpacker;
-mod usage;
-mod volumes_cmd;
+mod cmd;
+mod ctx;
+mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Result;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 fn main() -> ExitCode {
-    let cli = match commands::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage::report(e),
+        Err(e) => return output::usage::report(e, Cli::command()),
     };
     // The hidden helpers run inside a user namespace for a command that did this already.
     if !std::env::args().nth(1).is_some_and(|a| a.starts_with("__")) {
@@ -34,26 +27,332 @@ fn main() -> ExitCode {
             }
         }
     }
-    match commands::dispatch(cli) {
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", one_line(&e));
+            eprintln!("Error: {}", output::one_line(&e));
             ExitCode::from(125)
         }
     }
 }
 
-/// The error and its causes on one line, without repeating what a cause already says.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !out.contains(&s) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&s);
+/// Daemonless, rootless container runner.
+#[derive(Parser)]
+#[command(name = "skiff", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pull an image from a registry into your store
+    #[command(after_help = PULL_EXAMPLES)]
+    Pull(cmd::image::PullArgs),
+    /// List local images
+    #[command(after_help = IMAGES_EXAMPLES)]
+    Images(cmd::image::ImagesArgs),
+    /// Give an image another name
+    Tag {
+        /// Image (name, id or id prefix)
+        source: String,
+        /// New name, NAME[:TAG]
+        target: String,
+    },
+    /// Push an image to a registry
+    Push(cmd::image::PushArgs),
+    /// Write images to a tar archive (OCI layout with Docker's manifest.json)
+    Save(cmd::image::SaveArgs),
+    /// Read images from a tar archive (skiff/docker/podman save, OCI or docker archive)
+    Load(cmd::image::LoadArgs),
+    /// Remove one or more images
+    Rmi(cmd::image::RmiArgs),
+    /// Show low-level information on containers and images as JSON
+    Inspect(cmd::inspect::InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Log in to a registry
+    Login(cmd::image::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd::image::LogoutArgs),
+    /// Run a command in a new container
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(Box<cmd::run::RunArgs>),
+    /// Create a container without starting it
+    Create(Box<cmd::run::RunArgs>),
+    /// List containers
+    #[command(after_help = PS_EXAMPLES)]
+    Ps(cmd::ps::PsArgs),
+    /// Show a container's output
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs(cmd::logs::LogsArgs),
+    /// Stop containers (stop signal, then SIGKILL)
+    Stop(cmd::lifecycle::StopArgs),
+    /// Send a signal to containers
+    Kill(cmd::lifecycle::KillArgs),
+    /// Start stopped or created containers
+    Start(cmd::lifecycle::StartArgs),
+    /// Restart containers
+    Restart(cmd::lifecycle::StopArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(Names),
+    /// Remove containers
+    Rm(cmd::lifecycle::RmArgs),
+    /// Rename a container
+    Rename {
+        /// Current name or id
+        container: String,
+        /// New name
+        new_name: String,
+    },
+    /// Show a container's processes
+    Top {
+        /// Container
+        container: String,
+    },
+    /// Run a command in a running container
+    #[command(after_help = EXEC_EXAMPLES)]
+    Exec(cmd::exec::ExecArgs),
+    /// List a container's published ports
+    Port(cmd::inspect::PortArgs),
+    /// Copy files between a container and the host
+    Cp(cmd::cp::CpArgs),
+    /// Live CPU, memory, network and I/O of running containers
+    Stats(cmd::stats::StatsArgs),
+    /// Make an image from a container's changes
+    Commit(cmd::commit::CommitArgs),
+    /// Stop every process of containers until unpause
+    Pause(Names),
+    /// Let paused containers go on
+    Unpause(Names),
+    /// Show what skiff finds on this machine for you: id ranges, helpers, storage
+    Info(cmd::info::InfoArgs),
+    /// Show skiff's version
+    Version(cmd::info::InfoArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCmd),
+    /// Disk usage and pruning of everything
+    #[command(subcommand)]
+    System(cmd::system::SystemCmd),
+    /// Print a shell completion script: `source <(skiff completion bash)`
+    Completion {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Run a command inside your user namespace (as podman unshare): see image files with the
+    /// owners they have in containers, or remove them
+    Unshare {
+        /// Command and arguments (default: $SHELL)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    #[command(name = "__unpack", hide = true)]
+    HelperUnpack {
+        blob: PathBuf,
+        diff_id: String,
+        dest: PathBuf,
+        #[arg(default_value_t = 0)]
+        max_size: u64,
+    },
+    #[command(name = "__hook", hide = true)]
+    HelperHook,
+    /// Man pages for skiff and each command into DIR (`cargo xtask man DIR` runs this).
+    #[command(name = "__man", hide = true)]
+    HelperMan { dir: PathBuf },
+    #[command(name = "__rmtree", hide = true)]
+    HelperRmtree { dir: PathBuf },
+    #[command(name = "__pack-upper", hide = true)]
+    HelperPackUpper { dir: PathBuf },
+    #[command(name = "__cp", hide = true)]
+    HelperCp {
+        direction: String,
+        id: String,
+        path: String,
+        name: String,
+    },
+}
+
+/// `skiff run --help` examples, as podman shows them.
+const RUN_EXAMPLES: &str = "Examples:
+  skiff run --rm busybox echo hello
+  skiff run -it --rm busybox sh
+  skiff run -d --name web -p 8080:80 busybox httpd -f -h /etc
+  skiff run -e KEY=value --env-file app.env -v ./data:/data:ro busybox ls /data
+  skiff run -u 1000 -w /tmp --read-only --cap-drop ALL busybox id";
+
+/// `skiff ps --help` examples.
+const PS_EXAMPLES: &str = "Examples:
+  skiff ps -a
+  skiff ps -q --filter status=exited
+  skiff ps --filter label=app=web --format 'table {{.Names}}\\t{{.Status}}'
+  skiff ps --format json";
+
+/// `skiff exec --help` examples.
+const EXEC_EXAMPLES: &str = "Examples:
+  skiff exec -it web sh
+  skiff exec web cat /etc/hostname
+  skiff exec -u 1000 -w /tmp -e DEBUG=1 web env
+  skiff exec -d web touch /tmp/ready";
+
+/// `skiff pull --help` examples.
+const PULL_EXAMPLES: &str = "Examples:
+  skiff pull busybox
+  skiff pull -q ghcr.io/org/app:1.2
+  skiff pull --platform linux/arm64 alpine
+  skiff pull busybox@sha256:<digest>";
+
+/// `skiff images --help` examples.
+const IMAGES_EXAMPLES: &str = "Examples:
+  skiff images
+  skiff images -q
+  skiff images --digests --no-trunc
+  skiff images --format '{{.Repository}}:{{.Tag}}'
+  skiff images --format json";
+
+/// `skiff logs --help` examples.
+const LOGS_EXAMPLES: &str = "Examples:
+  skiff logs web
+  skiff logs -f --tail 20 web
+  skiff logs -t --since 10m web";
+
+/// One or more containers, for the commands that take nothing else.
+#[derive(Args)]
+struct Names {
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(cmd::ps::PsArgs),
+    /// Remove stopped containers
+    Prune(cmd::lifecycle::PruneArgs),
+    /// Remove containers
+    Rm(cmd::lifecycle::RmArgs),
+    /// Inspect containers
+    Inspect(cmd::inspect::InspectArgs),
+    /// Stop containers
+    Stop(cmd::lifecycle::StopArgs),
+    /// Start containers
+    Start(cmd::lifecycle::StartArgs),
+    /// Show a container's output
+    Logs(cmd::logs::LogsArgs),
+    /// List a container's published ports
+    Port(cmd::inspect::PortArgs),
+    /// Copy files between a container and the host
+    Cp(cmd::cp::CpArgs),
+    /// Live CPU, memory, network and I/O of running containers
+    Stats(cmd::stats::StatsArgs),
+    /// Make an image from a container's changes
+    Commit(cmd::commit::CommitArgs),
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Pull an image
+    Pull(cmd::image::PullArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(cmd::image::ImagesArgs),
+    /// Remove images
+    #[command(alias = "remove")]
+    Rm(cmd::image::RmiArgs),
+    /// Inspect images
+    Inspect(cmd::inspect::InspectArgs),
+    /// Remove blobs and unpacked layers no image uses
+    Prune(cmd::image::PruneArgs),
+    /// Give an image another name
+    Tag {
+        /// Image (name, id or id prefix)
+        source: String,
+        /// New name, NAME[:TAG]
+        target: String,
+    },
+    /// Push an image to a registry
+    Push(cmd::image::PushArgs),
+    /// Write images to a tar archive
+    Save(cmd::image::SaveArgs),
+    /// Read images from a tar archive
+    Load(cmd::image::LoadArgs),
+}
+
+/// Runs a parsed command; `Err` means a skiff error (exit 125).
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    use cmd::{
+        commit, cp, exec, helpers, image, info, inspect, lifecycle, logs, ps, run, stats, system,
+        volume,
+    };
+    match cli.command {
+        Cmd::HelperUnpack {
+            blob,
+            diff_id,
+            dest,
+            max_size,
+        } => helpers::helper_unpack(&blob, &diff_id, &dest, max_size).map(|_| ExitCode::SUCCESS),
+        Cmd::Completion { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "skiff", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
+        Cmd::HelperMan { dir } => helpers::man_pages(&dir, Cli::command()),
+        Cmd::HelperHook => helpers::hook(),
+        Cmd::HelperRmtree { dir } => helpers::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
+        Cmd::HelperCp {
+            direction,
+            id,
+            path,
+            name,
+        } => helpers::cp_helper(&direction, &id, &path, &name),
+        Cmd::Run(a) => run::run(*a),
+        Cmd::Create(a) => run::create(*a),
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => ps::ps(a),
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => logs::logs(a),
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => lifecycle::stop(a),
+        Cmd::Kill(a) => lifecycle::kill(a),
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => lifecycle::start(a),
+        Cmd::Restart(a) => lifecycle::restart(a),
+        Cmd::Wait(n) => lifecycle::wait(n.containers),
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => lifecycle::rm(a),
+        Cmd::Container(ContainerCmd::Prune(a)) => lifecycle::prune(a),
+        Cmd::Container(ContainerCmd::Inspect(a)) => inspect::inspect(a.of_kind("container")),
+        Cmd::Rename {
+            container,
+            new_name,
+        } => lifecycle::rename(&container, &new_name),
+        Cmd::Top { container } => inspect::top(&container),
+        Cmd::Exec(a) => exec::exec(a),
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
+        Cmd::Info(a) => info::info(a),
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
+        Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(a),
+        Cmd::Pause(n) => lifecycle::pause(&n.containers, true),
+        Cmd::Unpause(n) => lifecycle::pause(&n.containers, false),
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::stats(a),
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => image::push(a),
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(a),
+        Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {
+            image::tag(&source, &target)
+        }
+        Cmd::Volume(v) => volume::run(v),
+        Cmd::System(s) => system::run(s),
+        Cmd::Version(a) => info::version(a),
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(a),
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(a),
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),
+        Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect::inspect(a),
+        Cmd::Image(ImageCmd::Prune(a)) => image::prune(a),
+        Cmd::Login(a) => image::login(a),
+        Cmd::Unshare { command } => helpers::unshare(command),
+        Cmd::Logout(a) => image::logout(a),
     }
-    out.replace('\n', " ")
 }

@@ -77,8 +77,7 @@ fn main() -> ExitCode {
     };
     if let Some(fd) = req.ready_fd {
         // The report pipe is not for the container: close it at exec.
-        // SAFETY: setting FD_CLOEXEC on an fd this process was handed.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let _ = skiff_runtime::sys::fd::close_on_exec(fd);
     }
     let dirs = Dirs::from_env();
     let containers = match Containers::open(&dirs) {

@@ -1,5 +1,6 @@
-//! The ground floor: facts read from /proc and terminal handling. Imported by the rest of the
-//! runtime, importing none of it.
+//! The ground floor: facts read from /proc, terminal handling and handed-down fds. Imported by
+//! the rest of the runtime, importing none of it.
 
+pub mod fd;
 pub mod procfs;
 pub mod tty;

@@ -48,3 +48,35 @@ pub fn set_window_size(fd: RawFd, ws: &nix::pty::Winsize) {
     // SAFETY: TIOCSWINSZ reads a winsize struct.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) };
 }
+
+/// Turns echo off on a terminal (newlines still echo) for as long as it lives, so a password
+/// typed at a prompt is not shown; the settings are restored on every path.
+pub struct EchoOff {
+    fd: RawFd,
+    saved: Termios,
+}
+
+impl EchoOff {
+    /// Turns echo off on `tty`, which must stay open while the guard lives.
+    pub fn new(tty: &impl std::os::fd::AsFd) -> std::io::Result<EchoOff> {
+        use nix::sys::termios::LocalFlags;
+        let b = tty.as_fd();
+        let saved = tcgetattr(b)?;
+        let mut t = saved.clone();
+        t.local_flags.remove(LocalFlags::ECHO);
+        t.local_flags.insert(LocalFlags::ECHONL);
+        tcsetattr(b, SetArg::TCSANOW, &t)?;
+        Ok(EchoOff {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&b),
+            saved,
+        })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: the terminal the guard was made for is open for its life (see `new`).
+        let b = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let _ = tcsetattr(b, SetArg::TCSANOW, &self.saved);
+    }
+}

@@ -1,19 +1,19 @@
-//! `skiff run`: resolve (pulling when needed) the image, build the container, then become its
-//! monitor (attached: exec in place, so the terminal and signals are the monitor's) or start the
-//! monitor in its own session and print the id (`-d`).
+//! `skiff run` and `skiff create`: resolve (pulling when needed) the image, build the container,
+//! then have the runtime's monitor run it (attached: in place; `-d`: in its own session, the id
+//! printed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{ArgAction, Args};
 use skiff_runtime::hooks::Hooks;
-use skiff_runtime::monitor::protocol::Request;
-use skiff_runtime::monitor::start;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore, Reference};
+
+use crate::ctx::{self, hooks};
 
 /// `run` flags, as Docker and podman spell them.
 #[derive(Args)]
@@ -145,7 +145,7 @@ fn resolve_image(
     if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
         bail!("invalid --pull {:?}: use missing, always or never", a.pull);
     }
-    let image = crate::hooks::reference_for(hooks, store, &a.image)?;
+    let image = hooks::reference_for(hooks, store, &a.image)?;
     let local = store.find(&image).ok().and_then(|v| v.into_iter().next());
     match (a.pull.as_str(), local) {
         ("never", Some(img)) | ("missing", Some(img)) => return Ok(img),
@@ -153,8 +153,7 @@ fn resolve_image(
         _ => {}
     }
     let reference = Reference::parse(&image)?;
-    let pulled =
-        crate::commands::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
+    let pulled = ctx::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
     Ok(store.find(&pulled.reference.to_string())?.remove(0))
 }
 
@@ -165,7 +164,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let containers = Containers::open(&dirs)?;
     // Held until the record names the layers: no prune or rmi can delete them in between.
     let _lease = store.lease()?;
-    let hooks = crate::hooks::registered();
+    let hooks = hooks::registered();
     let hooks = hooks.as_ref();
     let img = resolve_image(&store, a, hooks)?;
     let config = store.image_config(&img)?;
@@ -225,7 +224,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     // A broken config.toml is reported before a container record exists.
     skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?;
     let cfg = create_container(&a)?;
-    let started = start_monitor(&cfg.id, !a.detach, a.sig_proxy);
+    let started = ctx::start_monitor(&cfg.id, !a.detach, a.sig_proxy);
     if started.is_err() && a.rm {
         // No monitor ran to honour --rm (it is missing, or died before reporting).
         remove_unstarted(&cfg.id);
@@ -241,7 +240,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 fn remove_unstarted(id: &str) {
     let dirs = Dirs::from_env();
     let res = skiff_runtime::Containers::open(&dirs).and_then(|c| {
-        let remove = crate::containers_cmd::remover(&dirs);
+        let remove = ctx::remover(&dirs);
         c.remove(id, false, &remove)
     });
     if let Err(e) = res {
@@ -268,29 +267,4 @@ pub fn create(a: RunArgs) -> Result<ExitCode> {
     let cfg = create_container(&a)?;
     println!("{}", cfg.id);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Starts a container's monitor. Attached: exec it in place (never returns on success). Detached:
-/// spawn it in its own session and wait for "started" or the start error (then its exit code).
-pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("locating the skiff binary")?;
-    let monitor = start::monitor_beside(&exe)?;
-    let req = Request {
-        id: id.to_string(),
-        attached,
-        sig_proxy,
-        log_max: skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?,
-        ready_fd: None,
-        hooks: crate::hooks::registered().observes(),
-    };
-    if attached {
-        return Err(start::exec_attached(&monitor, &req).into());
-    }
-    match start::spawn_detached(&monitor, &req, |w| eprintln!("WARNING: {w}"))? {
-        start::Outcome::Started => Ok(ExitCode::SUCCESS),
-        start::Outcome::Failed { code, message } => {
-            eprintln!("Error: {message}");
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
-        }
-    }
 }

@@ -40,7 +40,7 @@ const NEAREST: &[(&str, &str)] = &[
 /// Prints a clap error as skiff reports usage errors and returns the exit code: 0 for help and
 /// version output (and for a bare group such as `skiff volume`, which shows its help, as Docker
 /// does), 125 for everything else.
-pub fn report(e: clap::Error) -> ExitCode {
+pub fn report(e: clap::Error, tree: clap::Command) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
@@ -53,14 +53,14 @@ pub fn report(e: clap::Error) -> ExitCode {
         }
         _ => {}
     }
-    eprintln!("Error: {}", one_line(&e));
+    eprintln!("Error: {}", one_line(&e, tree));
     ExitCode::from(125)
 }
 
 /// The error as one line: clap's message without its `error: ` prefix (with the missing
 /// arguments it lists), a suggestion where clap has one, and which help to read.
-fn one_line(e: &clap::Error) -> String {
-    let path = command_path();
+fn one_line(e: &clap::Error, tree: clap::Command) -> String {
+    let path = command_path(tree);
     let help = format!("see '{path} --help'");
     if e.kind() == ErrorKind::InvalidSubcommand {
         if let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) {
@@ -113,8 +113,8 @@ fn suggestions(e: &clap::Error, kind: ContextKind) -> Option<String> {
 
 /// `skiff run` / `skiff container ls`: the subcommands named on the command line, followed from
 /// the top of the command tree while they match.
-fn command_path() -> String {
-    let mut cmd = <crate::commands::Cli as clap::CommandFactory>::command();
+fn command_path(tree: clap::Command) -> String {
+    let mut cmd = tree;
     let mut path = vec!["skiff".to_string()];
     for arg in std::env::args().skip(1) {
         let Some(sub) = cmd.find_subcommand(&arg).cloned() else {

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use skiff_runtime::container::volumes::Volume;
 
-use crate::containers_cmd::{containers, for_each, remover};
+use crate::ctx::{self, for_each};
+use crate::output::{format, prompt, table};
 
 /// `skiff volume …`.
 #[derive(Subcommand)]
@@ -82,7 +83,7 @@ fn doc(v: &Volume) -> serde_json::Value {
 
 /// Runs a `volume` subcommand.
 pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
-    let (dirs, c) = containers()?;
+    let (dirs, c) = ctx::containers()?;
     match cmd {
         VolumeCmd::Ls(a) => {
             let mut vols = c.list_volumes()?;
@@ -103,7 +104,7 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
             } else {
                 let mut lines = vec!["DRIVER\tVOLUME NAME".to_string()];
                 lines.extend(vols.iter().map(|v| format!("local\t{}", v.name)));
-                crate::format::print_aligned(&lines);
+                table::print_aligned(&lines);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -126,7 +127,7 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
             }
             match a.format {
                 Some(t) => {
-                    let f = crate::format::Format::parse(&t, &std::collections::HashMap::new())?;
+                    let f = format::Format::parse(&t, &std::collections::HashMap::new())?;
                     for d in &docs {
                         println!("{}", f.render(d)?);
                     }
@@ -136,7 +137,7 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VolumeCmd::Rm(a) => {
-            let remove = remover(&dirs);
+            let remove = ctx::remover(&dirs);
             Ok(for_each(&a.names, |n| {
                 if a.force && c.find_volume(n).is_err() {
                     return Ok(());
@@ -151,10 +152,10 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
                 "WARNING! This will remove {} volumes not used by at least one container.",
                 if a.all { "all" } else { "anonymous" }
             );
-            if !a.force && !crate::prompt::confirm("volume prune", &warning)? {
+            if !a.force && !prompt::confirm("volume prune", &warning)? {
                 return Ok(ExitCode::SUCCESS);
             }
-            let remove = remover(&dirs);
+            let remove = ctx::remover(&dirs);
             println!("Deleted Volumes:");
             for v in c.list_volumes()? {
                 if v.users.is_empty() && (a.all || v.anonymous()) {

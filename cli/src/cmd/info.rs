@@ -11,6 +11,8 @@ use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore};
 
+use crate::output::format;
+
 /// `info` and `version` flags.
 #[derive(Args)]
 pub struct InfoArgs {
@@ -144,7 +146,7 @@ fn show(doc: &serde_json::Value, format: Option<String>) -> Result<ExitCode> {
     match format.as_deref() {
         Some("json") => println!("{}", serde_json::to_string_pretty(doc)?),
         Some(t) => {
-            let f = crate::format::Format::parse(t, &std::collections::HashMap::new())?;
+            let f = format::Format::parse(t, &std::collections::HashMap::new())?;
             println!("{}", f.render(doc)?);
         }
         None => print_tree(doc, 0),

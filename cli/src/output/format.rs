@@ -312,7 +312,7 @@ impl Format {
             lines.push(self.render(i)?);
         }
         if self.header.is_some() || lines.iter().any(|l| l.contains('\t')) {
-            print_aligned(&lines);
+            crate::output::table::print_aligned(&lines);
         } else {
             for l in lines {
                 println!("{l}");
@@ -358,32 +358,6 @@ fn check_actions_closed(t: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Prints tab-separated lines as columns padded to their widest cell plus three spaces.
-pub fn print_aligned(lines: &[String]) {
-    let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
-        }
-        println!("{}", line.trim_end());
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Context, Result};
+use skiff_runtime::sys::tty::EchoOff;
 
 /// Asks `label` on /dev/tty and returns the answer without its newline.
 pub fn ask(label: &str, secret: bool) -> Result<String> {
@@ -18,7 +18,7 @@ pub fn ask(label: &str, secret: bool) -> Result<String> {
     write!(out, "{label}")?;
     out.flush()?;
     let guard = if secret {
-        Some(EchoOff::new(&tty)?)
+        Some(EchoOff::new(&tty).context("turning terminal echo off")?)
     } else {
         None
     };
@@ -44,37 +44,4 @@ pub fn confirm(command: &str, warning: &str) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// Turns terminal echo off for as long as it lives.
-struct EchoOff {
-    fd: i32,
-    saved: libc::termios,
-}
-
-impl EchoOff {
-    fn new(tty: &File) -> Result<EchoOff> {
-        let fd = tty.as_raw_fd();
-        // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: fd is an open terminal and t a valid termios.
-        if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("reading terminal settings");
-        }
-        let saved = t;
-        t.c_lflag &= !libc::ECHO;
-        t.c_lflag |= libc::ECHONL;
-        // SAFETY: as above.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("turning terminal echo off");
-        }
-        Ok(EchoOff { fd, saved })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings read from the same fd.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
-    }
 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::commands::{containers_in_use, open_store};
-use crate::containers_cmd::{containers, dir_size, prune_stopped, remover};
-use crate::human;
+use crate::ctx::{self, open_store};
+use crate::output::{human, prompt, table};
 
 /// `skiff system …`.
 #[derive(Subcommand)]
@@ -44,9 +43,8 @@ pub fn run(cmd: SystemCmd) -> Result<ExitCode> {
 
 fn df() -> Result<ExitCode> {
     let store = open_store()?;
-    let (_, c) = containers()?;
-    let in_use = containers_in_use(&store.dirs)?;
-    let used_ids: HashSet<&str> = in_use.users.iter().map(|(id, _)| id.as_str()).collect();
+    let (_, c) = ctx::containers()?;
+    let in_use = ctx::in_use(&store.dirs)?;
     let mut seen = HashSet::new();
     let (mut images, mut active_images, mut image_size, mut image_free) = (0, 0, 0u64, 0u64);
     for i in store.list()? {
@@ -55,7 +53,7 @@ fn df() -> Result<ExitCode> {
         }
         images += 1;
         image_size += i.size;
-        if used_ids.contains(i.id.to_string().as_str()) {
+        if in_use.uses_image(&i.id.to_string()) {
             active_images += 1;
         } else {
             image_free += i.size;
@@ -64,7 +62,7 @@ fn df() -> Result<ExitCode> {
     let views = c.views()?;
     let (mut ctr_size, mut ctr_free) = (0u64, 0u64);
     for v in &views {
-        let size = dir_size(&c.dir(&v.cfg.id).join("upper"));
+        let size = ctx::dir_size(&c.dir(&v.cfg.id).join("upper"));
         ctr_size += size;
         if !v.active() {
             ctr_free += size;
@@ -74,7 +72,7 @@ fn df() -> Result<ExitCode> {
     let vols = c.list_volumes()?;
     let (mut vol_size, mut vol_free) = (0u64, 0u64);
     for v in &vols {
-        let size = dir_size(&v.mountpoint);
+        let size = ctx::dir_size(&v.mountpoint);
         vol_size += size;
         if v.users.is_empty() {
             vol_free += size;
@@ -110,7 +108,7 @@ fn df() -> Result<ExitCode> {
             pct(vol_free, vol_size)
         ),
     ];
-    crate::format::print_aligned(&lines);
+    table::print_aligned(&lines);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,18 +122,18 @@ fn prune(a: PruneArgs) -> Result<ExitCode> {
     } else {
         "\n  - all blobs and unpacked layers no image uses"
     });
-    if !a.force && !crate::prompt::confirm("system prune", &warning)? {
+    if !a.force && !prompt::confirm("system prune", &warning)? {
         return Ok(ExitCode::SUCCESS);
     }
     println!("Deleted Containers:");
-    let mut freed = prune_stopped(None)?;
+    let mut freed = ctx::prune_stopped(None)?;
     if a.volumes {
-        let (dirs, c) = containers()?;
-        let remove = remover(&dirs);
+        let (dirs, c) = ctx::containers()?;
+        let remove = ctx::remover(&dirs);
         println!("\nDeleted Volumes:");
         for v in c.list_volumes()? {
             if v.users.is_empty() && v.anonymous() {
-                let size = dir_size(&v.mountpoint);
+                let size = ctx::dir_size(&v.mountpoint);
                 c.remove_volume(&v.name, &remove)?;
                 freed += size;
                 println!("{}", v.name);
@@ -144,17 +142,16 @@ fn prune(a: PruneArgs) -> Result<ExitCode> {
     }
     let store = open_store()?;
     // What the store held before, to report what removing images and pruning freed.
-    let store_bytes = || dir_size(&store.dirs.store()) + dir_size(&store.dirs.layers());
+    let store_bytes = || ctx::dir_size(&store.dirs.store()) + ctx::dir_size(&store.dirs.layers());
     let before = store_bytes();
-    let unpacker = crate::unpacker::for_this_user(&store.dirs);
+    let unpacker = ctx::unpacker::for_this_user(&store.dirs);
     // The collector's lock first: what containers use is read under it (see rmi).
     let gc = store.lock_for_gc()?;
-    let in_use = containers_in_use(&store.dirs)?;
+    let in_use = ctx::in_use(&store.dirs)?;
     if a.all {
-        let used: HashSet<&str> = in_use.users.iter().map(|(id, _)| id.as_str()).collect();
         println!("\nDeleted Images:");
         for i in store.list()? {
-            if used.contains(i.id.to_string().as_str()) {
+            if in_use.uses_image(&i.id.to_string()) {
                 continue;
             }
             for line in store.remove(&gc, &i.reference, false, &*unpacker, &in_use.layers)? {

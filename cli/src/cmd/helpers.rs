@@ -1,0 +1,91 @@
+//! The hidden helper commands skiff runs itself (`__unpack`, `__rmtree`, `__cp`, `__pack-upper`
+//! inside the user's mapped namespace; `__hook` for the monitor; `__man` for `cargo xtask man`),
+//! and `skiff unshare`.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use skiff_runtime::userns::identity::Identity;
+use skiff_runtime::userns::idmap;
+use skiff_store::unpack::{remove_tree, unpack_layer, UnpackOptions};
+use skiff_store::Digest;
+
+use crate::ctx::{self, hooks};
+
+/// `skiff unshare CMD…`: runs CMD in the mapped user namespace (directly when root) and exits with
+/// its code.
+pub fn unshare(command: Vec<String>) -> anyhow::Result<std::process::ExitCode> {
+    let mut argv = command;
+    if argv.is_empty() {
+        argv.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
+    }
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let who = Identity::current();
+    if matches!(who, Identity::Alone { .. }) {
+        anyhow::bail!(
+            "no /etc/subuid range for this user: there is no namespace to enter (add one with {})",
+            idmap::usermod_hint()
+        );
+    }
+    let status = who.spawn(cmd)?.wait();
+    let status = status.map_err(|e| anyhow::anyhow!("{}: {e}", argv[0]))?;
+    Ok(std::process::ExitCode::from(
+        status.code().map(|c| c as u8).unwrap_or(125),
+    ))
+}
+
+/// `skiff __unpack BLOB DIFF_ID DEST MAX_SIZE`: runs inside the mapped namespace as its root.
+pub fn helper_unpack(blob: &Path, diff_id: &str, dest: &Path, max_size: u64) -> anyhow::Result<()> {
+    let diff_id = Digest::parse(diff_id)?;
+    std::fs::create_dir(dest)?;
+    let rep = unpack_layer(
+        blob,
+        &diff_id,
+        dest,
+        UnpackOptions {
+            chown: true,
+            plain: false,
+            max_size,
+        },
+    )?;
+    println!("{}", serde_json::to_string(&rep)?);
+    Ok(())
+}
+
+/// `skiff __rmtree DIR`: removes a layer directory whose files belong to mapped ids.
+pub fn helper_rmtree(dir: &Path) -> anyhow::Result<()> {
+    Ok(remove_tree(dir)?)
+}
+
+/// `skiff __cp in|out ID PATH NAME`: the helper side of `cp` on a stopped container.
+pub fn cp_helper(direction: &str, id: &str, path: &str, name: &str) -> Result<ExitCode> {
+    let (_, c) = ctx::containers()?;
+    skiff_runtime::files::copy::helper_main(&c, id, direction, path, name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff __pack-upper DIR`: the layer tar of a container's changes on stdout (runs as root of
+/// the user's mapped namespace, where every file can be read).
+pub fn pack_upper_helper(dir: &std::path::Path) -> Result<ExitCode> {
+    skiff_runtime::files::commit::pack_upper(dir, std::io::stdout().lock())
+        .with_context(|| format!("reading {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `skiff.1` and one `skiff-CMD.1` (`skiff-container-ls.1`, …) per visible command.
+pub fn man_pages(dir: &Path, tree: clap::Command) -> Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(tree, dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff __hook`: delivers the lifecycle event the monitor sends on stdin to the registered hooks.
+pub fn hook() -> Result<ExitCode> {
+    let event: skiff_runtime::hooks::Event = serde_json::from_reader(std::io::stdin())
+        .context("reading the lifecycle event from the monitor")?;
+    skiff_runtime::hooks::deliver(hooks::registered().as_ref(), &event);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,211 @@
+//! `skiff inspect` (containers and images as JSON), `skiff port` and `skiff top`.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use skiff_runtime::container::filters::state_word;
+use skiff_runtime::container::lifecycle::View;
+use skiff_runtime::{Containers, Status};
+use skiff_store::{Dirs, ImageStore};
+
+use crate::ctx;
+use crate::output::{format, table};
+
+/// `inspect` flags.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Containers or images by name, id or id prefix
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// container or image (default: whichever the name finds, containers first)
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Go template applied to each object
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+impl InspectArgs {
+    /// These flags with `--type` set, as `container inspect` gives them.
+    pub fn of_kind(self, kind: &str) -> InspectArgs {
+        InspectArgs {
+            kind: Some(kind.into()),
+            ..self
+        }
+    }
+}
+
+/// `skiff inspect`: containers first, then images, unless `--type` says which.
+pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    let kind = a.kind.as_deref().unwrap_or("");
+    if !matches!(kind, "" | "container" | "image") {
+        bail!("invalid --type {kind:?}: use container or image");
+    }
+    let dirs = Dirs::from_env();
+    let containers = skiff_runtime::Containers::open(&dirs)?;
+    let mut out = Vec::new();
+    let mut store: Option<ImageStore> = None;
+    for n in &a.names {
+        if kind != "image" {
+            match containers.resolve(n) {
+                Ok(id) => {
+                    let v = containers.view(&id)?;
+                    out.push(inspect_container(&containers, &v));
+                    continue;
+                }
+                Err(e) if kind == "container" => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        if store.is_none() {
+            store = Some(ctx::open_store()?);
+        }
+        let s = store.as_ref().context("store")?;
+        let img = s.find(n).map_err(|e| {
+            if kind.is_empty() {
+                anyhow::anyhow!(
+                    "no such container or image: {n} (see skiff ps -a and skiff images)"
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        if let Some(img) = img.into_iter().next() {
+            out.push(s.inspect(&img)?);
+        }
+    }
+    match a.format {
+        Some(f) => {
+            let fmt = format::Format::parse(&f, &std::collections::HashMap::new())?;
+            for o in &out {
+                println!("{}", fmt.render(o)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` for the published ports.
+fn port_bindings(v: &View) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for p in &v.cfg.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let entry = serde_json::json!({ "HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string() });
+        match m.get_mut(&key).and_then(|e| e.as_array_mut()) {
+            Some(list) => list.push(entry),
+            None => {
+                m.insert(key, serde_json::json!([entry]));
+            }
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The `inspect` document of a container, with the field names Docker users know.
+pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
+    let st = &v.state;
+    let status = state_word(v);
+    let mounts: Vec<serde_json::Value> = v
+        .cfg
+        .mounts
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "Type": match m.kind { skiff_runtime::MountKind::Bind => "bind", skiff_runtime::MountKind::Volume => "volume", skiff_runtime::MountKind::Tmpfs => "tmpfs" },
+                "Name": m.name, "Source": m.source, "Destination": m.destination, "RW": !m.readonly,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Id": v.cfg.id,
+        "Created": v.cfg.created,
+        "Path": v.cfg.process.args.first(),
+        "Args": v.cfg.process.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status, "Running": st.status == Status::Running, "Paused": v.paused(), "Restarting": v.restarting(),
+            "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
+            "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
+            "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "Error": st.error.clone().unwrap_or_default(),
+        },
+        "Image": v.cfg.image_id,
+        "ImageName": v.cfg.image,
+        "Name": format!("/{}", v.cfg.name),
+        "RestartCount": st.restart_count,
+        "Config": {
+            "Hostname": v.cfg.hostname, "User": v.cfg.process.user, "Env": v.cfg.process.env,
+            "Cmd": v.cfg.cmd, "Entrypoint": v.cfg.entrypoint, "WorkingDir": v.cfg.process.cwd,
+            "Labels": v.cfg.labels, "Image": v.cfg.image, "Tty": v.cfg.process.terminal,
+            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
+        },
+        "HostConfig": {
+            "NetworkMode": v.cfg.network, "PortBindings": port_bindings(v),
+            "Memory": v.cfg.limits.memory.unwrap_or(0), "PidsLimit": v.cfg.limits.pids.unwrap_or(0),
+            "NanoCpus": v.cfg.limits.cpu_micros.unwrap_or(0) * 1000, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
+            "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
+            "RestartPolicy": { "Name": v.cfg.restart.name(), "MaximumRetryCount": v.cfg.restart.max_retries() },
+            "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
+        },
+        "Mounts": mounts,
+        "NetworkSettings": {
+            "Networks": { v.cfg.network.as_str(): {} },
+            "Ports": port_bindings(v),
+            // slirp4netns always gives the container this address (and the gateway 10.0.2.2).
+            "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
+            "Gateway": v.cfg.network.address().map_or("", |a| a.1),
+        },
+        "LogPath": c.log_path(&v.cfg.id),
+    })
+}
+
+/// `port` flags.
+#[derive(Args)]
+pub struct PortArgs {
+    /// Container
+    container: String,
+    /// Only this container port (PORT or PORT/PROTO)
+    port: Option<String>,
+}
+
+/// `skiff port`: the container's published ports, as `80/tcp -> 0.0.0.0:8080`.
+pub fn port(a: PortArgs) -> Result<ExitCode> {
+    let (_, c) = ctx::containers()?;
+    let id = c.resolve(&a.container)?;
+    let v = c.view(&id)?;
+    let want = a.port.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut shown = 0;
+    for p in &v.cfg.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        match &want {
+            Some(w) if *w != key => continue,
+            Some(_) => println!("{}:{}", p.host_ip_or_any(), p.host_port),
+            None => println!("{key} -> {}:{}", p.host_ip_or_any(), p.host_port),
+        }
+        shown += 1;
+    }
+    if let (Some(w), 0) = (&want, shown) {
+        bail!("no public port {w} published for {}", v.cfg.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiff top`.
+pub fn top(name: &str) -> Result<ExitCode> {
+    let (_, c) = ctx::containers()?;
+    let id = c.resolve(name)?;
+    let mut lines = vec!["PID\tUID\tCOMMAND".to_string()];
+    for (pid, uid, cmd) in c.top(&id)? {
+        lines.push(format!("{pid}\t{uid}\t{cmd}"));
+    }
+    table::print_aligned(&lines);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,17 @@
+//! One file per command family; each parses its flags into runtime and store types, calls them,
+//! and prints the result. They share code only through `ctx` and `output`, never each other.
+
+pub mod commit;
+pub mod cp;
+pub mod exec;
+pub mod helpers;
+pub mod image;
+pub mod info;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod ps;
+pub mod run;
+pub mod stats;
+pub mod system;
+pub mod volume;
