@@ -21,12 +21,22 @@ pub enum Error {
     /// An id prefix matched several containers.
     #[error("{prefix}: ambiguous container id prefix, matches {candidates}")]
     Ambiguous { prefix: String, candidates: String },
-    /// Bad user input that only the runtime can judge (names, mounts, users).
-    #[error("{0}")]
-    Invalid(String),
-    /// Something failed while setting the container up.
-    #[error("{0}")]
-    Setup(String),
+    /// `start` of a container whose monitor reported a failure (or could not be started).
+    #[error("container {name} failed to start{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    StartFailed {
+        /// The container.
+        name: String,
+        /// Why, when known.
+        cause: Option<String>,
+    },
+    /// A container or volume directory that could not be removed, even inside the user's mapping.
+    #[error("could not remove {}{}", path.display(), cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Remove {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why, when known.
+        cause: Option<String>,
+    },
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -45,6 +55,12 @@ pub enum Error {
     /// A container spec that cannot be made or broke a rule.
     #[error(transparent)]
     Spec(#[from] crate::spec::error::SpecError),
+    /// A container or volume name that cannot be used.
+    #[error(transparent)]
+    Name(#[from] crate::container::NameError),
+    /// A volume that cannot be used as asked.
+    #[error(transparent)]
+    Volume(#[from] crate::container::VolumeError),
     /// A container in the wrong state for what was asked.
     #[error(transparent)]
     State(#[from] crate::container::StateError),

@@ -26,16 +26,19 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
     let status = match Identity::current() {
         who @ Identity::Mapped(_) => who
             .spawn(cmd)
-            .map_err(|e| skiff_runtime::Error::Setup(e.to_string()))?
+            .map_err(|e| skiff_runtime::Error::Remove {
+                path: p.to_path_buf(),
+                cause: Some(e.to_string()),
+            })?
             .wait(),
         _ => cmd.status(),
     };
     match status {
         Ok(s) if s.success() => Ok(()),
-        _ => Err(skiff_runtime::Error::Setup(format!(
-            "could not remove {}",
-            p.display()
-        ))),
+        _ => Err(skiff_runtime::Error::Remove {
+            path: p.to_path_buf(),
+            cause: None,
+        }),
     }
 }
 

@@ -56,11 +56,14 @@ fn start_one(c: &Containers, id: &str) -> std::result::Result<(), skiff_runtime:
     c.clear_stopped_by_user(id)?;
     match ctx::start_monitor(id, false, true) {
         Ok(code) if code == ExitCode::SUCCESS => Ok(()),
-        Ok(_) => Err(skiff_runtime::Error::Setup(format!(
-            "container {} failed to start",
-            v.cfg.name
-        ))),
-        Err(e) => Err(skiff_runtime::Error::Setup(e.to_string())),
+        Ok(_) => Err(skiff_runtime::Error::StartFailed {
+            name: v.cfg.name.clone(),
+            cause: None,
+        }),
+        Err(e) => Err(skiff_runtime::Error::StartFailed {
+            name: v.cfg.name.clone(),
+            cause: Some(e.to_string()),
+        }),
     }
 }
 

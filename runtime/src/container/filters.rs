@@ -5,7 +5,9 @@
 use crate::container::config::Status;
 use crate::container::lifecycle::View;
 use crate::container::records::{Containers, Damaged};
+use crate::container::StateError;
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 /// The keys `ps --filter` knows.
 const KEYS: &[&str] = &[
@@ -41,21 +43,33 @@ pub struct PsFilter {
     keys: Vec<(String, Vec<String>)>,
 }
 
+/// A `--filter` that cannot be used, and how to write it.
+fn bad(value: &str, fix: &str) -> Error {
+    SpecError::Flag {
+        flag: "--filter",
+        value: value.to_string(),
+        fix: fix.to_string(),
+    }
+    .into()
+}
+
 impl PsFilter {
     /// Reads `KEY=VALUE` flags; an unknown key or status is refused with the ones that exist.
     pub fn parse(flags: &[String]) -> Result<PsFilter> {
         let mut keys: Vec<(String, Vec<String>)> = Vec::new();
         for f in flags {
-            let (k, val) = f
-                .split_once('=')
-                .ok_or_else(|| Error::Invalid(format!("invalid --filter {f:?}: use KEY=VALUE")))?;
+            let (k, val) = f.split_once('=').ok_or_else(|| bad(f, "use KEY=VALUE"))?;
             if !KEYS.contains(&k) {
-                return Err(Error::Invalid(format!("invalid --filter {k:?}: use status, name, id, label, ancestor, exited, before or since")));
+                return Err(bad(
+                    k,
+                    "use status, name, id, label, ancestor, exited, before or since",
+                ));
             }
             if k == "status" && !STATUSES.contains(&val) {
-                return Err(Error::Invalid(format!(
-                    "invalid --filter status={val:?}: use created, running or exited"
-                )));
+                return Err(bad(
+                    &format!("status={val}"),
+                    "use created, running or exited",
+                ));
             }
             match keys.iter_mut().find(|(key, _)| key == k) {
                 Some((_, vals)) => vals.push(val.to_string()),
@@ -81,7 +95,7 @@ impl PsFilter {
             views
                 .iter()
                 .position(|v| v.cfg.id == id)
-                .ok_or_else(|| Error::Setup("container vanished".into()))
+                .ok_or_else(|| StateError::Vanished(id.to_string()).into())
         };
         let mut keep = Vec::with_capacity(views.len());
         for (i, v) in views.iter().enumerate() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use skiff_store::fsutil::{write_atomic, LockFile};
 
+use super::StateError;
 use crate::container::config::{ContainerConfig, State, Status};
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
@@ -144,15 +145,13 @@ impl Containers {
     /// (so rootless works on any cgroup layout), until [`Containers::unpause`].
     pub fn pause(&self, id: &str) -> Result<()> {
         let v = self.view(id)?;
-        let pid =
-            v.state.pid.filter(|_| v.running()).ok_or_else(|| {
-                Error::Invalid(format!("container {} is not running", v.cfg.name))
-            })?;
+        let pid = v
+            .state
+            .pid
+            .filter(|_| v.running())
+            .ok_or_else(|| Error::from(StateError::NotRunning(v.cfg.name.clone())))?;
         if v.paused() {
-            return Err(Error::Invalid(format!(
-                "container {} is already paused",
-                v.cfg.name
-            )));
+            return Err(StateError::AlreadyPaused(v.cfg.name.clone()).into());
         }
         self.update_state(id, |s| s.paused = true)?;
         signal_all(pid, libc::SIGSTOP);
@@ -163,10 +162,7 @@ impl Containers {
     pub fn unpause(&self, id: &str) -> Result<()> {
         let v = self.view(id)?;
         if !v.paused() {
-            return Err(Error::Invalid(format!(
-                "container {} is not paused",
-                v.cfg.name
-            )));
+            return Err(StateError::NotPaused(v.cfg.name.clone()).into());
         }
         if let Some(pid) = v.state.pid {
             signal_all(pid, libc::SIGCONT);
@@ -183,15 +179,12 @@ impl Containers {
         }
         let v = self.view(id)?;
         if !v.running() {
-            return Err(Error::Invalid(format!(
-                "container {} is not running",
-                v.cfg.name
-            )));
+            return Err(StateError::NotRunning(v.cfg.name.clone()).into());
         }
         let pid = v
             .state
             .pid
-            .ok_or_else(|| Error::Invalid(format!("container {} has no pid", v.cfg.name)))?;
+            .ok_or_else(|| StateError::NoPid(v.cfg.name.clone()))?;
         // SAFETY: the pid was verified alive with its start time by view().
         if unsafe { libc::kill(pid, signal) } != 0 {
             return Err(Error::Io {
@@ -356,10 +349,7 @@ impl Containers {
                 self.wait_monitor_gone(id, Duration::from_secs(10))?
             };
             if v.running() || v.restarting() {
-                return Err(Error::Setup(format!(
-                    "container {} did not die",
-                    v.cfg.name
-                )));
+                return Err(StateError::DidNotDie(v.cfg.name.clone()).into());
             }
         }
         Ok(())
@@ -388,9 +378,7 @@ impl Containers {
             let t = Instant::now();
             while !crate::container::records::monitors_of(id).is_empty() {
                 if t.elapsed() > Duration::from_secs(10) {
-                    return Err(Error::Setup(format!(
-                        "the monitor of container {name} did not die"
-                    )));
+                    return Err(StateError::MonitorDidNotDie(name.to_string()).into());
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -409,7 +397,7 @@ impl Containers {
     /// Renames a container (names stay unique per user).
     pub fn rename(&self, id: &str, new: &str) -> Result<()> {
         if !crate::container::names::valid(new) {
-            return Err(Error::Invalid(format!("invalid container name \"{new}\"")));
+            return Err(super::NameError::Container(new.to_string()).into());
         }
         let _names = LockFile::acquire(&self.dir(".names.lock"))?;
         if self.list()?.iter().any(|(c, _)| c.name == new) {
@@ -429,10 +417,11 @@ impl Containers {
     /// namespace.
     pub fn top(&self, id: &str) -> Result<Vec<(i32, u32, String)>> {
         let v = self.view(id)?;
-        let pid =
-            v.state.pid.filter(|_| v.running()).ok_or_else(|| {
-                Error::Invalid(format!("container {} is not running", v.cfg.name))
-            })?;
+        let pid = v
+            .state
+            .pid
+            .filter(|_| v.running())
+            .ok_or_else(|| Error::from(StateError::NotRunning(v.cfg.name.clone())))?;
         let mut out = Vec::new();
         for p in procfs::container_processes(pid) {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();

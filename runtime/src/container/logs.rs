@@ -7,6 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 /// Appends records to a container's log, keeping it under a size cap.
 pub struct LogWriter {
@@ -192,10 +193,14 @@ impl LogFilter {
 pub fn parse_tail(tail: Option<&str>) -> Result<Option<usize>> {
     match tail {
         None | Some("all") | Some("-1") => Ok(None),
-        Some(n) => n
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::Invalid(format!("invalid --tail {n:?}: use a number or all"))),
+        Some(n) => n.parse().map(Some).map_err(|_| {
+            SpecError::Flag {
+                flag: "--tail",
+                value: n.to_string(),
+                fix: "use a number or all".into(),
+            }
+            .into()
+        }),
     }
 }
 

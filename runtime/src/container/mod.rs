@@ -24,4 +24,51 @@ pub enum StateError {
     /// Its processes are stopped by `pause`.
     #[error("container {0} is paused: unpause it first (skiff unpause {0})")]
     Paused(String),
+    /// `pause` of a paused container.
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    /// `unpause` of a container that is not paused.
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// Running by its state, but no pid recorded.
+    #[error("container {0} has no pid: it may be exiting; look with skiff ps -a")]
+    NoPid(String),
+    /// A kill that did not end it.
+    #[error("container {0} did not die")]
+    DidNotDie(String),
+    /// A monitor that did not go when killed.
+    #[error("the monitor of container {0} did not die")]
+    MonitorDidNotDie(String),
+    /// Its record went away while it was being read.
+    #[error("container {0} vanished while it was being read: run the command again")]
+    Vanished(String),
+}
+
+/// A container or volume name that cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Not a container name Docker would take.
+    #[error("invalid container name \"{0}\": use letters, digits, '_', '.' and '-', starting with a letter or digit")]
+    Container(String),
+    /// Not a volume name.
+    #[error("invalid volume name \"{0}\": use letters, digits, '_', '.' and '-'")]
+    Volume(String),
+}
+
+/// A volume that cannot be used as asked.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    /// No volume by that name.
+    #[error("no such volume: {0} (see skiff volume ls)")]
+    NoSuch(String),
+    /// Removing a volume a container record names.
+    #[error("volume {name} is in use by container {users}: remove the container first (skiff rm {first})")]
+    InUse {
+        /// The volume.
+        name: String,
+        /// The containers naming it.
+        users: String,
+        /// The first of them.
+        first: String,
+    },
 }

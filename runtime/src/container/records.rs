@@ -52,7 +52,7 @@ impl Containers {
     ) -> Result<ContainerConfig> {
         if let Some(n) = name {
             if !names::valid(n) {
-                return Err(Error::Invalid(format!("invalid container name \"{n}\": use letters, digits, '_', '.' and '-', starting with a letter or digit")));
+                return Err(super::NameError::Container(n.to_string()).into());
             }
         }
         let _lock = LockFile::acquire(&self.root.join(".names.lock"))?;
@@ -296,9 +296,7 @@ impl Containers {
     /// The directory of a named volume, created on first use.
     pub fn volume(&self, name: &str) -> Result<PathBuf> {
         if !names::valid(name) {
-            return Err(Error::Invalid(format!(
-                "invalid volume name \"{name}\": use letters, digits, '_', '.' and '-'"
-            )));
+            return Err(super::NameError::Volume(name.to_string()).into());
         }
         let dir = self.volumes.join(name);
         fs::create_dir_all(&dir).ctx(|| format!("creating volume {}", dir.display()))?;
@@ -487,10 +485,7 @@ mod tests {
             c.create(Some("web"), cfg),
             Err(Error::NameInUse(_))
         ));
-        assert!(matches!(
-            c.create(Some("-bad"), cfg),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(c.create(Some("-bad"), cfg), Err(Error::Name(_))));
         let b = c.create(None, cfg).unwrap();
         assert!(b.name.contains('_'));
         assert_eq!(c.resolve("web").unwrap(), a.id);

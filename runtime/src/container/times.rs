@@ -4,10 +4,17 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 /// The one-line error for a time skiff cannot read, with the forms it can.
 fn invalid(s: &str) -> Error {
-    Error::Invalid(format!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m or 1h30m"))
+    Error::from(SpecError::Flag {
+        flag: "time",
+        value: s.to_string(),
+        fix:
+            "use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m or 1h30m"
+                .into(),
+    })
 }
 
 /// Parses `s` as RFC 3339, a Unix timestamp, or a duration before `now`.
@@ -16,8 +23,13 @@ pub fn parse_time_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(secs) = s.parse::<i64>() {
-        return DateTime::from_timestamp(secs, 0)
-            .ok_or_else(|| Error::Invalid("timestamp out of range".into()));
+        return DateTime::from_timestamp(secs, 0).ok_or_else(|| {
+            Error::from(SpecError::Flag {
+                flag: "time",
+                value: s.to_string(),
+                fix: "the timestamp is out of range".into(),
+            })
+        });
     }
     let mut total = 0i64;
     let mut num = String::new();

@@ -8,13 +8,16 @@ use crate::container::config::Status;
 use crate::container::lifecycle::{signal_number, View};
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
+use crate::spec::error::SpecError;
 
 /// A signal by name or number, refused with the forms that work.
 pub fn parse_signal(s: &str) -> Result<i32> {
     signal_number(s).ok_or_else(|| {
-        Error::Invalid(format!(
-            "invalid signal {s:?}: use a name like TERM or SIGKILL, or a number"
-        ))
+        Error::from(SpecError::Flag {
+            flag: "signal",
+            value: s.to_string(),
+            fix: "use a name like TERM or SIGKILL, or a number".into(),
+        })
     })
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::container::config::MountKind;
 use crate::container::records::Containers;
+use crate::container::VolumeError;
 use crate::error::{Ctx, Error, Result};
 
 /// One volume, as `volume ls` / `volume inspect` show it.
@@ -91,7 +92,7 @@ impl Containers {
         self.list_volumes()?
             .into_iter()
             .find(|v| v.name == name)
-            .ok_or_else(|| Error::Invalid(format!("no such volume: {name} (see skiff volume ls)")))
+            .ok_or_else(|| VolumeError::NoSuch(name.to_string()).into())
     }
 
     /// Removes a volume that no container uses; `remove_dir` deletes its files (they may
@@ -103,11 +104,12 @@ impl Containers {
     ) -> Result<()> {
         let v = self.find_volume(name)?;
         if !v.users.is_empty() {
-            return Err(Error::Invalid(format!(
-                "volume {name} is in use by container {}: remove the container first (skiff rm {})",
-                v.users.join(", "),
-                v.users[0]
-            )));
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                users: v.users.join(", "),
+                first: v.users[0].clone(),
+            }
+            .into());
         }
         // Out of the way first, so a concurrent run cannot start using a half-deleted volume.
         let tomb = self.volumes.join(format!(".rm-{name}"));
