@@ -65,6 +65,13 @@ fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
         None => ws.clone(),
         Some(rev) => {
             let wt = Path::new("/tmp/skiff-bench-src");
+            // A checkout of the same revision from an earlier run is kept: fresh mtimes would make
+            // cargo rebuild it.
+            let want = sh::output(cmd("git", &["rev-parse", rev]).current_dir(&ws))?;
+            let have = sh::output(cmd("git", &["rev-parse", "HEAD"]).current_dir(wt)).ok();
+            if have.as_deref().map(str::trim) == Some(want.trim()) {
+                return build_and_copy(wt, &target, dest);
+            }
             let _ = sh::run(
                 cmd("git", &["worktree", "remove", "--force"])
                     .arg(wt)
@@ -80,11 +87,17 @@ fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
             wt.to_path_buf()
         }
     };
+    build_and_copy(&src, &target, dest)
+}
+
+/// `cargo build --release -p skiff` of the tree at `src` into `target`, and its two binaries
+/// copied into `dest`, readable by the test user.
+fn build_and_copy(src: &Path, target: &Path, dest: &Path) -> Result<String> {
     sh::run(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--release", "-q", "-p", "skiff"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&src),
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(src),
     )?;
     std::fs::create_dir_all(dest)?;
     for bin in ["skiff", "skiff-monitor"] {
