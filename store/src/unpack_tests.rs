@@ -619,7 +619,7 @@ fn pax_mtimes_keep_their_nanoseconds() {
 
 #[test]
 fn pax_times_parse_or_are_refused() {
-    let t = |v: &str| super::parse_pax_time(v).map(|t| (t.tv_sec, t.tv_nsec as i64));
+    let t = |v: &str| super::parse_pax_time(v).map(|t| (t.tv_sec, t.tv_nsec));
     assert_eq!(t("12"), Some((12, 0)));
     assert_eq!(t("12.000000001"), Some((12, 1)));
     assert_eq!(t("-0.5"), Some((-1, 500_000_000)));

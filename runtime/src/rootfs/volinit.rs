@@ -55,8 +55,8 @@ fn times(md: &rfs::Stat) -> Timestamps {
         tv_nsec: ns as _,
     };
     Timestamps {
-        last_access: t(md.st_atime as i64, md.st_atime_nsec as i64),
-        last_modification: t(md.st_mtime as i64, md.st_mtime_nsec as i64),
+        last_access: t(md.st_atime, md.st_atime_nsec as _),
+        last_modification: t(md.st_mtime, md.st_mtime_nsec as _),
     }
 }
 
