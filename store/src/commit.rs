@@ -48,6 +48,31 @@ pub struct CommitTarget {
     base: LocalImage,
 }
 
+/// An empty argv list as the image config spells "none": null, as Docker writes it (an empty
+/// list would read as "explicitly nothing" to some tools).
+fn none_if_empty(v: &[String]) -> serde_json::Value {
+    if v.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(v)
+    }
+}
+
+/// The container's environment as the new image keeps it: without the `HOSTNAME=` the runtime
+/// set for the old container (its name, meaningless in a new one), unless the base image itself
+/// had that very entry.
+fn committed_env(env: &[String], base_env: &serde_json::Value) -> Vec<String> {
+    let in_base = |e: &String| {
+        base_env
+            .as_array()
+            .is_some_and(|b| b.iter().any(|x| x.as_str() == Some(e.as_str())))
+    };
+    env.iter()
+        .filter(|e| !e.starts_with("HOSTNAME=") || in_base(e))
+        .cloned()
+        .collect()
+}
+
 impl ImageStore {
     /// Checks what a commit needs before any change is read: a valid new name, and the base
     /// image (config digest `base`) still in the store.
@@ -128,10 +153,11 @@ impl ImageStore {
         if let Some(a) = &s.author {
             config["author"] = a.clone().into();
         }
+        let env = committed_env(&s.env, &config["config"]["Env"]);
         let c = &mut config["config"];
-        c["Entrypoint"] = serde_json::json!(s.entrypoint);
-        c["Cmd"] = serde_json::json!(s.cmd);
-        c["Env"] = serde_json::json!(s.env);
+        c["Entrypoint"] = none_if_empty(&s.entrypoint);
+        c["Cmd"] = none_if_empty(&s.cmd);
+        c["Env"] = serde_json::json!(env);
         c["WorkingDir"] = serde_json::json!(s.workdir);
         c["User"] = serde_json::json!(s.user);
         c["Labels"] = serde_json::json!(s.labels);
@@ -209,5 +235,26 @@ impl ImageStore {
             &chains,
         )?;
         Ok(config_digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_hostname_stays_out_and_empty_lists_are_null() {
+        let env = vec![
+            "PATH=/bin".to_string(),
+            "HOSTNAME=0123abcd".to_string(),
+            "HOSTNAME=kept".to_string(),
+        ];
+        let base = serde_json::json!(["PATH=/bin", "HOSTNAME=kept"]);
+        assert_eq!(
+            committed_env(&env, &base),
+            vec!["PATH=/bin".to_string(), "HOSTNAME=kept".to_string()]
+        );
+        assert!(none_if_empty(&[]).is_null());
+        assert_eq!(none_if_empty(&["sh".into()]), serde_json::json!(["sh"]));
     }
 }

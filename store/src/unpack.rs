@@ -164,7 +164,7 @@ static ZERO_BLOCK: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
 struct PendingDir {
     path: String,
     mode: u32,
-    mtime: u64,
+    mtime: Timespec,
 }
 
 struct Unpacker {
@@ -339,7 +339,7 @@ impl Unpacker {
                 .map_err(|e| self.bad(format!("{raw}: bad mode: {e}")))?
                 & 0o7777,
         );
-        let mtime = header.mtime().unwrap_or(0);
+        let mtime = entry_mtime(&mut entry, &header);
         let full = if parent_path.is_empty() {
             name.clone()
         } else {
@@ -395,7 +395,7 @@ impl Unpacker {
                 self.own(&file, &header)?;
                 rfs::fchmod(&file, mode).ctx(|| format!("setting mode of {full}"))?;
                 self.xattrs(&file, &mut entry)?;
-                rfs::futimens(&file, &times(mtime)).ctx(|| format!("setting times of {full}"))?;
+                rfs::futimens(&file, &times(&mtime)).ctx(|| format!("setting times of {full}"))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -409,7 +409,7 @@ impl Unpacker {
                 let _ = rfs::utimensat(
                     &parent,
                     name.as_str(),
-                    &times(mtime),
+                    &times(&mtime),
                     AtFlags::SYMLINK_NOFOLLOW,
                 );
             }
@@ -567,7 +567,7 @@ impl Unpacker {
             let Ok(fd) = fd else { continue }; // replaced by a later entry
             rfs::fchmod(&fd, Mode::from_raw_mode(d.mode))
                 .ctx(|| format!("setting mode of {}", d.path))?;
-            rfs::futimens(&fd, &times(d.mtime)).ctx(|| format!("setting times of {}", d.path))?;
+            rfs::futimens(&fd, &times(&d.mtime)).ctx(|| format!("setting times of {}", d.path))?;
         }
         Ok(())
     }
@@ -602,15 +602,63 @@ fn dev_of(h: &tar::Header) -> rfs::Dev {
     )
 }
 
-fn times(mtime: u64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: i64::try_from(mtime).unwrap_or(0),
-        tv_nsec: 0,
-    };
+fn times(mtime: &Timespec) -> Timestamps {
     Timestamps {
-        last_access: t,
-        last_modification: t,
+        last_access: *mtime,
+        last_modification: *mtime,
     }
+}
+
+/// An entry's modification time: the PAX `mtime` record where there is one (it carries the
+/// sub-second part, and times before 1970 or after 2242), else the header's whole seconds.
+fn entry_mtime<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> Timespec {
+    let pax = entry.pax_extensions().ok().flatten().and_then(|exts| {
+        exts.flatten()
+            .find(|e| e.key() == Ok("mtime"))
+            .and_then(|e| e.value().ok().and_then(parse_pax_time))
+    });
+    pax.unwrap_or(Timespec {
+        tv_sec: header
+            .mtime()
+            .ok()
+            .and_then(|t| i64::try_from(t).ok())
+            .unwrap_or(0),
+        tv_nsec: 0,
+    })
+}
+
+/// A PAX time value, `[-]SECONDS[.FRACTION]`, to the nanosecond (further digits are cut).
+pub(crate) fn parse_pax_time(v: &str) -> Option<Timespec> {
+    let (neg, v) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = whole.parse().ok()?;
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nsec: i64 = digits.parse().ok()?;
+    Some(if !neg {
+        Timespec {
+            tv_sec: secs,
+            tv_nsec: nsec as _,
+        }
+    } else if nsec == 0 {
+        Timespec {
+            tv_sec: -secs,
+            tv_nsec: 0,
+        }
+    } else {
+        Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: (1_000_000_000 - nsec) as _,
+        }
+    })
 }
 
 /// Removes `name` in `parent` and everything below it, never following symlinks, with at most a

@@ -588,3 +588,42 @@ fn directories_without_permissions_are_removed() {
     remove_tree(&dest).unwrap();
     assert!(!dest.exists());
 }
+
+#[test]
+fn pax_mtimes_keep_their_nanoseconds() {
+    let (_t, dest) = setup();
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, t) in [
+        ("d/", tar::EntryType::Directory, "1600000000.5"),
+        ("d/f", tar::EntryType::Regular, "1600000000.123456789123"),
+        ("d/old", tar::EntryType::Regular, "-1.25"),
+    ] {
+        b.append_pax_extensions([("mtime", t.as_bytes())]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_mtime(1_600_000_000);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+    }
+    unpack(&b.into_inner().unwrap(), &dest).unwrap();
+    let f = std::fs::metadata(dest.join("d/f")).unwrap();
+    assert_eq!((f.mtime(), f.mtime_nsec()), (1_600_000_000, 123_456_789));
+    let d = std::fs::metadata(dest.join("d")).unwrap();
+    assert_eq!((d.mtime(), d.mtime_nsec()), (1_600_000_000, 500_000_000));
+    let o = std::fs::metadata(dest.join("d/old")).unwrap();
+    assert_eq!((o.mtime(), o.mtime_nsec()), (-2, 750_000_000));
+}
+
+#[test]
+fn pax_times_parse_or_are_refused() {
+    let t = |v: &str| super::parse_pax_time(v).map(|t| (t.tv_sec, t.tv_nsec));
+    assert_eq!(t("12"), Some((12, 0)));
+    assert_eq!(t("12.000000001"), Some((12, 1)));
+    assert_eq!(t("-0.5"), Some((-1, 500_000_000)));
+    assert_eq!(t("x"), None);
+    assert_eq!(t("1.2e3"), None);
+    assert_eq!(t(""), None);
+}

@@ -364,7 +364,17 @@ fn an_ambiguous_id_prefix_lists_the_candidates() {
 fn top_and_exec_work_inside_the_running_container() {
     let env = Env::new();
     env.pull("busybox");
-    env.ok(&["run", "-d", "--name", "box", &bb(), "sleep", "600"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--security-opt",
+        "no-new-privileges",
+        &bb(),
+        "sleep",
+        "600",
+    ]);
     let top = env.ok(&["top", "box"]).stdout;
     assert!(
         top.lines().next().unwrap().contains("PID") && top.contains("sleep 600"),

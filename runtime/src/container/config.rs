@@ -118,6 +118,10 @@ pub struct ContainerConfig {
     pub privileged: bool,
     /// Default seccomp filter on (off with `--security-opt seccomp=unconfined`).
     pub seccomp: bool,
+    /// `no_new_privs` for the container's processes: off by default as in Docker (setuid
+    /// programs of the image work), on with `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privs: bool,
     /// `--init`.
     pub init: bool,
     /// `--rm`.

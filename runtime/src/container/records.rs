@@ -459,6 +459,7 @@ mod tests {
             cap_drop: vec![],
             privileged: false,
             seccomp: true,
+            no_new_privs: false,
             init: false,
             auto_remove: false,
             stop_signal: None,

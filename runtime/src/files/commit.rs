@@ -1,8 +1,12 @@
 //! `commit`'s container side: the container's overlay `upper/` dir as an image layer tar. What
 //! overlayfs marks one way becomes what image layers say: a 0/0 character device (a deleted
 //! file) becomes a `.wh.NAME` entry, an opaque directory (`user.overlay.opaque` or
-//! `trusted.overlay.opaque`) gets a `.wh..wh..opq` entry. Symlinks stay links.
+//! `trusted.overlay.opaque`) gets a `.wh..wh..opq` entry. Symlinks stay links, hardlinked
+//! files stay one file with links, xattrs (file capabilities, `user.*`) and sub-second mtimes
+//! travel as PAX records — but never overlayfs's own `*.overlay.*` xattrs, and never the files
+//! skiff itself provides (/etc/hostname, /etc/hosts, /etc/resolv.conf, its /etc/mtab link).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -50,6 +54,65 @@ fn opaque(dir: &OwnedFd) -> bool {
         .any(|x| rfs::getxattr(p.as_str(), *x, &mut [0u8; 4]).is_ok_and(|n| n > 0))
 }
 
+/// The mount points skiff bind-mounts its own files on: what is in the upper dir under these
+/// names is skiff's empty placeholder, not the container's change.
+const PROVIDED: [&str; 3] = ["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+/// Whether an upper-dir entry is skiff's own, not the container's: a provided file's mount point,
+/// or the /etc/mtab link made when the image had none.
+fn provided_by_skiff(inner: &str, fd: &OwnedFd, md: &std::fs::Metadata) -> bool {
+    if PROVIDED.contains(&inner) {
+        return true;
+    }
+    inner == "etc/mtab"
+        && md.file_type().is_symlink()
+        && rfs::readlinkat(fd, "", Vec::new()).is_ok_and(|t| t.as_bytes() == b"/proc/mounts")
+}
+
+/// The PAX records of one entry: its mtime when it has a sub-second part (the header holds
+/// whole seconds), and its xattrs but overlayfs's metadata and the host's SELinux label.
+fn pax_records(md: &std::fs::Metadata, xattr_fd: Option<&OwnedFd>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if md.mtime_nsec() != 0 {
+        out.push((
+            "mtime".to_string(),
+            format!("{}.{:09}", md.mtime(), md.mtime_nsec()).into_bytes(),
+        ));
+    }
+    let Some(fd) = xattr_fd else { return out };
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rfs::flistxattr(fd, &mut names) else {
+        return out;
+    };
+    for name in names[..n.min(names.len())].split(|b| *b == 0) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.is_empty()
+            || skiff_store::unpack::is_overlay_xattr(name)
+            || name == "security.selinux"
+        {
+            continue;
+        }
+        let mut value = vec![0u8; 64 * 1024];
+        if let Ok(len) = rfs::fgetxattr(fd, name, &mut value) {
+            value.truncate(len);
+            out.push((format!("SCHILY.xattr.{name}"), value));
+        }
+    }
+    out
+}
+
+fn append_pax<W: Write>(
+    b: &mut tar::Builder<W>,
+    records: &[(String, Vec<u8>)],
+) -> std::io::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
 /// Exactly `size` bytes of `r`: cut if the file grew, zero-padded if it shrank while read, so
 /// the archive always matches the header written before the content.
 fn exactly(r: impl Read, size: u64) -> impl Read {
@@ -76,6 +139,9 @@ fn open_below(root: &OwnedFd, rel: &str) -> std::io::Result<OwnedFd> {
 /// deep neither overflows the stack nor holds an fd per level.
 fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()> {
     let mut pending = vec![String::new()];
+    // (device, inode) of each file with more than one link, and the name it was packed under:
+    // later names become hardlink entries to it.
+    let mut linked: HashMap<(u64, u64), String> = HashMap::new();
     while let Some(rel) = pending.pop() {
         let dir = match open_below(root, &rel) {
             Ok(d) => d,
@@ -127,18 +193,33 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()
                 b.append_data(&mut empty_entry(0o644), wh, std::io::empty())?;
                 continue;
             }
+            if provided_by_skiff(&inner, &fd, &md) {
+                continue;
+            }
             let mut h = tar::Header::new_gnu();
             h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
             if ft.is_symlink() {
                 let target = rfs::readlinkat(&fd, "", Vec::new())?;
                 h.set_size(0);
+                append_pax(b, &pax_records(&md, None))?;
                 b.append_link(&mut h, &inner, target.to_string_lossy().as_ref())?;
             } else if ft.is_file() {
+                if md.nlink() > 1 {
+                    if let Some(first) = linked.get(&(md.dev(), md.ino())) {
+                        h.set_entry_type(tar::EntryType::Link);
+                        h.set_size(0);
+                        b.append_link(&mut h, &inner, first)?;
+                        continue;
+                    }
+                    linked.insert((md.dev(), md.ino()), inner.clone());
+                }
                 let file = File::from(rfs::open(
                     fd_path(&fd).as_str(),
                     OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?);
+                let file_fd = OwnedFd::from(file.try_clone()?);
+                append_pax(b, &pax_records(&md, Some(&file_fd)))?;
                 b.append_data(&mut h, &inner, exactly(file, md.len()))?;
             } else if ft.is_dir() {
                 let d = rfs::openat(
@@ -148,6 +229,7 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()
                     Mode::empty(),
                 )?;
                 h.set_size(0);
+                append_pax(b, &pax_records(&md, Some(&d)))?;
                 b.append_data(&mut h, format!("{inner}/"), std::io::empty())?;
                 if opaque(&d) {
                     b.append_data(
@@ -166,6 +248,7 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, root: &OwnedFd) -> std::io::Result<()
                     h.set_device_minor(rustix::fs::minor(rdev))?;
                 }
                 h.set_size(0);
+                append_pax(b, &pax_records(&md, None))?;
                 b.append_data(&mut h, &inner, std::io::empty())?;
             }
         }

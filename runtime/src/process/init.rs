@@ -122,6 +122,7 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     if let Some(sock) = s.console {
         give_terminal(sock, s.winsize.as_ref())?;
     }
+    raise_nofile();
     for (name, soft, hard) in &cfg.ulimits {
         set_rlimit(name, *soft, *hard)?;
     }
@@ -142,6 +143,37 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
         run_init(s, &cfg.process.args, &env)
     } else {
         exec(&cfg.process.args, &env)
+    }
+}
+
+/// The open-files limit podman gives a container when it may.
+const NOFILE_TARGET: u64 = 1 << 20;
+
+/// Raises `RLIMIT_NOFILE` as podman does: soft and hard to 1048576 where allowed (root), else the
+/// soft limit up to the hard one the caller has (rootless), so the command does not start at
+/// 1024. `--ulimit nofile=` still decides when given (applied after this).
+fn raise_nofile() {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills one rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) } != 0 {
+        return;
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: NOFILE_TARGET.max(cur.rlim_cur),
+        rlim_max: NOFILE_TARGET.max(cur.rlim_max),
+    };
+    let own_hard = libc::rlimit {
+        rlim_cur: cur.rlim_max,
+        rlim_max: cur.rlim_max,
+    };
+    // SAFETY: setrlimit reads one rlimit struct; a refusal leaves the limits as they were.
+    unsafe {
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &own_hard);
+        }
     }
 }
 
@@ -192,7 +224,8 @@ pub fn give_terminal(sock: RawFd, size: Option<&nix::pty::Winsize>) -> Result<()
 
 /// The identity and confinement a container process gets, shared by the container's first process
 /// and `exec`: `-u` resolved in the container's own files (visible at /), the working directory,
-/// HOME, the capability bounding and sets, groups and ids, `no_new_privs`, and seccomp. With
+/// HOME, the capability bounding and sets, groups and ids, seccomp, and `no_new_privs` when asked
+/// (`--security-opt no-new-privileges`; off by default, as in Docker, so setuid programs work). With
 /// `terminal`, stdin is a pty this process made and becomes the user's, as a login's would.
 /// Returns the final environment and the uid.
 pub fn take_identity(
@@ -222,6 +255,14 @@ pub fn take_identity(
     let mask = security::capability_mask(&cfg.cap_add, &cfg.cap_drop, cfg.privileged)
         .map_err(setup_err)?;
     security::drop_bounding(mask).map_err(|e| setup_err(format!("dropping capabilities: {e}")))?;
+    let filter = cfg.seccomp && !cfg.privileged;
+    let no_new_privs = cfg.no_new_privs && !cfg.privileged;
+    if filter && !no_new_privs {
+        // Without no_new_privs the kernel takes a filter only from a process holding
+        // CAP_SYS_ADMIN (in its namespace): install it now, before the ids and capabilities
+        // change. The calls below (setgroups, setresuid, capset, execve) are not filtered.
+        security::install_seccomp(mask).map_err(|e| setup_err(format!("seccomp: {e}")))?;
+    }
     let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     // In a namespace mapping only the user (no subuid range) the kernel requires setgroups to be
     // denied: supplementary groups cannot be set there, and the process keeps none.
@@ -249,11 +290,11 @@ pub fn take_identity(
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| unmapped("uid", user.uid, e))?;
     security::set_caps(if user.uid == 0 { mask } else { 0 })
         .map_err(|e| setup_err(format!("setting capabilities: {e}")))?;
-    if !cfg.privileged {
+    if no_new_privs {
         security::no_new_privs().map_err(|e| setup_err(format!("no_new_privs: {e}")))?;
-    }
-    if cfg.seccomp && !cfg.privileged {
-        security::install_seccomp(mask).map_err(|e| setup_err(format!("seccomp: {e}")))?;
+        if filter {
+            security::install_seccomp(mask).map_err(|e| setup_err(format!("seccomp: {e}")))?;
+        }
     }
     Ok((env, user.uid))
 }

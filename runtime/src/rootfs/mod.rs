@@ -3,3 +3,4 @@
 
 pub mod copyroot;
 pub mod mounts;
+pub mod volinit;

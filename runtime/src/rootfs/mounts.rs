@@ -501,6 +501,15 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
         )?;
     }
 
+    // /etc/mtab, which mount, df and friends read, as a link to /proc/mounts when the image has
+    // none (podman does the same). An existing entry of any kind is left as it is.
+    let etc = dir_in(&root, "etc")?;
+    match rfs::symlinkat("/proc/mounts", &etc, "mtab") {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(format!("creating /etc/mtab: {e}")),
+    }
+    drop(etc);
+
     for m in &cfg.mounts {
         match m.kind {
             MountKind::Tmpfs => {
@@ -515,6 +524,9 @@ pub fn prepare(cfg: &ContainerConfig, ctr: &Path, gid5_mapped: bool) -> R<()> {
                 )?;
             }
             MountKind::Bind | MountKind::Volume => {
+                if m.kind == MountKind::Volume {
+                    crate::rootfs::volinit::fill_from_image(&root, &m.destination, &m.source)?;
+                }
                 let open = |root: &OwnedFd| {
                     if m.source.is_dir() {
                         dir_in(root, &m.destination)

@@ -1,5 +1,5 @@
 //! Hardening applied to every container unless lifted: a bounded capability set (podman's default),
-//! `no_new_privs`, and a seccomp filter denying what Docker's default profile denies.
+//! `no_new_privs` (when asked), and a seccomp filter denying what Docker's default profile denies.
 
 use crate::error::{Error, Result};
 use crate::spec::error::SpecError;
@@ -348,7 +348,7 @@ const AUDIT_ARCH: u32 = 0xc000_003e;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 
-/// Installs the default seccomp filter (needs `no_new_privs` first) for a container with
+/// Installs the default seccomp filter (needs `no_new_privs` or CAP_SYS_ADMIN first) for a container with
 /// capability mask `caps`. Without CAP_SYS_ADMIN it also refuses mounts, `unshare`, `setns` and
 /// `clone` with namespace flags (EPERM), and answers `clone3`, whose flags sit in memory a
 /// filter cannot read, with ENOSYS so that libc falls back to `clone` (Docker's rule). Other

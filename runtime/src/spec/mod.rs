@@ -407,11 +407,14 @@ pub fn build(
         .collect::<Result<Vec<_>>>()?;
     // Published ports need a private network: -p alone picks slirp4netns.
     let network = NetworkMode::choose(o.network.as_deref(), !ports.is_empty())?;
-    let mut seccomp = true;
+    let (mut seccomp, mut no_new_privs) = (true, false);
     for so in &o.security_opt {
         match so.as_str() {
             "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {}
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                no_new_privs = true
+            }
+            "no-new-privileges:false" | "no-new-privileges=false" => no_new_privs = false,
             other => return Err(SpecError::SecurityOpt(other.to_string()).into()),
         }
     }
@@ -547,6 +550,7 @@ pub fn build(
         cap_drop: o.cap_drop.clone(),
         privileged: o.privileged,
         seccomp,
+        no_new_privs,
         init: o.init,
         auto_remove: o.auto_remove,
         stop_signal,

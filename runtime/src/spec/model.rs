@@ -61,6 +61,8 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// The default seccomp filter.
     pub seccomp: bool,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privs: bool,
     /// `--init`.
     pub init: bool,
     /// `--rm`.
@@ -174,6 +176,7 @@ impl ContainerSpec {
             cap_drop: self.cap_drop,
             privileged: self.privileged,
             seccomp: self.seccomp,
+            no_new_privs: self.no_new_privs,
             init: self.init,
             auto_remove: self.auto_remove,
             stop_signal: self.stop_signal,
