@@ -147,7 +147,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "NanoCpus": v.cfg.limits.cpu_micros.unwrap_or(0) * 1000, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
             "RestartPolicy": { "Name": v.cfg.restart.name(), "MaximumRetryCount": v.cfg.restart.max_retries() },
-            "SecurityOpt": if v.cfg.seccomp { Vec::<String>::new() } else { vec!["seccomp=unconfined".to_string()] },
+            "SecurityOpt": security_opts(&v.cfg),
         },
         "Mounts": mounts,
         "NetworkSettings": {
@@ -208,4 +208,16 @@ pub fn top(name: &str) -> Result<ExitCode> {
     }
     table::print_aligned(&lines);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `HostConfig.SecurityOpt` as Docker shows it: what was asked beyond the defaults.
+fn security_opts(cfg: &skiff_runtime::ContainerConfig) -> Vec<String> {
+    let mut opts = Vec::new();
+    if !cfg.seccomp {
+        opts.push("seccomp=unconfined".to_string());
+    }
+    if cfg.no_new_privs {
+        opts.push("no-new-privileges".to_string());
+    }
+    opts
 }

@@ -114,7 +114,7 @@ pub struct RunArgs {
     /// Drop Linux capabilities
     #[arg(long, action = ArgAction::Append)]
     cap_drop: Vec<String>,
-    /// Security options (seccomp=unconfined, no-new-privileges)
+    /// Security options (seccomp=unconfined, no-new-privileges[=true|false]; off by default, as Docker)
     #[arg(long, action = ArgAction::Append)]
     security_opt: Vec<String>,
     /// Lift the default confinement (within the user namespace)
