@@ -52,15 +52,21 @@ fn configure_podman(home: &Path) -> Result<()> {
     sh::run(cmd("chown", &["-R", &format!("{TEST_USER}:{TEST_USER}")]).arg(home.join(".config")))
 }
 
-/// Builds the release skiff of this tree, or of git revision `rev` (in a scratch worktree sharing
-/// this tree's target dir, so dependencies build once), and copies it with its monitor into
-/// `dest`, which the test user can read. Returns the skiff path.
+/// Builds the release skiff of this tree, or of git revision `rev` (in a scratch worktree with a
+/// target dir of its own), and copies it with its monitor into `dest`, which the test user can
+/// read. Returns the skiff path.
 fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
     let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace")?
         .to_path_buf();
-    let target = ws.join("target");
+    // Another checkout of this workspace gets a target dir of its own: cargo names path
+    // packages' artifacts by their path relative to the workspace, so two checkouts sharing one
+    // would take each other's libraries for fresh.
+    let target = match rev {
+        None => ws.join("target"),
+        Some(_) => ws.join("target/bench-base"),
+    };
     let src = match rev {
         None => ws.clone(),
         Some(rev) => {
