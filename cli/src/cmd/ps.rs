@@ -124,25 +124,27 @@ fn damaged_item(
 /// `skiff ps`.
 pub fn ps(a: PsArgs) -> Result<ExitCode> {
     let (_, c) = ctx::containers()?;
-    let views = c.views()?;
     let filter = PsFilter::parse(&a.filter)?;
     let all = a.all || a.last.is_some() || a.latest || filter.shows_all();
+    // Damaged records are listed with -a (never dropped without a word): one reading of the
+    // records gives both.
+    let with_damaged = all && !a.latest && a.last.is_none();
+    let (views, damaged) = if with_damaged {
+        c.views_and_damaged()?
+    } else {
+        (c.views()?, Vec::new())
+    };
     let mut selected = filter.select(&c, views, all)?;
     if a.latest {
         selected.truncate(1);
     } else if let Some(n) = a.last {
         selected.truncate(n);
     }
-    // Damaged records are listed with -a (never dropped without a word); of the filters only
-    // status, name and id can judge them.
-    let damaged: Vec<_> = if all && !a.latest && a.last.is_none() {
-        c.damaged()?
-            .into_iter()
-            .filter(|d| filter.keeps_damaged(d))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Of the filters only status, name and id can judge a damaged record.
+    let damaged: Vec<_> = damaged
+        .into_iter()
+        .filter(|d| filter.keeps_damaged(d))
+        .collect();
     if a.quiet {
         for v in &selected {
             println!(

@@ -9,7 +9,7 @@ use skiff_store::fsutil::{write_atomic, LockFile};
 
 use super::StateError;
 use crate::container::config::{ContainerConfig, State, Status};
-use crate::container::records::Containers;
+use crate::container::records::{Containers, Damaged};
 use crate::error::{Error, Result};
 use crate::sys::procfs;
 
@@ -88,7 +88,12 @@ impl Containers {
     /// running but the monitor is gone, the container is put down (its PID 1 killed, so nothing
     /// lingers) and recorded as exited with an unknown code, as podman shows it.
     pub fn view(&self, id: &str) -> Result<View> {
-        let (cfg, mut state) = self.load(id)?;
+        let (cfg, state) = self.load(id)?;
+        self.correct(id, cfg, state)
+    }
+
+    /// [`Containers::view`] of a record already read.
+    fn correct(&self, id: &str, cfg: ContainerConfig, mut state: State) -> Result<View> {
         if state.status != Status::Running {
             // A restart that its monitor will no longer carry out (it died) is not pending.
             if state.restarting && !alive(state.monitor_pid, state.monitor_start) {
@@ -130,15 +135,27 @@ impl Containers {
         }
     }
 
-    /// Every container, corrected as [`Containers::view`] does.
+    /// Every container, corrected as [`Containers::view`] does; each record is read once.
     pub fn views(&self) -> Result<Vec<View>> {
-        let mut out = Vec::new();
-        for (cfg, _) in self.list()? {
-            if let Ok(v) = self.view(&cfg.id) {
-                out.push(v);
-            }
-        }
-        Ok(out)
+        Ok(self.views_of(self.list()?))
+    }
+
+    /// Every container corrected as [`Containers::views`] does, and the damaged records
+    /// ([`Containers::damaged`]), from one reading of the records (`ps -a`).
+    pub fn views_and_damaged(&self) -> Result<(Vec<View>, Vec<Damaged>)> {
+        let (good, bad) = self.scan()?;
+        let views = self.views_of(good);
+        Ok((views, self.describe_damaged(bad, false)?))
+    }
+
+    fn views_of(&self, records: Vec<(ContainerConfig, State)>) -> Vec<View> {
+        records
+            .into_iter()
+            .filter_map(|(cfg, state)| {
+                let id = cfg.id.clone();
+                self.correct(&id, cfg, state).ok()
+            })
+            .collect()
     }
 
     /// Stops every process of a running container with SIGSTOP, which needs no freezer cgroup

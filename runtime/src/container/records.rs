@@ -128,7 +128,7 @@ impl Containers {
     }
 
     /// Reads every record once: the readable ones, and the ids of the damaged ones.
-    fn scan(&self) -> Result<(Records, Vec<String>)> {
+    pub(crate) fn scan(&self) -> Result<(Records, Vec<String>)> {
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&self.root)
             .ctx(|| format!("listing {}", self.root.display()))?
@@ -151,7 +151,11 @@ impl Containers {
     }
 
     /// Describes the damaged records among `ids`, reading each again under `.names.lock`.
-    fn describe_damaged(&self, ids: Vec<String>, names_locked: bool) -> Result<Vec<Damaged>> {
+    pub(crate) fn describe_damaged(
+        &self,
+        ids: Vec<String>,
+        names_locked: bool,
+    ) -> Result<Vec<Damaged>> {
         let mut out = Vec::new();
         let mut lock = None;
         for id in ids {
