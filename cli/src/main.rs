@@ -53,12 +53,7 @@ enum Cmd {
     #[command(after_help = IMAGES_EXAMPLES)]
     Images(cmd::image::ImagesArgs),
     /// Give an image another name
-    Tag {
-        /// Image (name, id or id prefix)
-        source: String,
-        /// New name, NAME[:TAG]
-        target: String,
-    },
+    Tag(cmd::image::TagArgs),
     /// Push an image to a registry
     Push(cmd::image::PushArgs),
     /// Write images to a tar archive (OCI layout with Docker's manifest.json)
@@ -270,12 +265,7 @@ enum ImageCmd {
     /// Remove blobs and unpacked layers no image uses
     Prune(cmd::image::PruneArgs),
     /// Give an image another name
-    Tag {
-        /// Image (name, id or id prefix)
-        source: String,
-        /// New name, NAME[:TAG]
-        target: String,
-    },
+    Tag(cmd::image::TagArgs),
     /// Push an image to a registry
     Push(cmd::image::PushArgs),
     /// Write images to a tar archive
@@ -340,9 +330,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::stats(a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => image::push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(a),
-        Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => {
-            image::tag(&source, &target)
-        }
+        Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(&a.source, &a.target),
         Cmd::Volume(v) => volume::run(v),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),

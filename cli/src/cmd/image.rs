@@ -450,6 +450,15 @@ pub fn logout(a: LogoutArgs) -> Result<ExitCode> {
 }
 
 /// `skiff tag`.
+/// `tag` and `image tag`.
+#[derive(Args)]
+pub struct TagArgs {
+    /// Image (name, id or id prefix)
+    pub source: String,
+    /// New name, NAME[:TAG]
+    pub target: String,
+}
+
 pub fn tag(source: &str, target: &str) -> Result<ExitCode> {
     open_store()?.tag(source, target)?;
     Ok(ExitCode::SUCCESS)

@@ -47,6 +47,15 @@ pub struct View {
 }
 
 impl View {
+    /// The pid of its first process while it runs, or why there is none: for the verbs that
+    /// need one (pause, top, stats).
+    pub fn running_pid(&self) -> std::result::Result<i32, StateError> {
+        self.state
+            .pid
+            .filter(|_| self.running())
+            .ok_or_else(|| StateError::NotRunning(self.cfg.name.clone()))
+    }
+
     /// Whether its PID 1 runs now.
     pub fn running(&self) -> bool {
         self.state.status == Status::Running
@@ -162,11 +171,7 @@ impl Containers {
     /// (so rootless works on any cgroup layout), until [`Containers::unpause`].
     pub fn pause(&self, id: &str) -> Result<()> {
         let v = self.view(id)?;
-        let pid = v
-            .state
-            .pid
-            .filter(|_| v.running())
-            .ok_or_else(|| Error::from(StateError::NotRunning(v.cfg.name.clone())))?;
+        let pid = v.running_pid()?;
         if v.paused() {
             return Err(StateError::AlreadyPaused(v.cfg.name.clone()).into());
         }
@@ -434,11 +439,7 @@ impl Containers {
     /// namespace.
     pub fn top(&self, id: &str) -> Result<Vec<(i32, u32, String)>> {
         let v = self.view(id)?;
-        let pid = v
-            .state
-            .pid
-            .filter(|_| v.running())
-            .ok_or_else(|| Error::from(StateError::NotRunning(v.cfg.name.clone())))?;
+        let pid = v.running_pid()?;
         let mut out = Vec::new();
         for p in procfs::container_processes(pid) {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();

@@ -102,11 +102,7 @@ impl Containers {
     /// Reads the counters of a running container.
     pub fn sample(&self, id: &str) -> Result<Sample> {
         let v = self.view(id)?;
-        let pid = v
-            .state
-            .pid
-            .filter(|_| v.running())
-            .ok_or_else(|| super::StateError::NotRunning(v.cfg.name.clone()))?;
+        let pid = v.running_pid()?;
         let procs = procfs::container_processes(pid);
         let mut s = Sample {
             pids: procs.len(),
