@@ -624,3 +624,28 @@ fn readme_install_steps_work() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `rmi` of one of several names of an image a container uses only untags it, as Docker and
+/// podman do; the last name (and the id) still needs `-f`, and the container keeps running.
+#[test]
+fn rmi_of_one_of_several_tags_in_use_untags() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = common::bb();
+    env.ok(&["tag", &image, "mybox:v1"]);
+    env.ok(&["run", "-d", "--name", "web", &image, "sleep", "60"]);
+    let r = env.ok(&["rmi", "mybox:v1"]);
+    assert!(
+        r.stdout.contains("Untagged: ") && r.stdout.contains("mybox:v1"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("Deleted"), "the image stays: {r:?}");
+    // The id, with two names, and the last name are refused while the container uses it.
+    env.ok(&["tag", &image, "mybox:v2"]);
+    let id = env.ok(&["images", "-q"]).stdout.trim().to_string();
+    env.fails(&["rmi", &id], "in use by container web");
+    env.ok(&["rmi", "mybox:v2"]);
+    env.fails(&["rmi", &image], "in use by container web");
+    let r = env.ok(&["exec", "web", "echo", "alive"]);
+    assert_eq!(r.stdout, "alive\n");
+}

@@ -346,14 +346,16 @@ pub fn rmi(a: RmiArgs) -> Result<ExitCode> {
     let used = ctx::in_use(&store.dirs)?;
     let mut failed = None;
     for name in &a.images {
-        // An image a container uses stays unless forced, as in Docker; even then its layers stay
-        // for the container.
+        // The last name of an image a container uses stays unless forced, as in Docker; even
+        // then its layers stay for the container.
         let id = store
             .find(name)
             .ok()
             .and_then(|v| v.first().map(|i| i.id.to_string()));
         let using = id.map(|id| used.users_of(&id)).unwrap_or_default();
-        if !using.is_empty() && !a.force {
+        // One of several names only untags, as in Docker and podman: the image stays.
+        let untag_only = store.untags_only(name).unwrap_or(false);
+        if !using.is_empty() && !a.force && !untag_only {
             eprintln!("Error: image {name} is in use by container {}: remove the container first (skiff rm {}) or untag with -f", using.join(", "), using[0]);
             failed = Some(ExitCode::from(125));
             continue;
