@@ -649,3 +649,69 @@ fn rmi_of_one_of_several_tags_in_use_untags() {
     let r = env.ok(&["exec", "web", "echo", "alive"]);
     assert_eq!(r.stdout, "alive\n");
 }
+
+/// A local image of another platform is never used silently: `run --platform` of the platform
+/// not pulled pulls the right one (it used to run the other one: "exec format error"),
+/// `--pull=never` refuses, and without `--platform` skiff warns that the image does not fit.
+#[test]
+fn a_local_image_of_another_platform_is_matched_or_warned_about() {
+    let env = Env::new();
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let image = common::img("multiarch");
+    let arch = |env: &Env| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["inspect", "--type", "image", &image]).stdout)
+                .expect("inspect json");
+        v[0]["Architecture"].as_str().unwrap_or("").to_string()
+    };
+    env.ok(&[
+        "pull",
+        "-q",
+        "--platform",
+        &format!("linux/{other}"),
+        &image,
+    ]);
+    assert_eq!(arch(&env), other);
+    // Without --platform: used, with a warning naming both platforms.
+    let r = env.ok(&["create", "--name", "c1", &image]);
+    assert!(
+        r.stderr.contains("WARNING")
+            && r.stderr.contains(&format!("linux/{other}"))
+            && r.stderr.contains(&format!("linux/{host}")),
+        "no platform warning: {r:?}"
+    );
+    // --pull=never with the platform asked for: refused, not the wrong image.
+    env.fails(
+        &[
+            "create",
+            "--pull",
+            "never",
+            "--platform",
+            &format!("linux/{host}"),
+            &image,
+        ],
+        &format!("linux/{host}"),
+    );
+    // With --platform: the right one is pulled, and no warning.
+    let r = env.ok(&[
+        "create",
+        "--name",
+        "c2",
+        "--platform",
+        &format!("linux/{host}"),
+        &image,
+    ]);
+    assert!(!r.stderr.contains("WARNING"), "{r:?}");
+    assert_eq!(arch(&env), host, "the host's variant is now the local one");
+    let c2 = env.state("c2");
+    let c1 = env.state("c1");
+    assert_ne!(c1["Image"], c2["Image"], "c2 uses the {host} image");
+    // And a fitting local image gives no warning.
+    let r = env.ok(&["create", &image]);
+    assert!(!r.stderr.contains("WARNING"), "{r:?}");
+}
