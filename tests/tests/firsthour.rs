@@ -715,3 +715,54 @@ fn a_local_image_of_another_platform_is_matched_or_warned_about() {
     let r = env.ok(&["create", &image]);
     assert!(!r.stderr.contains("WARNING"), "{r:?}");
 }
+
+/// Pull progress: piped, a status line per layer and step as Docker prints them (it used to
+/// print nothing); on a terminal, every bar is drawn styled and named from its first frame (the
+/// first frame used to be an unstyled full-width bar).
+#[test]
+fn pull_progress_piped_and_on_a_terminal() {
+    let env = Env::new();
+    let r = env.ok(&["pull", &common::bb()]);
+    assert!(
+        r.stderr.contains(": Pulling from ")
+            && r.stderr.contains(": Pulling fs layer")
+            && r.stderr.contains(": Pull complete"),
+        "no per-layer lines when piped: {r:?}"
+    );
+    assert!(r.stdout.contains("Status: Downloaded newer image"), "{r:?}");
+    // `layers` stacks on busybox's layer: that one already exists.
+    let r = env.ok(&["pull", &common::img("layers")]);
+    assert!(r.stderr.contains(": Already exists"), "{r:?}");
+    let (mut master, slave) = common::pty::openpty();
+    let mut child = env
+        .cmd(&["pull", &common::img("deep")])
+        .env("TERM", "xterm")
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .expect("pull");
+    let mut seen = String::new();
+    let t = std::time::Instant::now();
+    let status = loop {
+        seen.push_str(&common::pty::read_until(
+            &mut master,
+            "\u{0}",
+            std::time::Duration::from_millis(100),
+        ));
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t.elapsed().as_secs() < 60, "pull did not end: {seen}");
+    };
+    seen.push_str(&common::pty::read_until(
+        &mut master,
+        "\u{0}",
+        std::time::Duration::from_millis(200),
+    ));
+    assert!(status.success(), "{status:?} {seen:?}");
+    assert!(seen.contains("Pull complete"), "{seen:?}");
+    assert!(
+        !seen.contains('░') && !seen.contains('█'),
+        "an unstyled bar was drawn: {seen:?}"
+    );
+}
