@@ -766,3 +766,20 @@ fn pull_progress_piped_and_on_a_terminal() {
         "an unstyled bar was drawn: {seen:?}"
     );
 }
+
+/// `exec -it` with stdin that is not a terminal is refused as `run -it` is, with Docker's
+/// words, and runs nothing; `exec -i` still pipes.
+#[test]
+fn exec_it_without_a_terminal_is_refused() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "box", &common::bb(), "sleep", "60"]);
+    let r = env.fails(
+        &["exec", "-it", "box", "touch", "/tmp/ran"],
+        "the input device is not a TTY",
+    );
+    assert!(r.stdout.is_empty(), "{r:?}");
+    let r = env.run(&["exec", "box", "test", "-e", "/tmp/ran"]);
+    assert_eq!(r.code, 1, "the command did not run: {r:?}");
+    assert_eq!(env.ok(&["exec", "-i", "box", "echo", "hi"]).stdout, "hi\n");
+}

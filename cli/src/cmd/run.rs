@@ -15,6 +15,7 @@ use skiff_store::platform::{self, Platform};
 use skiff_store::{Dirs, ImageStore, Reference};
 
 use crate::ctx::{self, hooks};
+use crate::output::usage;
 
 /// `run` flags, as Docker and podman spell them.
 #[derive(Args)]
@@ -260,7 +261,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
 
 /// `skiff run`.
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
+    usage::refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
     // A broken config.toml is reported before a container record exists.
     skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?;
     let cfg = create_container(&a)?;
@@ -289,17 +290,6 @@ fn remove_unstarted(id: &str) {
             &id[..12.min(id.len())]
         );
     }
-}
-
-/// `-it` attached with stdin that is no terminal is refused before anything is created, with
-/// Docker's words (Docker exits 1 here; skiff's own errors exit 125). `-t` alone, or `-dit`,
-/// stays allowed, as in Docker.
-pub fn refuse_tty_without_terminal(interactive: bool, tty: bool, detach: bool) -> Result<()> {
-    use std::io::IsTerminal;
-    if interactive && tty && !detach && !std::io::stdin().is_terminal() {
-        bail!("the input device is not a TTY: drop -t (keep -i) to pipe input, or run from a terminal");
-    }
-    Ok(())
 }
 
 /// `skiff create`: like run, without starting.
