@@ -783,3 +783,71 @@ fn exec_it_without_a_terminal_is_refused() {
     assert_eq!(r.code, 1, "the command did not run: {r:?}");
     assert_eq!(env.ok(&["exec", "-i", "box", "echo", "hi"]).stdout, "hi\n");
 }
+
+/// `images REPO[:TAG]` lists that repository (or that one tag), and `images --filter` takes
+/// Docker's keys (reference, before, since, label, dangling); both used to be refused.
+#[test]
+fn images_takes_a_repository_and_filters() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.pull("hello");
+    env.ok(&["tag", &common::bb(), "mybox:v1"]);
+    env.ok(&["tag", &common::bb(), "mybox:v2"]);
+    let fmt = "{{.Repository}}:{{.Tag}}";
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["images", "--format", fmt];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&a).stdout.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let mybox = names(&["mybox"]);
+    assert_eq!(mybox.len(), 2, "{mybox:?}");
+    assert!(mybox
+        .iter()
+        .all(|n| n.ends_with("mybox:v1") || n.ends_with("mybox:v2")));
+    let one = names(&["mybox:v2"]);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(one[0].ends_with("mybox:v2"));
+    let hello = names(&[&common::img("hello")]);
+    assert_eq!(hello, [format!("{}:latest", common::img("hello"))]);
+    assert_eq!(names(&["--filter", "reference=mybox:v*"]).len(), 2);
+    assert_eq!(
+        names(&["--filter", "reference=*/hello"]),
+        [format!("{}:latest", common::img("hello"))]
+    );
+    assert!(names(&["--filter", "dangling=true"]).is_empty());
+    assert_eq!(names(&["--filter", "dangling=false"]).len(), 4);
+    // A new image from a container: since the base, labelled; the base is before it.
+    env.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-l",
+        "app=web",
+        &common::bb(),
+        "touch",
+        "/x",
+    ]);
+    env.ok(&["commit", "src", "mine:1"]);
+    let since = names(&["--filter", &format!("since={}", common::bb())]);
+    assert_eq!(since.len(), 1, "{since:?}");
+    assert!(since[0].ends_with("mine:1"), "{since:?}");
+    let before = names(&["--filter", "before=mine:1"]);
+    assert!(
+        before.iter().any(|n| n.ends_with("mybox:v1"))
+            && !before.iter().any(|n| n.ends_with("mine:1")),
+        "{before:?}"
+    );
+    let labelled = names(&["--filter", "label=app=web"]);
+    assert!(
+        labelled.iter().all(|n| n.ends_with("mine:1")),
+        "{labelled:?}"
+    );
+    assert!(names(&["--filter", "label=app=db"]).is_empty());
+    // Two filters: both must hold.
+    assert!(names(&["--filter", "reference=mybox", "--filter", "since=mine:1"]).is_empty());
+    env.fails(&["images", "--filter", "colour=red"], "dangling, reference");
+    let q = env.ok(&["images", "-q", "mine"]).stdout;
+    assert_eq!(q.lines().count(), 1, "{q}");
+}

@@ -172,6 +172,11 @@ pub struct ImagesArgs {
     /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
     #[arg(short, long)]
     all: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
+    #[arg(short, long, action = clap::ArgAction::Append)]
+    filter: Vec<String>,
+    /// Only this repository (all its tags) or this REPO:TAG
+    repository: Option<String>,
 }
 
 /// `rmi` flags.
@@ -243,7 +248,12 @@ pub fn pull(a: PullArgs) -> Result<ExitCode> {
 /// `skiff images`: a table, ids, json or a `--format` template.
 pub fn images(a: ImagesArgs) -> Result<ExitCode> {
     let store = open_store()?;
-    let list = store.list()?;
+    let filters = a
+        .filter
+        .iter()
+        .map(|f| skiff_store::filters::ImageFilter::parse(f))
+        .collect::<skiff_store::Result<Vec<_>>>()?;
+    let list = store.list_matching(a.repository.as_deref(), &filters)?;
     let now = chrono::Utc::now();
     match a.format.as_deref() {
         Some("json") => {
