@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 /// A new 24x100 pty: the master (to read and type into) and the slave (for the child's stdio).
 pub fn openpty() -> (std::fs::File, OwnedFd) {
     let (mut m, mut s) = (0, 0);
-    let mut size = libc::winsize {
+    let size = libc::winsize {
         ws_row: 24,
         ws_col: 100,
         ws_xpixel: 0,
@@ -20,7 +20,7 @@ pub fn openpty() -> (std::fs::File, OwnedFd) {
             &mut s,
             std::ptr::null_mut(),
             std::ptr::null(),
-            &mut size,
+            &size,
         )
     };
     assert_eq!(rc, 0, "openpty");
