@@ -22,9 +22,9 @@ pub fn open_store() -> Result<ImageStore> {
     Ok(ImageStore::open(Dirs::from_env())?)
 }
 
-/// Pulls `reference` for this user: per-layer bars on a terminal unless `quiet`, the platform
-/// asked for or the host's, the unpacker that fits the user. The async runtime is gone again when
-/// this returns (the caller may fork a monitor next).
+/// Pulls `reference` for this user: per-layer bars on a terminal, status lines otherwise, nothing
+/// when `quiet`; the platform asked for or the host's, the unpacker that fits the user. The async
+/// runtime is gone again when this returns (the caller may fork a monitor next).
 pub fn pull_with_progress(
     store: &ImageStore,
     reference: &Reference,
@@ -35,10 +35,12 @@ pub fn pull_with_progress(
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let progress: Arc<dyn Progress> = if !quiet && std::io::stderr().is_terminal() {
+    let progress: Arc<dyn Progress> = if quiet {
+        Arc::new(NoProgress)
+    } else if std::io::stderr().is_terminal() {
         Arc::new(progress::Bars::new())
     } else {
-        Arc::new(NoProgress)
+        Arc::new(progress::Lines::new())
     };
     let opts = PullOptions {
         platform,

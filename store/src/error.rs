@@ -8,6 +8,9 @@ pub enum Error {
     /// The image reference could not be parsed.
     #[error("invalid reference format \"{input}\": {reason}")]
     BadReference { input: String, reason: String },
+    /// An `images --filter` the store cannot apply.
+    #[error("invalid filter \"{input}\": {reason}")]
+    BadFilter { input: String, reason: String },
     /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
     #[error("invalid digest \"{0}\": expected sha256: followed by 64 hex digits")]
     BadDigest(String),

@@ -230,6 +230,24 @@ impl ImageStore {
         Err(Error::ImageNotLocal(name.to_string()))
     }
 
+    /// Whether `rmi NAME` only takes a name away: NAME is a reference (not an id) and the image
+    /// keeps another name afterwards. Docker and podman untag such a name even while a container
+    /// uses the image; only the last name of an image in use needs force.
+    pub fn untags_only(&self, name: &str) -> Result<bool> {
+        let hits = self.find(name)?;
+        let Some(hit) = hits.first() else {
+            return Ok(false);
+        };
+        let by_reference = Reference::parse(name).is_ok_and(|r| r.to_string() == hit.reference);
+        if !by_reference {
+            return Ok(false);
+        }
+        Ok(self
+            .list()?
+            .iter()
+            .any(|i| i.id == hit.id && i.reference != hit.reference))
+    }
+
     /// `docker image inspect`-shaped JSON for one image.
     pub fn inspect(&self, img: &LocalImage) -> Result<serde_json::Value> {
         let config = self.json_blob(&img.id)?;

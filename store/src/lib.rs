@@ -8,6 +8,7 @@ pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod filters;
 pub mod fsutil;
 pub mod images;
 pub mod inroot;

@@ -624,3 +624,230 @@ fn readme_install_steps_work() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `rmi` of one of several names of an image a container uses only untags it, as Docker and
+/// podman do; the last name (and the id) still needs `-f`, and the container keeps running.
+#[test]
+fn rmi_of_one_of_several_tags_in_use_untags() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = common::bb();
+    env.ok(&["tag", &image, "mybox:v1"]);
+    env.ok(&["run", "-d", "--name", "web", &image, "sleep", "60"]);
+    let r = env.ok(&["rmi", "mybox:v1"]);
+    assert!(
+        r.stdout.contains("Untagged: ") && r.stdout.contains("mybox:v1"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("Deleted"), "the image stays: {r:?}");
+    // The id, with two names, and the last name are refused while the container uses it.
+    env.ok(&["tag", &image, "mybox:v2"]);
+    let id = env.ok(&["images", "-q"]).stdout.trim().to_string();
+    env.fails(&["rmi", &id], "in use by container web");
+    env.ok(&["rmi", "mybox:v2"]);
+    env.fails(&["rmi", &image], "in use by container web");
+    let r = env.ok(&["exec", "web", "echo", "alive"]);
+    assert_eq!(r.stdout, "alive\n");
+}
+
+/// A local image of another platform is never used silently: `run --platform` of the platform
+/// not pulled pulls the right one (it used to run the other one: "exec format error"),
+/// `--pull=never` refuses, and without `--platform` skiff warns that the image does not fit.
+#[test]
+fn a_local_image_of_another_platform_is_matched_or_warned_about() {
+    let env = Env::new();
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let image = common::img("multiarch");
+    let arch = |env: &Env| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["inspect", "--type", "image", &image]).stdout)
+                .expect("inspect json");
+        v[0]["Architecture"].as_str().unwrap_or("").to_string()
+    };
+    env.ok(&[
+        "pull",
+        "-q",
+        "--platform",
+        &format!("linux/{other}"),
+        &image,
+    ]);
+    assert_eq!(arch(&env), other);
+    // Without --platform: used, with a warning naming both platforms.
+    let r = env.ok(&["create", "--name", "c1", &image]);
+    assert!(
+        r.stderr.contains("WARNING")
+            && r.stderr.contains(&format!("linux/{other}"))
+            && r.stderr.contains(&format!("linux/{host}")),
+        "no platform warning: {r:?}"
+    );
+    // --pull=never with the platform asked for: refused, not the wrong image.
+    env.fails(
+        &[
+            "create",
+            "--pull",
+            "never",
+            "--platform",
+            &format!("linux/{host}"),
+            &image,
+        ],
+        &format!("linux/{host}"),
+    );
+    // With --platform: the right one is pulled, and no warning.
+    let r = env.ok(&[
+        "create",
+        "--name",
+        "c2",
+        "--platform",
+        &format!("linux/{host}"),
+        &image,
+    ]);
+    assert!(!r.stderr.contains("WARNING"), "{r:?}");
+    assert_eq!(arch(&env), host, "the host's variant is now the local one");
+    let c2 = env.state("c2");
+    let c1 = env.state("c1");
+    assert_ne!(c1["Image"], c2["Image"], "c2 uses the {host} image");
+    // And a fitting local image gives no warning.
+    let r = env.ok(&["create", &image]);
+    assert!(!r.stderr.contains("WARNING"), "{r:?}");
+}
+
+/// Pull progress: piped, a status line per layer and step as Docker prints them (it used to
+/// print nothing); on a terminal, every bar is drawn styled and named from its first frame (the
+/// first frame used to be an unstyled full-width bar).
+#[test]
+fn pull_progress_piped_and_on_a_terminal() {
+    let env = Env::new();
+    let r = env.ok(&["pull", &common::bb()]);
+    assert!(
+        r.stderr.contains(": Pulling from ")
+            && r.stderr.contains(": Pulling fs layer")
+            && r.stderr.contains(": Pull complete"),
+        "no per-layer lines when piped: {r:?}"
+    );
+    assert!(r.stdout.contains("Status: Downloaded newer image"), "{r:?}");
+    // `layers` stacks on busybox's layer: that one already exists.
+    let r = env.ok(&["pull", &common::img("layers")]);
+    assert!(r.stderr.contains(": Already exists"), "{r:?}");
+    let (mut master, slave) = common::pty::openpty();
+    let mut child = env
+        .cmd(&["pull", &common::img("deep")])
+        .env("TERM", "xterm")
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .expect("pull");
+    let mut seen = String::new();
+    let t = std::time::Instant::now();
+    let status = loop {
+        seen.push_str(&common::pty::read_until(
+            &mut master,
+            "\u{0}",
+            std::time::Duration::from_millis(100),
+        ));
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t.elapsed().as_secs() < 60, "pull did not end: {seen}");
+    };
+    seen.push_str(&common::pty::read_until(
+        &mut master,
+        "\u{0}",
+        std::time::Duration::from_millis(200),
+    ));
+    assert!(status.success(), "{status:?} {seen:?}");
+    assert!(seen.contains("Pull complete"), "{seen:?}");
+    assert!(
+        !seen.contains('░') && !seen.contains('█'),
+        "an unstyled bar was drawn: {seen:?}"
+    );
+}
+
+/// `exec -it` with stdin that is not a terminal is refused as `run -it` is, with Docker's
+/// words, and runs nothing; `exec -i` still pipes.
+#[test]
+fn exec_it_without_a_terminal_is_refused() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "--name", "box", &common::bb(), "sleep", "60"]);
+    let r = env.fails(
+        &["exec", "-it", "box", "touch", "/tmp/ran"],
+        "the input device is not a TTY",
+    );
+    assert!(r.stdout.is_empty(), "{r:?}");
+    let r = env.run(&["exec", "box", "test", "-e", "/tmp/ran"]);
+    assert_eq!(r.code, 1, "the command did not run: {r:?}");
+    assert_eq!(env.ok(&["exec", "-i", "box", "echo", "hi"]).stdout, "hi\n");
+}
+
+/// `images REPO[:TAG]` lists that repository (or that one tag), and `images --filter` takes
+/// Docker's keys (reference, before, since, label, dangling); both used to be refused.
+#[test]
+fn images_takes_a_repository_and_filters() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.pull("hello");
+    env.ok(&["tag", &common::bb(), "mybox:v1"]);
+    env.ok(&["tag", &common::bb(), "mybox:v2"]);
+    let fmt = "{{.Repository}}:{{.Tag}}";
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["images", "--format", fmt];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&a).stdout.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let mybox = names(&["mybox"]);
+    assert_eq!(mybox.len(), 2, "{mybox:?}");
+    assert!(mybox
+        .iter()
+        .all(|n| n.ends_with("mybox:v1") || n.ends_with("mybox:v2")));
+    let one = names(&["mybox:v2"]);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(one[0].ends_with("mybox:v2"));
+    let hello = names(&[&common::img("hello")]);
+    assert_eq!(hello, [format!("{}:latest", common::img("hello"))]);
+    assert_eq!(names(&["--filter", "reference=mybox:v*"]).len(), 2);
+    assert_eq!(
+        names(&["--filter", "reference=*/hello"]),
+        [format!("{}:latest", common::img("hello"))]
+    );
+    assert!(names(&["--filter", "dangling=true"]).is_empty());
+    assert_eq!(names(&["--filter", "dangling=false"]).len(), 4);
+    // A new image from a container: since the base, labelled; the base is before it.
+    env.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-l",
+        "app=web",
+        &common::bb(),
+        "touch",
+        "/x",
+    ]);
+    env.ok(&["commit", "src", "mine:1"]);
+    let since = names(&["--filter", &format!("since={}", common::bb())]);
+    assert_eq!(since.len(), 1, "{since:?}");
+    assert!(since[0].ends_with("mine:1"), "{since:?}");
+    let before = names(&["--filter", "before=mine:1"]);
+    assert!(
+        before.iter().any(|n| n.ends_with("mybox:v1"))
+            && !before.iter().any(|n| n.ends_with("mine:1")),
+        "{before:?}"
+    );
+    let labelled = names(&["--filter", "label=app=web"]);
+    assert!(
+        labelled.iter().all(|n| n.ends_with("mine:1")),
+        "{labelled:?}"
+    );
+    assert!(names(&["--filter", "label=app=db"]).is_empty());
+    // Two filters: both must hold.
+    assert!(names(&["--filter", "reference=mybox", "--filter", "since=mine:1"]).is_empty());
+    env.fails(&["images", "--filter", "colour=red"], "dangling, reference");
+    let q = env.ok(&["images", "-q", "mine"]).stdout;
+    assert_eq!(q.lines().count(), 1, "{q}");
+}

@@ -469,14 +469,38 @@ fn exec_reads_stdin_only_with_i_and_gets_its_own_terminal_with_t() {
         "stat -c %u $(tty); exit 3",
     ]);
     assert_eq!((r.code, r.stdout.trim()), (3, "1000"), "{r:?}");
-    // -it: stdin reaches the command through the pty (echoed by it) and EOF ends it.
-    let (code, out) = with_stdin(
-        &env,
-        &["exec", "-it", "box", "sh", "-c", "read x; echo got-$x"],
-        b"ping\n",
-    );
-    assert_eq!(code, Some(0));
+    // -it, from a real terminal: what is typed reaches the command through the pty (echoed by
+    // it), and ^D (EOF) ends it.
+    let (mut master, slave) = pty::openpty();
+    let mut child = env
+        .cmd(&[
+            "exec",
+            "-it",
+            "box",
+            "sh",
+            "-c",
+            "read x; echo got-$x; cat; echo eof-seen",
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut master, b"ping\n").unwrap();
+    let out = pty::read_until(&mut master, "got-ping", Duration::from_secs(20));
     assert!(out.contains("got-ping"), "{out:?}");
+    std::io::Write::write_all(&mut master, b"\x04").unwrap();
+    let out = pty::read_until(&mut master, "eof-seen", Duration::from_secs(10));
+    assert!(out.contains("eof-seen"), "EOF ends it: {out:?}");
+    let t = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "exec did not exit");
+        let _ = pty::read_until(&mut master, "\u{0}", Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(0));
     env.ok(&["rm", "-f", "box"]);
 }
 

@@ -8,6 +8,7 @@ use clap::{ArgAction, Args};
 use skiff_runtime::process::exec::ExecOptions;
 
 use crate::ctx;
+use crate::output::usage;
 
 /// `exec` flags.
 #[derive(Args)]
@@ -42,6 +43,7 @@ pub struct ExecArgs {
 
 /// `skiff exec`.
 pub fn exec(a: ExecArgs) -> Result<ExitCode> {
+    usage::refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
     // The process that joins the container runs from a sealed copy of skiff (CVE-2019-5736).
     skiff_runtime::process::exec::run_from_sealed_copy()?;
     let (_, c) = ctx::containers()?;

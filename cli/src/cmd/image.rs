@@ -172,6 +172,11 @@ pub struct ImagesArgs {
     /// Show all images (accepted for compatibility: skiff keeps no intermediate images)
     #[arg(short, long)]
     all: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
+    #[arg(short, long, action = clap::ArgAction::Append)]
+    filter: Vec<String>,
+    /// Only this repository (all its tags) or this REPO:TAG
+    repository: Option<String>,
 }
 
 /// `rmi` flags.
@@ -243,7 +248,12 @@ pub fn pull(a: PullArgs) -> Result<ExitCode> {
 /// `skiff images`: a table, ids, json or a `--format` template.
 pub fn images(a: ImagesArgs) -> Result<ExitCode> {
     let store = open_store()?;
-    let list = store.list()?;
+    let filters = a
+        .filter
+        .iter()
+        .map(|f| skiff_store::filters::ImageFilter::parse(f))
+        .collect::<skiff_store::Result<Vec<_>>>()?;
+    let list = store.list_matching(a.repository.as_deref(), &filters)?;
     let now = chrono::Utc::now();
     match a.format.as_deref() {
         Some("json") => {
@@ -346,14 +356,16 @@ pub fn rmi(a: RmiArgs) -> Result<ExitCode> {
     let used = ctx::in_use(&store.dirs)?;
     let mut failed = None;
     for name in &a.images {
-        // An image a container uses stays unless forced, as in Docker; even then its layers stay
-        // for the container.
+        // The last name of an image a container uses stays unless forced, as in Docker; even
+        // then its layers stay for the container.
         let id = store
             .find(name)
             .ok()
             .and_then(|v| v.first().map(|i| i.id.to_string()));
         let using = id.map(|id| used.users_of(&id)).unwrap_or_default();
-        if !using.is_empty() && !a.force {
+        // One of several names only untags, as in Docker and podman: the image stays.
+        let untag_only = store.untags_only(name).unwrap_or(false);
+        if !using.is_empty() && !a.force && !untag_only {
             eprintln!("Error: image {name} is in use by container {}: remove the container first (skiff rm {}) or untag with -f", using.join(", "), using[0]);
             failed = Some(ExitCode::from(125));
             continue;

@@ -11,9 +11,11 @@ use skiff_runtime::hooks::Hooks;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::Containers;
+use skiff_store::platform::{self, Platform};
 use skiff_store::{Dirs, ImageStore, Reference};
 
 use crate::ctx::{self, hooks};
+use crate::output::usage;
 
 /// `run` flags, as Docker and podman spell them.
 #[derive(Args)]
@@ -136,7 +138,9 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-/// Finds the image locally or pulls it, per `--pull`.
+/// Finds the image locally or pulls it, per `--pull`. A local image of another platform than
+/// `--platform` asks for is pulled again for that platform (never used silently); without
+/// `--platform`, an image that does not fit this machine is used with a warning, as Docker does.
 fn resolve_image(
     store: &ImageStore,
     a: &RunArgs,
@@ -145,16 +149,53 @@ fn resolve_image(
     if !matches!(a.pull.as_str(), "missing" | "always" | "never") {
         bail!("invalid --pull {:?}: use missing, always or never", a.pull);
     }
+    let wanted = match a.platform.as_deref() {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
     let image = hooks::reference_for(hooks, store, &a.image)?;
     let local = store.find(&image).ok().and_then(|v| v.into_iter().next());
-    match (a.pull.as_str(), local) {
-        ("never", Some(img)) | ("missing", Some(img)) => return Ok(img),
-        ("never", None) => bail!("{image}: image not known locally and --pull=never"),
-        _ => {}
+    let fits = |img: &skiff_store::LocalImage| -> Result<(bool, String)> {
+        let config = store.image_config(img)?;
+        Ok((wanted.matches(&config), platform::describe(&config)))
+    };
+    let local = match local {
+        Some(img) => {
+            let (ok, theirs) = fits(&img)?;
+            match (ok, a.platform.is_some(), a.pull.as_str()) {
+                (true, _, "missing" | "never") | (false, false, "missing" | "never") => Some(img),
+                (false, true, "never") => bail!(
+                    "{image}: the local image is {theirs}, not the {wanted} asked for, and --pull=never: pull it with --platform {wanted}"
+                ),
+                _ => None,
+            }
+        }
+        None if a.pull == "never" => {
+            bail!("{image}: image not known locally and --pull=never")
+        }
+        None => None,
+    };
+    let img = match local {
+        Some(img) => img,
+        None => {
+            let reference = Reference::parse(&image)?;
+            let pulled = ctx::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
+            store.find(&pulled.reference.to_string())?.remove(0)
+        }
+    };
+    let (ok, theirs) = fits(&img)?;
+    if !ok {
+        let whose = if a.platform.is_some() {
+            "the platform asked for"
+        } else {
+            "this machine"
+        };
+        eprintln!(
+            "WARNING: image {} is {theirs}, which does not match {whose} ({wanted}): it may fail with \"exec format error\"; pull the right one with --platform {wanted}",
+            img.reference
+        );
     }
-    let reference = Reference::parse(&image)?;
-    let pulled = ctx::pull_with_progress(store, &reference, a.platform.as_deref(), false)?;
-    Ok(store.find(&pulled.reference.to_string())?.remove(0))
+    Ok(img)
 }
 
 /// Resolves the image and writes the container record (nothing runs yet).
@@ -220,7 +261,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
 
 /// `skiff run`.
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
+    usage::refuse_tty_without_terminal(a.interactive, a.tty, a.detach)?;
     // A broken config.toml is reported before a container record exists.
     skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?;
     let cfg = create_container(&a)?;
@@ -249,17 +290,6 @@ fn remove_unstarted(id: &str) {
             &id[..12.min(id.len())]
         );
     }
-}
-
-/// `-it` attached with stdin that is no terminal is refused before anything is created, with
-/// Docker's words (Docker exits 1 here; skiff's own errors exit 125). `-t` alone, or `-dit`,
-/// stays allowed, as in Docker.
-pub fn refuse_tty_without_terminal(interactive: bool, tty: bool, detach: bool) -> Result<()> {
-    use std::io::IsTerminal;
-    if interactive && tty && !detach && !std::io::stdin().is_terminal() {
-        bail!("the input device is not a TTY: drop -t (keep -i) to pipe input, or run from a terminal");
-    }
-    Ok(())
 }
 
 /// `skiff create`: like run, without starting.

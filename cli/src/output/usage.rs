@@ -125,3 +125,18 @@ fn command_path(tree: clap::Command) -> String {
     }
     path.join(" ")
 }
+
+/// `-it` attached with stdin that is no terminal is refused before anything is created, with
+/// Docker's words (Docker exits 1 here; skiff's own errors exit 125). `-t` alone, or `-dit`,
+/// stays allowed, as in Docker. Shared by `run` and `exec`.
+pub fn refuse_tty_without_terminal(
+    interactive: bool,
+    tty: bool,
+    detach: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if interactive && tty && !detach && !std::io::stdin().is_terminal() {
+        anyhow::bail!("the input device is not a TTY: drop -t (keep -i) to pipe input, or run from a terminal");
+    }
+    Ok(())
+}

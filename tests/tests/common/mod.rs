@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod fault_server;
+pub mod pty;
 
 /// The plain registry.
 pub const REGISTRY: &str = "127.0.0.1:5000";
