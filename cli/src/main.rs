@@ -101,10 +101,14 @@ enum Cmd {
         /// New name
         new_name: String,
     },
-    /// Show a container's processes
+    /// Show a container's processes as it sees them (its pids and user names)
     Top {
         /// Container
         container: String,
+        /// ps options: aux, -ef (the default), or -eo FIELD,... (pid, ppid, user, uid, comm,
+        /// args, etime, time, stat, tty, c, stime, vsz, rss, pcpu, pmem)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_options: Vec<String>,
     },
     /// Run a command in a running container
     #[command(after_help = EXEC_EXAMPLES)]
@@ -317,7 +321,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             container,
             new_name,
         } => lifecycle::rename(&container, &new_name),
-        Cmd::Top { container } => inspect::top(&container),
+        Cmd::Top {
+            container,
+            ps_options,
+        } => inspect::top(&container, &ps_options),
         Cmd::Exec(a) => exec::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),

@@ -64,6 +64,9 @@ pub enum Error {
     /// A container in the wrong state for what was asked.
     #[error(transparent)]
     State(#[from] crate::container::StateError),
+    /// A `top` option skiff does not implement.
+    #[error(transparent)]
+    Top(#[from] crate::container::top::TopError),
     /// `--memory`, `--pids-limit`, `--cpus` that cannot be used.
     #[error(transparent)]
     Limits(#[from] crate::cgroups::LimitError),

@@ -199,12 +199,15 @@ pub fn port(a: PortArgs) -> Result<ExitCode> {
 }
 
 /// `skiff top`.
-pub fn top(name: &str) -> Result<ExitCode> {
+pub fn top(name: &str, ps_options: &[String]) -> Result<ExitCode> {
+    let cols =
+        skiff_runtime::container::top::columns(ps_options).map_err(skiff_runtime::Error::from)?;
     let (_, c) = ctx::containers()?;
     let id = c.resolve(name)?;
-    let mut lines = vec!["PID\tUID\tCOMMAND".to_string()];
-    for (pid, uid, cmd) in c.top(&id)? {
-        lines.push(format!("{pid}\t{uid}\t{cmd}"));
+    let mut lines = vec![cols.headers.join("\t")];
+    for p in c.top(&id)? {
+        let row: Vec<String> = cols.fields.iter().map(|f| p.show(*f)).collect();
+        lines.push(row.join("\t"));
     }
     table::print_aligned(&lines);
     Ok(ExitCode::SUCCESS)

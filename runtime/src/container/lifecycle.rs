@@ -435,31 +435,15 @@ impl Containers {
         Ok(write_atomic(&self.dir(id).join("config.json"), &bytes)?)
     }
 
-    /// The container's processes: (pid on the host, uid, command line) of every process in its pid
-    /// namespace.
-    pub fn top(&self, id: &str) -> Result<Vec<(i32, u32, String)>> {
+    /// The container's processes as it sees them (its pids, uids and user names), by pid.
+    pub fn top(&self, id: &str) -> Result<Vec<super::top::Proc>> {
         let v = self.view(id)?;
         let pid = v.running_pid()?;
-        let mut out = Vec::new();
-        for p in procfs::container_processes(pid) {
-            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            let cmd = cmd
-                .split(|b| *b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("Uid:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                })
-                .unwrap_or(0);
-            out.push((p, uid, cmd));
-        }
-        out.sort();
-        Ok(out)
+        let passwd = super::top::container_passwd(&v.cfg.layers, self.dir(id).join("upper"));
+        Ok(super::top::gather(
+            &procfs::container_processes(pid),
+            pid,
+            &passwd,
+        ))
     }
 }

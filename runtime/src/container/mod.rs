@@ -12,6 +12,7 @@ pub mod prune;
 pub mod records;
 pub mod stats;
 pub mod times;
+pub mod top;
 pub mod verbs;
 pub mod volumes;
 

@@ -73,6 +73,16 @@ fn passwd_entries(passwd: &str) -> impl Iterator<Item = PwEntry<'_>> {
     })
 }
 
+/// Uid to user name from an /etc/passwd, for showing processes by name (`top`); the first
+/// entry of a uid wins, as getpwuid.
+pub fn names(passwd: &str) -> std::collections::HashMap<u32, &str> {
+    let mut m = std::collections::HashMap::new();
+    for e in passwd_entries(passwd) {
+        m.entry(e.uid).or_insert(e.name);
+    }
+    m
+}
+
 fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     group.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
