@@ -167,9 +167,23 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
     let mut items: Vec<serde_json::Value> =
         selected.iter().map(|v| ps_item(v, a.no_trunc)).collect();
     if a.size {
+        // As Docker: "RW (virtual V)", V being the image's unpacked size plus RW. An image gone
+        // from the store is measured from the container's own layer dirs.
+        let image_sizes: HashMap<String, u64> = ctx::open_store()
+            .and_then(|s| Ok(s.list()?))
+            .map(|l| l.into_iter().map(|i| (i.id.to_string(), i.size)).collect())
+            .unwrap_or_default();
         for (item, v) in items.iter_mut().zip(&selected) {
-            item["Size"] =
-                serde_json::json!(human::size(ctx::dir_size(&c.dir(&v.cfg.id).join("upper"))));
+            let rw = ctx::dir_size(&c.dir(&v.cfg.id).join("upper"));
+            let image = image_sizes
+                .get(&v.cfg.image_id)
+                .copied()
+                .unwrap_or_else(|| v.cfg.layers.iter().map(|l| ctx::dir_size(l)).sum());
+            item["Size"] = serde_json::json!(format!(
+                "{} (virtual {})",
+                human::size(rw),
+                human::size(image + rw)
+            ));
         }
     }
     for d in &damaged {
