@@ -851,3 +851,141 @@ fn images_takes_a_repository_and_filters() {
     let q = env.ok(&["images", "-q", "mine"]).stdout;
     assert_eq!(q.lines().count(), 1, "{q}");
 }
+
+/// The whitespace-split rows of a `top` table under its header.
+fn top_rows(env: &Env, args: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
+    let out = env.ok(args).stdout;
+    let mut lines = out.lines();
+    let header = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// `top` shows the container's view, as podman does: pids of its pid namespace (its command is
+/// pid 1), uids of its user namespace, names from its own /etc/passwd (here a user the
+/// container itself added, which the host and the image do not know), with Docker's `ps -ef`
+/// columns by default and the common ps options (`aux`, `-eo`) done by skiff, not the host's ps.
+#[test]
+fn top_shows_the_containers_view_and_takes_ps_options() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = common::bb();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        &image,
+        "sh",
+        "-c",
+        "echo skiffy:x:4242:4242::/:/bin/sh >>/etc/passwd && exec sleep 300",
+    ]);
+    common::eventually("the container's own user", || {
+        env.run(&["exec", "web", "cat", "/etc/passwd"])
+            .stdout
+            .contains("skiffy")
+    });
+    env.ok(&["exec", "-d", "-u", "4242", "web", "sleep", "301"]);
+    common::eventually("both processes", || {
+        env.run(&["top", "web"]).stdout.contains("sleep 301")
+    });
+
+    let (header, rows) = top_rows(&env, &["top", "web"]);
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "Docker's default columns"
+    );
+    let init = rows
+        .iter()
+        .find(|r| r.ends_with(&["sleep".into(), "300".into()]))
+        .expect("the container's command");
+    assert_eq!(
+        (init[0].as_str(), init[1].as_str(), init[2].as_str()),
+        ("root", "1", "0"),
+        "pid 1 of the container, by name: {rows:?}"
+    );
+    let other = rows
+        .iter()
+        .find(|r| r.ends_with(&["sleep".into(), "301".into()]))
+        .expect("the exec'd process");
+    assert_eq!(other[0], "skiffy", "named from the container's passwd");
+    assert!(
+        other[1].parse::<u32>().is_ok_and(|p| p > 1 && p < 100),
+        "a pid of the container's namespace: {other:?}"
+    );
+
+    let (header, rows) = top_rows(&env, &["top", "web", "-eo", "pid,ppid,user,uid,comm,stat"]);
+    assert_eq!(header, ["PID", "PPID", "USER", "UID", "COMMAND", "STAT"]);
+    assert_eq!(rows[0][..5], ["1", "0", "root", "0", "sleep"]);
+    assert!(rows[0][5].starts_with('S'), "sleeping: {:?}", rows[0]);
+    assert!(
+        rows.iter().any(|r| r[2..5] == ["skiffy", "4242", "sleep"]),
+        "{rows:?}"
+    );
+
+    let (header, rows) = top_rows(&env, &["top", "web", "aux"]);
+    assert_eq!(header[..3], ["USER", "PID", "%CPU"]);
+    assert_eq!(header.last().map(String::as_str), Some("COMMAND"));
+    assert!(rows.iter().any(|r| r[..2] == ["root", "1"]), "{rows:?}");
+
+    env.fails(&["top", "web", "-x"], "not supported");
+    env.fails(&["top", "web", "-eo", "pid,wchan"], "\"wchan\"");
+}
+
+/// Bytes from a size as skiff prints it ("3.15MB").
+fn bytes_of(s: &str) -> f64 {
+    let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let n: f64 = s[..s.len() - unit.len()].parse().expect("a number");
+    n * match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        u => panic!("unit {u}"),
+    }
+}
+
+/// `ps -s` shows Docker's "RW (virtual V)": what the container wrote, and that plus its image.
+#[test]
+fn ps_s_shows_the_virtual_size() {
+    let env = Env::new();
+    env.pull("busybox");
+    let image = common::bb();
+    env.ok(&[
+        "run",
+        "--name",
+        "fat",
+        &image,
+        "dd",
+        "if=/dev/zero",
+        "of=/fat",
+        "bs=1000",
+        "count=3000",
+    ]);
+    let size = env.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]).stdout;
+    let (rw, virt) = size
+        .trim()
+        .strip_suffix(')')
+        .and_then(|s| s.split_once(" (virtual "))
+        .unwrap_or_else(|| panic!("RW (virtual V): {size:?}"));
+    let img = env.ok(&["images", "--format", "{{.Size}}", &image]).stdout;
+    let (rw, virt, img) = (bytes_of(rw), bytes_of(virt), bytes_of(img.trim()));
+    assert!(rw >= 3e6, "the 3 MB written: {size}");
+    assert!(
+        (virt - (img + rw)).abs() <= 0.02 * virt,
+        "virtual is the image ({img}) plus RW ({rw}): {size}"
+    );
+    let table = env.ok(&["ps", "-a", "-s"]).stdout;
+    assert!(
+        table.contains("SIZE") && table.contains("(virtual "),
+        "{table}"
+    );
+}
