@@ -60,6 +60,8 @@ enum Cmd {
     Save(cmd::image::SaveArgs),
     /// Read images from a tar archive (skiff/docker/podman save, OCI or docker archive)
     Load(cmd::image::LoadArgs),
+    /// Show the history of an image
+    History(cmd::history::HistoryArgs),
     /// Remove one or more images
     Rmi(cmd::image::RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -266,6 +268,8 @@ enum ImageCmd {
     Prune(cmd::image::PruneArgs),
     /// Give an image another name
     Tag(cmd::image::TagArgs),
+    /// Show the history of an image
+    History(cmd::history::HistoryArgs),
     /// Push an image to a registry
     Push(cmd::image::PushArgs),
     /// Write images to a tar archive
@@ -277,8 +281,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, helpers, image, info, inspect, lifecycle, logs, ps, run, stats, system,
-        volume,
+        commit, cp, exec, helpers, history, image, info, inspect, lifecycle, logs, ps, run, stats,
+        system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -339,6 +343,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),
         Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect::inspect(a),
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(a),
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::history(a),
         Cmd::Login(a) => image::login(a),
         Cmd::Unshare { command } => helpers::unshare(command),
         Cmd::Logout(a) => image::logout(a),

@@ -22,7 +22,6 @@ const NEAREST: &[(&str, &str)] = &[
     ),
     ("export", "use skiff cp NAME:/ - > rootfs.tar"),
     ("import", "use skiff load -i archive.tar"),
-    ("history", "use skiff image inspect IMAGE"),
     (
         "network",
         "use skiff run --network slirp4netns|host|none and -p HOST:CONTAINER",
