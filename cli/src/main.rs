@@ -119,6 +119,8 @@ enum Cmd {
     Stats(cmd::stats::StatsArgs),
     /// Make an image from a container's changes
     Commit(cmd::commit::CommitArgs),
+    /// Write a container's filesystem to a tar archive
+    Export(cmd::export::ExportArgs),
     /// Stop every process of containers until unpause
     Pause(Names),
     /// Let paused containers go on
@@ -250,6 +252,8 @@ enum ContainerCmd {
     Stats(cmd::stats::StatsArgs),
     /// Make an image from a container's changes
     Commit(cmd::commit::CommitArgs),
+    /// Write a container's filesystem to a tar archive
+    Export(cmd::export::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -281,8 +285,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, helpers, history, image, info, inspect, lifecycle, logs, ps, run, stats,
-        system, volume,
+        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, ps, run,
+        stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -326,6 +330,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
         Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(a),

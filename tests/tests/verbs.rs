@@ -1,4 +1,4 @@
-//! Docker verbs around images and containers' files: `history`, and the removal of their
+//! Docker verbs around images and containers' files: `history`, `export`, and the removal of their
 //! "nearest command" hints now that skiff has them.
 
 mod common;
@@ -91,4 +91,59 @@ fn history_shows_steps_sizes_and_comments_newest_first() {
     );
 
     env.fails(&["history", "no-such-image"], "no-such-image");
+}
+
+/// `export` writes a stopped container's whole merged filesystem — image files and its own
+/// changes — as a tar, and refuses a running one with the fix.
+#[test]
+fn export_writes_a_stopped_containers_merged_filesystem() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "--name",
+        "x",
+        &bb(),
+        "sh",
+        "-c",
+        "echo mine > /added",
+    ]);
+    let file = env.data().join("../x.tar");
+    env.ok(&["export", "-o", file.to_str().unwrap(), "x"]);
+    let names = |p: &std::path::Path| -> Vec<String> {
+        let out = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(p)
+            .output()
+            .expect("tar -tf");
+        assert!(out.status.success(), "a valid tar");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|n| n.trim_start_matches("./").to_string())
+            .collect()
+    };
+    let stopped = names(&file);
+    assert!(stopped.iter().any(|n| n == "added"), "{stopped:?}");
+    assert!(stopped.iter().any(|n| n == "bin/busybox"), "{stopped:?}");
+
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r",
+        &bb(),
+        "sh",
+        "-c",
+        "echo live > /live; sleep 60",
+    ]);
+    eventually("the running container wrote /live", || {
+        env.run(&["exec", "r", "cat", "/live"])
+            .stdout
+            .contains("live")
+    });
+    // Refused while running (packing from inside would take /proc and /sys along).
+    env.fails(&["container", "export", "r"], "stop it first");
+    env.ok(&["rm", "-f", "r"]);
+
+    env.fails(&["export", "no-such-ctr"], "no-such-ctr");
 }

@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod cp;
 pub mod exec;
+pub mod export;
 pub mod helpers;
 pub mod history;
 pub mod image;

@@ -20,7 +20,6 @@ const NEAREST: &[(&str, &str)] = &[
         "buildx",
         "build with docker, podman or buildah, then skiff load -i image.tar",
     ),
-    ("export", "use skiff cp NAME:/ - > rootfs.tar"),
     ("import", "use skiff load -i archive.tar"),
     (
         "network",
