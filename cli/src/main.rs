@@ -60,6 +60,8 @@ enum Cmd {
     Save(cmd::image::SaveArgs),
     /// Read images from a tar archive (skiff/docker/podman save, OCI or docker archive)
     Load(cmd::image::LoadArgs),
+    /// Show the history of an image
+    History(cmd::history::HistoryArgs),
     /// Remove one or more images
     Rmi(cmd::image::RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -121,6 +123,8 @@ enum Cmd {
     Stats(cmd::stats::StatsArgs),
     /// Make an image from a container's changes
     Commit(cmd::commit::CommitArgs),
+    /// Write a container's filesystem to a tar archive
+    Export(cmd::export::ExportArgs),
     /// Stop every process of containers until unpause
     Pause(Names),
     /// Let paused containers go on
@@ -252,6 +256,8 @@ enum ContainerCmd {
     Stats(cmd::stats::StatsArgs),
     /// Make an image from a container's changes
     Commit(cmd::commit::CommitArgs),
+    /// Write a container's filesystem to a tar archive
+    Export(cmd::export::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -270,6 +276,8 @@ enum ImageCmd {
     Prune(cmd::image::PruneArgs),
     /// Give an image another name
     Tag(cmd::image::TagArgs),
+    /// Show the history of an image
+    History(cmd::history::HistoryArgs),
     /// Push an image to a registry
     Push(cmd::image::PushArgs),
     /// Write images to a tar archive
@@ -281,8 +289,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, helpers, image, info, inspect, lifecycle, logs, ps, run, stats, system,
-        volume,
+        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, ps, run,
+        stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -329,6 +337,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
         Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(a),
@@ -346,6 +355,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),
         Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect::inspect(a),
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(a),
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::history(a),
         Cmd::Login(a) => image::login(a),
         Cmd::Unshare { command } => helpers::unshare(command),
         Cmd::Logout(a) => image::logout(a),

@@ -47,6 +47,21 @@ pub struct LocalImage {
     pub pulled_at: Option<String>,
 }
 
+/// One step of an image's build history, as `history` lists it (newest first).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryEntry {
+    /// When the step ran (RFC 3339), if recorded.
+    pub created: Option<String>,
+    /// The instruction that made the step.
+    pub created_by: String,
+    /// Unpacked size of the layer the step added; 0 for a step without a layer.
+    pub size: u64,
+    /// The step's comment.
+    pub comment: String,
+    /// Whether the step added no layer.
+    pub empty_layer: bool,
+}
+
 /// See [`ImageStore::lease`]; released when dropped.
 pub struct Lease {
     _held: fs::File,
@@ -292,6 +307,43 @@ impl ImageStore {
             .iter()
             .map(|c| self.layer_dir(c))
             .collect())
+    }
+
+    /// The image's history from its config, newest first, each step that added a layer given
+    /// that layer's unpacked size. An image without recorded history gets one unnamed step per
+    /// layer, so the sizes still show.
+    pub fn history(&self, img: &LocalImage) -> Result<Vec<HistoryEntry>> {
+        let config = self.json_blob(&img.id)?;
+        let chains = chain_ids(&self.diff_ids(&img.id)?);
+        let mut sizes = chains.iter().map(|c| self.layer_size(c));
+        let steps = config["history"].as_array().cloned().unwrap_or_default();
+        let mut out: Vec<HistoryEntry> = steps
+            .iter()
+            .map(|h| {
+                let empty_layer = h["empty_layer"].as_bool().unwrap_or(false);
+                HistoryEntry {
+                    created: h["created"].as_str().map(String::from),
+                    created_by: h["created_by"].as_str().unwrap_or("").to_string(),
+                    size: if empty_layer {
+                        0
+                    } else {
+                        sizes.next().unwrap_or(0)
+                    },
+                    comment: h["comment"].as_str().unwrap_or("").to_string(),
+                    empty_layer,
+                }
+            })
+            .collect();
+        // Layers the history does not account for (or no history at all).
+        out.extend(sizes.map(|size| HistoryEntry {
+            created: None,
+            created_by: String::new(),
+            size,
+            comment: String::new(),
+            empty_layer: false,
+        }));
+        out.reverse();
+        Ok(out)
     }
 
     /// The image config (OCI image-spec JSON) of a local image.

@@ -26,7 +26,7 @@ pub mod unpack;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use images::{ImageStore, LocalImage};
+pub use images::{HistoryEntry, ImageStore, LocalImage};
 pub use layers::{InProcessUnpacker, LayerUnpacker};
 pub use paths::Dirs;
 pub use platform::Platform;

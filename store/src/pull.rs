@@ -354,7 +354,7 @@ impl ImageStore {
     }
 
     /// The recorded uncompressed size of an unpacked layer (0 if unknown).
-    fn layer_size(&self, chain: &Digest) -> u64 {
+    pub(crate) fn layer_size(&self, chain: &Digest) -> u64 {
         std::fs::read_to_string(self.dirs.layers().join(format!("{}.size", chain.hex())))
             .ok()
             .and_then(|s| s.trim().parse().ok())

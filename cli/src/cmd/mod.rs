@@ -4,7 +4,9 @@
 pub mod commit;
 pub mod cp;
 pub mod exec;
+pub mod export;
 pub mod helpers;
+pub mod history;
 pub mod image;
 pub mod info;
 pub mod inspect;

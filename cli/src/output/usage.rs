@@ -20,9 +20,7 @@ const NEAREST: &[(&str, &str)] = &[
         "buildx",
         "build with docker, podman or buildah, then skiff load -i image.tar",
     ),
-    ("export", "use skiff cp NAME:/ - > rootfs.tar"),
     ("import", "use skiff load -i archive.tar"),
-    ("history", "use skiff image inspect IMAGE"),
     (
         "network",
         "use skiff run --network slirp4netns|host|none and -p HOST:CONTAINER",
