@@ -3,9 +3,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use common::pty::{openpty, read_until};
 use common::*;
 
 #[test]
@@ -678,44 +679,6 @@ fn run_t_gets_a_terminal_from_the_containers_devpts() {
         "stat -c %u $(tty); exit 4",
     ]);
     assert_eq!((r.code, r.stdout.trim()), (4, "1000"), "{r:?}");
-}
-
-fn openpty() -> (std::fs::File, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty fills two fds we then own.
-    let rc = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0);
-    // SAFETY: both fds were just created and are owned here.
-    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
-}
-
-fn read_until(master: &mut std::fs::File, needle: &str, limit: Duration) -> String {
-    let t = Instant::now();
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while t.elapsed() < limit && !seen.contains(needle) {
-        let mut pfd = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(master),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
-            match master.read(&mut buf) {
-                Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => break,
-            }
-        }
-    }
-    seen
 }
 
 #[test]
