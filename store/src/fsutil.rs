@@ -50,18 +50,9 @@ impl LockFile {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .ctx(|| format!("opening lock {}", path.display()))?;
-        file.lock().ctx(|| format!("locking {}", path.display()))?;
-        Ok(LockFile { _file: file })
+        Self::acquire_in_existing(path)
     }
-}
 
-impl LockFile {
     /// Like [`LockFile::acquire`] but never creates the directory: a lock inside a record that
     /// was removed meanwhile must fail, not bring back an empty directory holding only the lock.
     pub fn acquire_in_existing(path: &Path) -> Result<LockFile> {

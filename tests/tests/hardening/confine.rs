@@ -3,11 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::common::{is_root, Env, Run, REGISTRY};
-
-fn busybox() -> String {
-    format!("{REGISTRY}/busybox")
-}
+use super::common::{bb, is_root, Env, Run};
 
 /// Writes to a device node and says whether the open worked (`OPENED`) or not (`DENIED`), or
 /// that there is no character device there (`ABSENT`).
@@ -44,7 +40,7 @@ fn a_device_node_from_an_image_layer_cannot_be_opened() {
         "mk",
         "--cap-add",
         "MKNOD",
-        &busybox(),
+        &bb(),
         "sh",
         "-c",
         "mkdir -p /opt && mknod /opt/null c 1 3",
@@ -76,7 +72,7 @@ fn a_device_node_from_an_image_layer_cannot_be_opened() {
                 "--rm",
                 "--cap-add",
                 "MKNOD",
-                &busybox(),
+                &bb(),
                 "sh",
                 "-c",
                 &made,
@@ -123,7 +119,7 @@ fn device_nodes_in_binds_and_volumes_cannot_be_opened() {
     let src = env.home.path().join("bindsrc");
     std::fs::create_dir(&src).expect("bind source");
     mknod_null(&src.join("null"));
-    env.ok(&["run", "--rm", "-v", "vol:/v", &busybox(), "true"]);
+    env.ok(&["run", "--rm", "-v", "vol:/v", &bb(), "true"]);
     let vol = env.data().join("volumes/vol");
     assert!(vol.is_dir(), "volume dir {}", vol.display());
     mknod_null(&vol.join("null"));
@@ -144,7 +140,7 @@ fn device_nodes_in_binds_and_volumes_cannot_be_opened() {
         &bind_ro,
         "-v",
         "vol:/v",
-        &busybox(),
+        &bb(),
         "sh",
         "-c",
         &probe,
@@ -182,7 +178,7 @@ fn the_inheritable_capability_set_is_empty() {
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(extra);
-        let img = busybox();
+        let img = bb();
         args.extend_from_slice(&[&img, "sh", "-c", status]);
         let r = env.ok(&args);
         assert_eq!(
@@ -197,7 +193,7 @@ fn the_inheritable_capability_set_is_empty() {
         );
     }
     // Root keeps its bounded set as effective and permitted (podman's 11 by default).
-    let r = env.ok(&["run", "--rm", &busybox(), "cat", "/proc/self/status"]);
+    let r = env.ok(&["run", "--rm", &bb(), "cat", "/proc/self/status"]);
     assert_eq!(cap_line(&r.stdout, "CapEff"), "00000000800405fb");
     assert_eq!(cap_line(&r.stdout, "CapBnd"), "00000000800405fb");
     env.ok(&[
@@ -206,7 +202,7 @@ fn the_inheritable_capability_set_is_empty() {
         "--name",
         "pr",
         "--privileged",
-        &busybox(),
+        &bb(),
         "sleep",
         "60",
     ]);
@@ -261,7 +257,7 @@ fn io_uring_is_denied_by_the_default_filter() {
         return;
     }
     let bind = format!("{}:/h:ro", dir.display());
-    let r = env.ok(&["run", "--rm", "-v", &bind, &busybox(), "/h/probe"]);
+    let r = env.ok(&["run", "--rm", "-v", &bind, &bb(), "/h/probe"]);
     assert_eq!(
         r.stdout, "io_uring_setup: errno 1\nio_uring_enter: errno 1\nio_uring_register: errno 1\n",
         "{r:?}"
@@ -274,7 +270,7 @@ fn io_uring_is_denied_by_the_default_filter() {
         "seccomp=unconfined",
         "-v",
         &bind,
-        &busybox(),
+        &bb(),
         "/h/probe",
     ]);
     assert!(r.stdout.contains("allowed"), "{r:?}");
@@ -325,16 +321,7 @@ fn mounts_carry_podmans_flags() {
                   wc -c < /proc/keys; wc -c < /proc/timer_list; \
                   if mkdir /sys/fs/cgroup/memory/skiff-probe 2>/dev/null; then echo cgroup-made; rmdir /sys/fs/cgroup/memory/skiff-probe; fi";
     for net in ["host", "none"] {
-        let r = env.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            net,
-            &busybox(),
-            "sh",
-            "-c",
-            script,
-        ]);
+        let r = env.ok(&["run", "--rm", "--network", net, &bb(), "sh", "-c", script]);
         let parts: Vec<&str> = r.stdout.split("---\n").collect();
         assert_eq!(parts.len(), 3, "{r:?}");
         let m = mountinfo(parts[0]);
@@ -388,7 +375,7 @@ fn mounts_carry_podmans_flags() {
         "run",
         "--rm",
         "--privileged",
-        &busybox(),
+        &bb(),
         "cat",
         "/proc/self/mountinfo",
     ]);

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::common;
-use common::{Env, REGISTRY};
+use super::common::bb;
+use common::Env;
 
 /// A command with the environment of `env.cmd` but another program.
 fn cmd_as(env: &Env, program: &Path, args: &[&str]) -> Command {
@@ -160,7 +161,7 @@ fn exec_cannot_be_used_to_rewrite_skiff_through_proc_pid_exe() {
         &bind,
         "--name",
         "v",
-        &format!("{REGISTRY}/busybox"),
+        &bb(),
         "/h/watcher",
         &script,
     ]);
@@ -226,16 +227,7 @@ if (exec 8</proc/$pid/exe) 2>/tmp/err; then exec 8</proc/$pid/exe; echo "open: d
 {REWRITE}
 exec sleep 1000"#
     );
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "v",
-        &format!("{REGISTRY}/busybox"),
-        "sh",
-        "-c",
-        &script,
-    ]);
+    env.ok(&["run", "-d", "--name", "v", &bb(), "sh", "-c", &script]);
     wait_for_log(&env, "v", "READY");
     plant_skiffs_libraries(&env, "v");
     let mut child = cmd_as(
@@ -368,7 +360,7 @@ fn assert_no_terminal(what: &str, out: &str) {
 fn without_t_no_caller_terminal_reaches_the_container() {
     let env = Env::new();
     env.pull("busybox");
-    let image = format!("{REGISTRY}/busybox");
+    let image = bb();
     env.ok(&["run", "-d", "--name", "t", &image, "sleep", "1000"]);
     for (what, args) in [
         ("exec", vec!["exec", "t", "sh", "-c", PROBE]),
@@ -402,15 +394,7 @@ fn without_t_no_caller_terminal_reaches_the_container() {
 fn exec_passes_no_inherited_fd_into_the_container() {
     let env = Env::new();
     env.pull("busybox");
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "f",
-        &format!("{REGISTRY}/busybox"),
-        "sleep",
-        "1000",
-    ]);
+    env.ok(&["run", "-d", "--name", "f", &bb(), "sleep", "1000"]);
     let host_file = env.home.path().join("host-secret");
     std::fs::write(&host_file, "secret").expect("host file");
     // A shell opens fd 7 on a host file without close-on-exec, then runs skiff exec.

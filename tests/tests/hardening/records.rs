@@ -7,10 +7,6 @@ use std::process::Command;
 
 use super::common::*;
 
-fn bb() -> String {
-    format!("{REGISTRY}/busybox")
-}
-
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
