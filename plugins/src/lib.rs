@@ -21,7 +21,7 @@ pub enum PullDecision {
 mod tests {
     #[test]
     fn the_wit_world_names_the_package_version_this_crate_declares() {
-        let wit = include_str!("../wit/skiff-plugin.wit");
+        let wit = include_str!("../wit/0.1.0/skiff-plugin.wit");
         assert!(wit.contains(&format!("package {};", super::WIT_PACKAGE)));
         assert!(wit.contains("export before-pull"));
     }
