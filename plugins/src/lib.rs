@@ -1,28 +1,49 @@
-//! skiff's plugin contract: the WIT world in `plugins/wit/` and the host-side types its hooks
-//! exchange. The wasmtime host, hook dispatch and compiled-module cache come with the plugin
-//! issue; keeping them here means the store and runtime never build wasmtime.
+//! skiff's plugin host. Plugins are WebAssembly components of the `skiff:plugin` world
+//! (`plugins/wit/`), run by wasmtime in a sandbox with no host access they were not granted,
+//! under a deadline and a memory cap, compiled once at install and loaded from a verified cache.
+//!
+//! The crate knows neither the store nor the runtime: it speaks the world's own types
+//! (`wit::ContainerSpec`, `wit::Edit`, …), and the CLI maps them to and from skiff's. wasmtime
+//! lives only here, so the store, the runtime and the monitor never link it.
 
-/// The WIT package this crate's world is published as; bumped when the world changes, with old
-/// versions kept loadable.
-pub const WIT_PACKAGE: &str = "skiff:plugin@0.1.0";
+pub mod bindings;
+pub mod cache;
+pub mod component;
+pub mod edits;
+pub mod error;
+pub mod files;
+pub mod grants;
+pub mod host;
+pub mod installed;
+pub mod limits;
+pub mod settings;
 
-/// What a before-pull hook decides (mirrors `pull-decision` in the WIT world).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum PullDecision {
-    /// Pull the reference as it is.
-    Keep,
-    /// Pull this reference instead.
-    Rewrite(String),
-    /// Refuse, with a reason for the user.
-    Deny(String),
-}
+pub use component::{Hook, Inspected, WorldVersion};
+pub use error::{CallError, PluginError};
+pub use host::{Host, Loaded};
+
+/// The world versions this skiff loads, oldest first; the last is what new plugins target.
+pub const WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The WIT package new plugins are built against.
+pub const WIT_PACKAGE: &str = "skiff:plugin@0.2.0";
+
+/// The WIT text of each world version, for `skiff plugin wit` and for authors without a checkout.
+pub const WIT_SOURCES: &[(&str, &str)] = &[
+    ("0.1.0", include_str!("../wit/0.1.0/skiff-plugin.wit")),
+    ("0.2.0", include_str!("../wit/0.2.0/skiff-plugin.wit")),
+];
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_wit_world_names_the_package_version_this_crate_declares() {
-        let wit = include_str!("../wit/0.1.0/skiff-plugin.wit");
-        assert!(wit.contains(&format!("package {};", super::WIT_PACKAGE)));
-        assert!(wit.contains("export before-pull"));
+    fn each_wit_source_declares_its_version() {
+        for (v, text) in super::WIT_SOURCES {
+            assert!(text.contains(&format!("package skiff:plugin@{v};")), "{v}");
+        }
+        assert_eq!(
+            super::WIT_PACKAGE,
+            format!("skiff:plugin@{}", super::WORLD_VERSIONS.last().unwrap())
+        );
     }
 }
