@@ -3,6 +3,7 @@
 //! the layer directories of an image.
 
 pub mod archive;
+pub mod artifact;
 pub mod auth;
 pub mod commit;
 pub mod config;
