@@ -5,15 +5,22 @@
 //!
 //! [`Remote`]: crate::registry::Remote
 
+use std::io::Read;
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::images::ImageStore;
 use crate::json::parse_json;
 use crate::layers::layer_type_ok;
 use crate::layout::Descriptor;
 use crate::reference::Reference;
-use crate::registry::{DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST_SIZE, OCI_INDEX, OCI_MANIFEST};
+use crate::registry::{
+    Remote, DOCKER_LIST, DOCKER_MANIFEST, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, OCI_INDEX,
+    OCI_MANIFEST,
+};
 
 /// The config media type skiff writes (and the manifest's `artifactType`).
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -26,6 +33,19 @@ pub const WASM_LAYER_V1: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// The largest component skiff pulls or pushes: real plugins are well under a few MiB, and the
 /// whole component is held in memory.
 pub const MAX_COMPONENT_SIZE: u64 = 64 << 20;
+
+/// A plugin fetched from a registry, verified against its digests.
+#[derive(Debug, Clone)]
+pub struct PulledWasm {
+    /// The reference it was pulled by.
+    pub reference: Reference,
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// The component's (the layer's) digest.
+    pub digest: Digest,
+    /// The digest of the manifest the registry served, to pin the plugin by.
+    pub manifest_digest: Digest,
+}
 
 /// The two descriptors a wasm artifact's manifest comes down to.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +258,154 @@ pub fn manifest_json(config: &Descriptor, layer: &Descriptor) -> Result<Vec<u8>>
     })
 }
 
+impl ImageStore {
+    /// Fetches the wasm plugin `reference` names (from a configured mirror first, as `pull`
+    /// does): the manifest must be a wasm artifact, and the component is streamed into the
+    /// content store and checked against its size and digest there before it is read back. The
+    /// blob stays in the store unreferenced, so a repeated install needs no download and the
+    /// next prune frees it.
+    pub async fn pull_wasm(&self, reference: &Reference) -> Result<PulledWasm> {
+        self.layout.clean_abandoned()?;
+        let _gc = self.gc_guard_shared()?;
+        let mut hosts: Vec<String> = self.config.registry(&reference.registry).mirrors.clone();
+        hosts.push(reference.registry.clone());
+        let mut last = None;
+        for host in &hosts {
+            match self.pull_wasm_from(reference, host).await {
+                Ok(p) => return Ok(p),
+                Err(e) if host != &reference.registry => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NotFound {
+            reference: reference.to_string(),
+        }))
+    }
+
+    async fn pull_wasm_from(&self, reference: &Reference, host: &str) -> Result<PulledWasm> {
+        let remote = Remote::connect(reference, host, &self.config, &self.dirs).await?;
+        let (manifest, manifest_digest) = remote.manifest(reference, None).await?;
+        let m = parse_manifest(reference, &manifest)?;
+        let digest = m.layer.digest.clone();
+        if !self.layout.has_blob(&digest) {
+            let noop = |_: u64| {};
+            remote
+                .blob(reference, &m.layer, || self.layout.ingest(&digest), &noop)
+                .await?;
+        }
+        let what = format!("the component of {reference}");
+        let bytes = read_capped(&self.layout.blob_path(&digest), MAX_COMPONENT_SIZE, &what)?;
+        if bytes.len() as u64 != m.layer.size {
+            return Err(Error::BadPlugin {
+                reference: reference.to_string(),
+                reason: format!(
+                    "its layer descriptor says {} bytes, but blob {digest} has {}",
+                    m.layer.size,
+                    bytes.len()
+                ),
+            });
+        }
+        check_component(&bytes).map_err(|reason| Error::BadPlugin {
+            reference: reference.to_string(),
+            reason: format!("its layer {reason}"),
+        })?;
+        Ok(PulledWasm {
+            reference: reference.clone(),
+            bytes,
+            digest,
+            manifest_digest,
+        })
+    }
+
+    /// Pushes the component `bytes` to `reference` (a tag) as a wasm artifact whose config lists
+    /// `exports` and `imports`, so registries and tools that read the CNCF layout see what the
+    /// plugin is; blobs the registry has are not uploaded again. Returns the manifest's digest.
+    pub async fn push_wasm(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        exports: &[String],
+        imports: &[String],
+    ) -> Result<Digest> {
+        if reference.digest.is_some() {
+            return Err(Error::BadReference {
+                input: reference.to_string(),
+                reason: "push to a tag, not a digest".into(),
+            });
+        }
+        let what = format!("the component for {reference}");
+        if bytes.len() as u64 > MAX_COMPONENT_SIZE {
+            return Err(Error::PluginTooLarge {
+                what,
+                size: bytes.len() as u64,
+                limit: MAX_COMPONENT_SIZE,
+            });
+        }
+        check_component(bytes).map_err(|reason| Error::NotWasm { what, reason })?;
+        let layer = Descriptor {
+            media_type: WASM_LAYER.into(),
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            annotations: Default::default(),
+            platform: None,
+        };
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let config_bytes = config_json(&layer.digest, exports, imports, &created)?;
+        if config_bytes.len() as u64 > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("the wasm config for {reference} (its exports and imports)"),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        let config = Descriptor {
+            media_type: WASM_CONFIG.into(),
+            digest: Digest::of(&config_bytes),
+            size: config_bytes.len() as u64,
+            annotations: Default::default(),
+            platform: None,
+        };
+        let manifest = manifest_json(&config, &layer)?;
+        if manifest.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("the wasm manifest for {reference}"),
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
+        let manifest_digest = Digest::of(&manifest);
+        let remote = Remote::connect_for_push(reference, &self.config, &self.dirs).await?;
+        for (digest, data) in [
+            (&layer.digest, bytes::Bytes::copy_from_slice(bytes)),
+            (&config.digest, bytes::Bytes::from(config_bytes)),
+        ] {
+            if !remote.has_blob(reference, digest).await? {
+                remote.push_blob_bytes(reference, digest, data).await?;
+            }
+        }
+        remote
+            .push_manifest(reference, manifest, OCI_MANIFEST)
+            .await?;
+        Ok(manifest_digest)
+    }
+}
+
+/// Reads a whole stored component/// Reads a whole stored component, refusing more than `limit` bytes without reading them.
+pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).ctx(|| format!("reading {what}"))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ctx(|| format!("reading {what}"))?;
+    if bytes.len() as u64 > limit {
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(Error::PluginTooLarge {
+            what: what.to_string(),
+            size,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,5 +604,17 @@ mod tests {
         assert!(module.contains("core wasm module"), "{module}");
         assert!(check_component(b"\x7fELF\x02\x01\x01\x00").is_err());
         assert!(check_component(b"\0asm").is_err());
+    }
+
+    #[test]
+    fn read_capped_stops_past_the_limit() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("c.wasm");
+        std::fs::write(&p, [0u8; 10]).unwrap();
+        assert_eq!(read_capped(&p, 10, "c").unwrap().len(), 10);
+        assert!(matches!(
+            read_capped(&p, 9, "c"),
+            Err(Error::PluginTooLarge { .. })
+        ));
     }
 }

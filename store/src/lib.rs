@@ -25,6 +25,7 @@ pub mod registry;
 pub mod size;
 pub mod unpack;
 
+pub use artifact::PulledWasm;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use images::{HistoryEntry, ImageStore, LocalImage};
