@@ -63,6 +63,22 @@ pub enum Error {
         platform: String,
         available: String,
     },
+    /// A reference meant as a wasm plugin names a container image.
+    #[error("{reference} is a container image, not a wasm plugin ({what}): push a plugin with `skiff plugin push`")]
+    ImageNotPlugin { reference: String, what: String },
+    /// A reference meant as a wasm plugin names an index: there is no platform to pick a plugin by.
+    #[error("{reference} is an image index, not a single wasm plugin, and skiff picks nothing from an index: name the plugin's own manifest, or push it with `skiff plugin push`")]
+    IndexNotPlugin { reference: String },
+    /// A manifest that is neither an image nor a well-formed wasm artifact (another artifact type,
+    /// no or several components, a layer that is not wasm).
+    #[error("{reference} is not a wasm plugin: {reason}; a plugin is one application/wasm layer under an OCI manifest, as `skiff plugin push` makes it")]
+    BadPlugin { reference: String, reason: String },
+    /// A component past the size skiff pulls or pushes as a plugin.
+    #[error("{what} is {size} bytes, past the {limit}-byte limit for wasm plugins: shrink the component (`wasm-tools strip` drops debug sections)")]
+    PluginTooLarge { what: String, size: u64, limit: u64 },
+    /// Bytes given to `plugin push` that are not a WebAssembly component.
+    #[error("{what} is not a wasm component: {reason}")]
+    NotWasm { what: String, reason: String },
     /// The image is not in the local store.
     #[error("{0}: image not known locally; pull it first (skiff pull {0})")]
     ImageNotLocal(String),

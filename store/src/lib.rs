@@ -3,6 +3,7 @@
 //! the layer directories of an image.
 
 pub mod archive;
+pub mod artifact;
 pub mod auth;
 pub mod commit;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod registry;
 pub mod size;
 pub mod unpack;
 
+pub use artifact::PulledWasm;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use images::{HistoryEntry, ImageStore, LocalImage};

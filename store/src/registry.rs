@@ -122,6 +122,25 @@ impl Remote {
             .map_err(|e| map_err(&self.host, reference, e))
     }
 
+    /// Uploads a blob held in memory (a plugin's component and config), retried as a whole: the
+    /// registry keys blobs by digest, so a repeated upload is harmless.
+    pub async fn push_blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        bytes: bytes::Bytes,
+    ) -> Result<()> {
+        let oref = self.oci_ref(reference, None);
+        retry(|| async {
+            self.client
+                .push_blob(&oref, bytes.clone(), digest.as_str())
+                .await
+                .map(|_| ())
+                .map_err(|e| map_err(&self.host, reference, e))
+        })
+        .await
+    }
+
     /// Uploads a manifest under the reference's tag.
     pub async fn push_manifest(
         &self,
