@@ -72,6 +72,10 @@ pub enum Event {
 /// A hook refused, or could not decide.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
+    /// Plugins' edits cannot be applied: two touch one key, one needs a grant it lacks, or a
+    /// value breaks its flag's rules. The message names the plugins.
+    #[error("{0}")]
+    Edits(String),
     /// A decision hook said no.
     #[error("{hook} denied by {by}: {reason}")]
     Denied {
@@ -101,8 +105,13 @@ pub trait Hooks {
     fn before_pull(&self, _reference: &str) -> Result<PullDecision, HookError> {
         Ok(PullDecision::Keep)
     }
-    /// Before a container record is made: may change `spec` (validated again afterwards).
-    fn before_create(&self, _spec: &mut ContainerSpec) -> Result<(), HookError> {
+    /// Before a container record is made (`name` is `--name`, if given): may change `spec`
+    /// (validated again afterwards), recording who changed what in `spec.plugins`.
+    fn before_create(
+        &self,
+        _name: Option<&str>,
+        _spec: &mut ContainerSpec,
+    ) -> Result<(), HookError> {
         Ok(())
     }
     /// Whether `after_start`/`after_exit` want calling: without it the monitor runs no helper.
@@ -144,9 +153,10 @@ impl Hooks for Trace {
         self.record(serde_json::json!({"hook": "before-pull", "reference": reference}));
         Ok(PullDecision::Keep)
     }
-    fn before_create(&self, spec: &mut ContainerSpec) -> Result<(), HookError> {
+    fn before_create(&self, name: Option<&str>, spec: &mut ContainerSpec) -> Result<(), HookError> {
         self.record(serde_json::json!({
             "hook": "before-create",
+            "name": name,
             "image": spec.image,
             "args": spec.process.args,
             "privileged": spec.privileged,

@@ -469,6 +469,7 @@ mod tests {
             stop_signal: None,
             stop_timeout: None,
             restart: Default::default(),
+            plugins: Default::default(),
         }
     }
 

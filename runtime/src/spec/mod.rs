@@ -2,6 +2,7 @@
 //! entrypoint and cmd, environment layering, user, workdir, mounts. Everything that can be wrong
 //! is checked here, before any record, mount or process exists.
 
+pub mod adjust;
 pub mod error;
 pub mod model;
 pub mod passwd;
@@ -166,7 +167,7 @@ pub fn read_image_file(layers: &[PathBuf], path: &str) -> Result<Option<String>>
         })
 }
 
-fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
+pub(crate) fn parse_volume(v: &str, containers: &Containers) -> Result<MountSpec> {
     let parts: Vec<&str> = v.split(':').collect();
     let bad = || {
         Error::from(SpecError::Flag {
@@ -556,6 +557,7 @@ pub fn build(
         stop_signal,
         stop_timeout: o.stop_timeout,
         restart,
+        plugins: BTreeMap::new(),
     };
     spec.validate(identity)?;
     Ok(spec)

@@ -73,6 +73,8 @@ pub struct ContainerSpec {
     pub stop_timeout: Option<u64>,
     /// `--restart`.
     pub restart: RestartPolicy,
+    /// The plugins whose before-create changed this spec, each with the keys it set.
+    pub plugins: BTreeMap<String, Vec<String>>,
 }
 
 impl ContainerSpec {
@@ -182,6 +184,7 @@ impl ContainerSpec {
             stop_signal: self.stop_signal,
             stop_timeout: self.stop_timeout,
             restart: self.restart,
+            plugins: self.plugins,
         }
     }
 }
