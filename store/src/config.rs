@@ -77,9 +77,13 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// config.toml; unknown top-level tables are left for later settings (plugins).
+/// config.toml; unknown top-level tables are left for later settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
+    /// `[plugins.NAME]`: each plugin's table as written, typed by the plugins crate (which the
+    /// store does not know).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, toml::Table>,
     /// Per-registry settings keyed by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
@@ -155,7 +159,7 @@ mod tests {
     #[test]
     fn parses_registries_and_reports_errors_with_the_file() {
         let c = Config::parse(
-            "[registries.\"r:5000\"]\ninsecure = true\nmirrors = [\"m:1\"]\n[plugins]\nx = 1\n",
+            "[registries.\"r:5000\"]\ninsecure = true\nmirrors = [\"m:1\"]\n[plugins.x]\non_error = 1\n",
             Path::new("c.toml"),
         )
         .unwrap();
