@@ -1,8 +1,11 @@
 //! Compiled plugins: `Engine::precompile_component` at install, written under
 //! `$XDG_CACHE_HOME/skiff/plugins/` keyed by the component's digest and the engine's
-//! compatibility key, and loaded with `Component::deserialize` only after the file's owner,
-//! mode and SHA-256 match what install recorded. A foreign, altered or stale artifact is never
-//! deserialized: it is an error, or (another wasmtime) a recompile with a note.
+//! compatibility key. It is loaded (mapped, with `Component::deserialize_file`) only when this
+//! user owns it, nobody else can write it, and it is the very file install wrote: same device,
+//! inode, size and change time (which no write or rename can keep). A file that differs is
+//! read and its SHA-256 compared with what install recorded; a foreign, altered or stale
+//! artifact is never deserialized: the caller compiles again from the component, with a note.
+//! (Hashing a 35 MB Python plugin at every run would cost ~20 ms; the identity check is free.)
 
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
@@ -30,6 +33,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Which file an artifact is: a write or a rename changes the change time, so a file with the
+/// identity install recorded holds what install wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileIdentity {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+}
+
+impl FileIdentity {
+    /// The identity of the file `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+}
+
 /// The compiled-plugin directory.
 pub struct Cache {
     dir: PathBuf,
@@ -46,48 +75,62 @@ impl Cache {
         self.dir.join(format!("{digest_hex}-{engine_key}.cwasm"))
     }
 
-    /// Writes an artifact atomically; returns its SHA-256 for the plugin list.
-    pub fn store(&self, path: &Path, compiled: &[u8]) -> Result<String, PluginError> {
+    /// Writes an artifact atomically; returns its SHA-256 and identity for the plugin list.
+    pub fn store(
+        &self,
+        path: &Path,
+        compiled: &[u8],
+    ) -> Result<(String, Option<FileIdentity>), PluginError> {
         files::private_dir(&self.dir)?;
         files::write_atomic(path, compiled)?;
-        Ok(sha256_hex(compiled))
+        let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+        Ok((sha256_hex(compiled), id))
     }
 
     /// Loads an artifact after checking that this user owns it, nobody else can write it, and
-    /// its content is what install wrote.
+    /// it is the file install wrote (or, when its identity changed, has the content it wrote).
     pub fn load(
         &self,
         engine: &Engine,
         plugin: &str,
         path: &Path,
         sha256: &str,
+        identity: Option<&FileIdentity>,
     ) -> Result<Component, PluginError> {
         let bad = |why: String| PluginError::Cache {
             plugin: plugin.to_string(),
             path: path.to_path_buf(),
             why,
         };
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(bad("is missing".into()))
             }
             Err(e) => return Err(bad(format!("cannot be read ({e})"))),
         };
-        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
-        if meta.uid() != files::euid() || meta.mode() & 0o022 != 0 {
+        if !meta.is_file() || meta.uid() != files::euid() || meta.mode() & 0o022 != 0 {
             return Err(bad(format!(
-                "is owned by uid {} with mode {:o}, not yours alone",
+                "is not a regular file owned by you alone (uid {}, mode {:o})",
                 meta.uid(),
                 meta.mode() & 0o7777
             )));
         }
-        if sha256_hex(&bytes) != sha256 {
-            return Err(bad("was changed after it was compiled".into()));
-        }
-        // SAFETY: the bytes are the artifact this user's skiff compiled with this engine key
-        // (checked above by content hash); wasmtime checks the header and engine settings too.
-        unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| {
+        let loaded = if identity == Some(&FileIdentity::of(&meta)) {
+            // SAFETY: the very file this user's skiff compiled with this engine key and has
+            // not been written since (same inode and change time); wasmtime checks its header
+            // and engine settings too.
+            unsafe { Component::deserialize_file(engine, path) }
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+            if sha256_hex(&bytes) != sha256 {
+                return Err(bad("was changed after it was compiled".into()));
+            }
+            // SAFETY: the content this user's skiff compiled with this engine key (checked by
+            // hash above, in memory).
+            unsafe { Component::deserialize(engine, &bytes) }
+        };
+        loaded.map_err(|e| {
             bad(format!(
                 "cannot be loaded ({})",
                 crate::host::root_cause(&e)

@@ -63,7 +63,7 @@ pub enum PluginError {
         cause: String,
     },
     /// The compiled artifact in the cache is missing, foreign or altered.
-    #[error("the compiled copy of plugin {plugin} at {} {why}: run `skiff plugin install --force` again, or remove it and skiff recompiles it", path.display())]
+    #[error("the compiled copy of plugin {plugin} at {} {why}", path.display())]
     Cache {
         /// The plugin.
         plugin: String,
@@ -71,6 +71,14 @@ pub enum PluginError {
         path: PathBuf,
         /// What is wrong with it.
         why: String,
+    },
+    /// The kept component no longer matches its digest.
+    #[error("plugin {plugin}'s component {} does not match the digest it was installed with: reinstall it (`skiff plugin rm {plugin}`, then `skiff plugin install`)", path.display())]
+    Tampered {
+        /// The plugin.
+        plugin: String,
+        /// The component file.
+        path: PathBuf,
     },
     /// A `[plugins.NAME]` setting is wrong.
     #[error("{path}: [plugins.{plugin}] {what}")]

@@ -146,6 +146,39 @@ impl Grants {
     }
 }
 
+/// The grants a plugin's manifest asks for: `NAME.toml` beside `NAME.wasm`, holding
+/// `grants = ["dir-rw=/var/log/audit", …]`. No manifest asks for nothing.
+pub fn manifest_grants(component: &std::path::Path) -> Result<Vec<String>, crate::PluginError> {
+    let manifest = component.with_extension("toml");
+    let bad = |what: String| crate::PluginError::Config {
+        path: manifest.display().to_string(),
+        plugin: "manifest".into(),
+        what,
+    };
+    let text = match std::fs::read_to_string(&manifest) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(crate::PluginError::io(
+                format!("reading {}", manifest.display()),
+                e,
+            ))
+        }
+    };
+    let t: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    let list: Vec<String> = match t.get("grants") {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(String::from))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("grants must be a list of strings".into()))?,
+        Some(_) => return Err(bad("grants must be a list of strings".into())),
+    };
+    Grants::parse(list.iter().map(String::as_str)).map_err(bad)?;
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

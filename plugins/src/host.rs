@@ -70,16 +70,20 @@ impl Host {
                     what: what.to_string(),
                     cause: root_cause(&e),
                 })?;
-        // SAFETY: the artifact was produced by this engine a moment ago, in memory.
-        let component =
-            unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(|e| {
-                PluginError::Invalid {
-                    what: what.to_string(),
-                    cause: root_cause(&e),
-                }
-            })?;
+        let component = self.from_compiled(&compiled, what)?;
         let inspected = crate::component::inspect(&self.engine, &component, what)?;
         Ok((compiled, inspected))
+    }
+
+    /// The component of an artifact `compile` made in this process.
+    pub fn from_compiled(&self, compiled: &[u8], what: &str) -> Result<Component, PluginError> {
+        // SAFETY: the caller passes bytes this engine's `compile` returned, still in memory.
+        unsafe { Component::deserialize(&self.engine, compiled) }.map_err(|e| {
+            PluginError::Invalid {
+                what: what.to_string(),
+                cause: root_cause(&e),
+            }
+        })
     }
 
     /// Prepares an installed plugin to be called: links what its grants allow (refusing an
@@ -497,7 +501,10 @@ impl Loaded {
             } else if let Some(trap) = e.downcast_ref::<Trap>() {
                 match trap {
                     Trap::Interrupt => CallError::Timeout(timeout_ms),
-                    t => CallError::Trap(t.to_string()),
+                    t => {
+                        let text = t.to_string();
+                        CallError::Trap(text.trim_start_matches("wasm trap: ").to_string())
+                    }
                 }
             } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 CallError::Trap(format!("called exit({})", exit.0))

@@ -18,8 +18,11 @@ pub const DEFAULT_PRIORITY: i32 = 50;
 pub struct Compiled {
     /// The engine key it was compiled under.
     pub engine: String,
-    /// The SHA-256 of the artifact, checked before it is loaded.
+    /// The SHA-256 of the artifact, checked when its identity changed.
     pub sha256: String,
+    /// The artifact file as install wrote it.
+    #[serde(default)]
+    pub identity: Option<crate::cache::FileIdentity>,
 }
 
 /// One installed plugin.
@@ -202,6 +205,7 @@ mod tests {
             compiled: Compiled {
                 engine: "k".into(),
                 sha256: "s".into(),
+                identity: None,
             },
             wants: vec![],
             last_error: None,

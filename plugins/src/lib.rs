@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod component;
+pub mod config_file;
 pub mod edits;
 pub mod error;
 pub mod files;
@@ -16,6 +17,7 @@ pub mod grants;
 pub mod host;
 pub mod installed;
 pub mod limits;
+pub mod loader;
 pub mod settings;
 
 pub use component::{Hook, Inspected, WorldVersion};

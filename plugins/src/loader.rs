@@ -1,0 +1,123 @@
+//! Installing and loading with the cache in between: install compiles a component once and
+//! keeps both the component (by digest) and its compiled copy; load deserializes the copy after
+//! checking it, and compiles again from the kept component (itself checked against its digest)
+//! when the copy is missing, altered or made by another engine, updating the list.
+
+use wasmtime::component::Component;
+
+use crate::cache::{engine_key, sha256_hex, Cache};
+use crate::component::Inspected;
+use crate::error::PluginError;
+use crate::host::{Host, Loaded};
+use crate::installed::{Compiled, Installed, PluginDir};
+use crate::settings::PluginConfig;
+
+/// A component compiled and kept, ready to be listed.
+pub struct Prepared {
+    /// `sha256:…` of the component.
+    pub digest: String,
+    /// What it exports and imports.
+    pub inspected: Inspected,
+    /// Its compiled copy.
+    pub compiled: Compiled,
+    /// The compiled copy's size in bytes.
+    pub compiled_size: u64,
+    /// The component, ready for a test load.
+    pub component: Component,
+}
+
+/// Compiles `bytes` and keeps the component and its compiled copy (nothing is listed yet, so
+/// a later failure leaves only files the next prune removes).
+pub fn prepare(
+    host: &Host,
+    dir: &PluginDir,
+    cache: &Cache,
+    bytes: &[u8],
+    what: &str,
+) -> Result<Prepared, PluginError> {
+    let (compiled, inspected) = host.compile(bytes, what)?;
+    let hex = sha256_hex(bytes);
+    let key = engine_key(host.engine());
+    dir.keep_component(&hex, bytes)?;
+    let (sha256, identity) = cache.store(&cache.path(&hex, &key), &compiled)?;
+    let component = host.from_compiled(&compiled, what)?;
+    Ok(Prepared {
+        digest: format!("sha256:{hex}"),
+        inspected,
+        compiled: Compiled {
+            engine: key,
+            sha256,
+            identity,
+        },
+        compiled_size: compiled.len() as u64,
+        component,
+    })
+}
+
+/// Loads an installed plugin, with `note` told when its compiled copy had to be made again.
+pub fn load(
+    host: &Host,
+    dir: &PluginDir,
+    cache: &Cache,
+    entry: &Installed,
+    config: PluginConfig,
+    note: &dyn Fn(String),
+) -> Result<Loaded, PluginError> {
+    let key = engine_key(host.engine());
+    let path = cache.path(entry.digest_hex(), &entry.compiled.engine);
+    let cached = if entry.compiled.engine == key {
+        match cache.load(
+            host.engine(),
+            &entry.name,
+            &path,
+            &entry.compiled.sha256,
+            entry.compiled.identity.as_ref(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                note(format!(
+                    "{e}; compiling it again from the installed component"
+                ));
+                None
+            }
+        }
+    } else {
+        note(format!(
+            "plugin {} was compiled by another version of skiff's engine; compiling it again (once)",
+            entry.name
+        ));
+        None
+    };
+    let component = match cached {
+        Some(c) => c,
+        None => {
+            let src = dir.component_path(entry.digest_hex());
+            let bytes = std::fs::read(&src).map_err(|e| {
+                PluginError::io(
+                    format!(
+                        "reading plugin {}'s component {}",
+                        entry.name,
+                        src.display()
+                    ),
+                    e,
+                )
+            })?;
+            if sha256_hex(&bytes) != entry.digest_hex() {
+                return Err(PluginError::Tampered {
+                    plugin: entry.name.clone(),
+                    path: src,
+                });
+            }
+            let p = prepare(host, dir, cache, &bytes, &entry.name)?;
+            let (name, compiled) = (entry.name.clone(), p.compiled.clone());
+            dir.update(|list| {
+                if let Some(e) = list.iter_mut().find(|e| e.name == name) {
+                    e.compiled = compiled;
+                }
+                Ok(())
+            })?;
+            p.component
+        }
+    };
+    host.load(&entry.name, &component, config)
+}
