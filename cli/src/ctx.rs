@@ -3,6 +3,8 @@
 //! user, the registered hooks, and the monitor start; plus `for_each`, the many-names loop.
 
 pub mod hooks;
+pub mod plugin_spec;
+pub mod plugins;
 pub mod unpacker;
 
 use std::io::IsTerminal;
@@ -119,7 +121,7 @@ pub fn start_monitor(id: &str, attached: bool, sig_proxy: bool) -> Result<ExitCo
         sig_proxy,
         log_max: skiff_runtime::container::logs::max_size_from_config(&Dirs::from_env().config)?,
         ready_fd: None,
-        hooks: hooks::registered().observes(),
+        hooks: hooks::registered()?.observes(),
     };
     if attached {
         return Err(start::exec_attached(&monitor, &req).into());

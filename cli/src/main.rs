@@ -27,6 +27,11 @@ fn main() -> ExitCode {
             }
         }
     }
+    if let Some(level) = &cli.log_level {
+        // Read by the plugin host, and inherited by the monitor's `skiff __hook` helper. Set
+        // while the process has one thread.
+        std::env::set_var("SKIFF_LOG_LEVEL", level);
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -40,6 +45,9 @@ fn main() -> ExitCode {
 #[derive(Parser)]
 #[command(name = "skiff", version, about)]
 struct Cli {
+    /// Show debug lines (plugins' debug logs among them): debug, info, warn or error
+    #[arg(long = "log-level", global = true, value_parser = ["debug", "info", "warn", "error"])]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -139,6 +147,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCmd),
+    /// Manage WebAssembly plugins
+    #[command(subcommand)]
+    Plugin(cmd::plugin::PluginCmd),
     /// Disk usage and pruning of everything
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
@@ -289,8 +300,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, ps, run,
-        stats, system, volume,
+        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, plugin,
+        ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -348,6 +359,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(a),
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(&a.source, &a.target),
         Cmd::Volume(v) => volume::run(v),
+        Cmd::Plugin(p) => plugin::run(p),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(a),

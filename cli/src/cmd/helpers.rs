@@ -86,6 +86,6 @@ pub fn man_pages(dir: &Path, tree: clap::Command) -> Result<ExitCode> {
 pub fn hook() -> Result<ExitCode> {
     let event: skiff_runtime::hooks::Event = serde_json::from_reader(std::io::stdin())
         .context("reading the lifecycle event from the monitor")?;
-    skiff_runtime::hooks::deliver(hooks::registered().as_ref(), &event);
+    skiff_runtime::hooks::deliver(hooks::registered()?.as_ref(), &event);
     Ok(ExitCode::SUCCESS)
 }

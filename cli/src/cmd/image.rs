@@ -227,7 +227,7 @@ pub struct LogoutArgs {
 /// `skiff pull`.
 pub fn pull(a: PullArgs) -> Result<ExitCode> {
     let store = open_store()?;
-    let hooks = hooks::registered();
+    let hooks = hooks::registered()?;
     let reference = Reference::parse(&hooks::reference_for(hooks.as_ref(), &store, &a.image)?)?;
     let pulled = ctx::pull_with_progress(&store, &reference, a.platform.as_deref(), a.quiet)?;
     for n in &pulled.notes {

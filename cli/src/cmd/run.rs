@@ -205,7 +205,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let containers = Containers::open(&dirs)?;
     // Held until the record names the layers: no prune or rmi can delete them in between.
     let _lease = store.lease()?;
-    let hooks = hooks::registered();
+    let hooks = hooks::registered()?;
     let hooks = hooks.as_ref();
     let img = resolve_image(&store, a, hooks)?;
     let config = store.image_config(&img)?;
@@ -254,7 +254,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     };
     let identity = Identity::current();
     let mut spec = spec::build(&info, &opts, &containers, &identity)?;
-    hooks.before_create(&mut spec)?;
+    hooks.before_create(a.name.as_deref(), &mut spec)?;
     spec.validate(&identity)?;
     Ok(containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?)
 }

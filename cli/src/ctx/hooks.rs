@@ -1,16 +1,51 @@
 //! The hooks this skiff has registered, and the two places the CLI calls them from for
-//! references: `pull` and `run`/`create` (before the local lookup). Today only the trace hooks
-//! (`SKIFF_HOOK_TRACE=FILE`) can be registered; plugins fill the same seam.
+//! references: `pull` and `run`/`create` (before the local lookup). Registered are the
+//! installed, enabled plugins, and the trace hooks when `SKIFF_HOOK_TRACE=FILE` is set.
 
 use anyhow::{bail, Context, Result};
-use skiff_runtime::hooks::{Hooks, NoHooks, PullDecision, Trace};
-use skiff_store::{ImageStore, Reference};
+use skiff_runtime::hooks::{ExitEvent, HookError, Hooks, NoHooks, PullDecision, StartEvent, Trace};
+use skiff_runtime::spec::ContainerSpec;
+use skiff_store::{Dirs, ImageStore, Reference};
 
-/// The registered hooks.
-pub fn registered() -> Box<dyn Hooks> {
-    match std::env::var_os("SKIFF_HOOK_TRACE") {
-        Some(path) if !path.is_empty() => Box::new(Trace { path: path.into() }),
-        _ => Box::new(NoHooks),
+use super::plugins::PluginHooks;
+
+/// The registered hooks: one read of the plugin list when no plugin is installed.
+pub fn registered() -> Result<Box<dyn Hooks>> {
+    let trace = match std::env::var_os("SKIFF_HOOK_TRACE") {
+        Some(path) if !path.is_empty() => Some(Trace { path: path.into() }),
+        _ => None,
+    };
+    let plugins = PluginHooks::open(&Dirs::from_env())?;
+    Ok(match (trace, plugins) {
+        (None, None) => Box::new(NoHooks),
+        (Some(t), None) => Box::new(t),
+        (None, Some(p)) => Box::new(p),
+        (Some(t), Some(p)) => Box::new(Both(t, p)),
+    })
+}
+
+/// The trace first, then the plugins.
+struct Both(Trace, PluginHooks);
+
+impl Hooks for Both {
+    fn before_pull(&self, reference: &str) -> Result<PullDecision, HookError> {
+        self.0.before_pull(reference)?;
+        self.1.before_pull(reference)
+    }
+    fn before_create(&self, name: Option<&str>, spec: &mut ContainerSpec) -> Result<(), HookError> {
+        self.0.before_create(name, spec)?;
+        self.1.before_create(name, spec)
+    }
+    fn observes(&self) -> bool {
+        true
+    }
+    fn after_start(&self, event: &StartEvent) {
+        self.0.after_start(event);
+        self.1.after_start(event);
+    }
+    fn after_exit(&self, event: &ExitEvent) {
+        self.0.after_exit(event);
+        self.1.after_exit(event);
     }
 }
 
