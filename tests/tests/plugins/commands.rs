@@ -1,0 +1,158 @@
+//! The plugin commands and their refusals: bad files, names, settings and artifacts are one
+//! clear line with exit 125 and nothing half-installed; ls, inspect, disable and rm do what
+//! they say; a tampered compiled copy is never loaded.
+
+use super::*;
+
+#[test]
+fn bad_files_names_settings_and_artifacts_are_refused() {
+    let env = Env::new();
+    let text = input(&env, "notwasm.wasm", "#!/bin/sh\necho hi\n");
+    env.fails(&["plugin", "install", &text], "is not a WebAssembly file");
+    let bytes = std::fs::read(example("mirror.wasm")).unwrap();
+    let cut = env.home.path().join("cut.wasm");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    env.fails(
+        &["plugin", "install", cut.to_str().unwrap()],
+        "is not a valid WebAssembly component",
+    );
+    env.fails(
+        &[
+            "plugin",
+            "install",
+            &example("mirror.wasm"),
+            "--name",
+            "Bad/Name",
+        ],
+        "invalid plugin name",
+    );
+    env.fails(
+        &[
+            "plugin",
+            "install",
+            &example("mirror.wasm"),
+            "--grant",
+            "root",
+        ],
+        "unknown grant \"root\"",
+    );
+    assert!(!env.data().join("plugins/plugins.json").exists());
+
+    install(&env, &example("mirror.wasm"), &[]);
+    env.fails(
+        &["plugin", "install", &example("mirror.wasm")],
+        "a plugin named \"mirror\" is installed already",
+    );
+
+    configure(&env, "[plugins.mirror]\ntimeout_ms = \"soon\"");
+    env.fails(&["pull", &bb()], "[plugins.mirror] timeout_ms");
+    std::fs::write(
+        env.config().join("config.toml"),
+        "[plugins.mirror]\ngrants = [\"everything\"]\n",
+    )
+    .unwrap();
+    env.fails(&["plugin", "ls"], "unknown grant \"everything\"");
+    std::fs::remove_file(env.config().join("config.toml")).unwrap();
+
+    // A container image is not a plugin.
+    env.fails(
+        &["plugin", "install", &bb()],
+        "is a container image, not a wasm plugin",
+    );
+    assert_eq!(env.ok(&["plugin", "ls", "-q"]).stdout, "mirror\n");
+}
+
+#[test]
+fn ls_inspect_disable_and_rm_manage_what_runs() {
+    let env = Env::new();
+    env.pull("busybox");
+    install(
+        &env,
+        &example("fixtures/deny.wasm"),
+        &["--name", "no", "--priority", "10"],
+    );
+    install(
+        &env,
+        &example("fixtures/keep.wasm"),
+        &["--name", "yes", "--priority", "5"],
+    );
+    let ls = env.ok(&["plugin", "ls"]).stdout;
+    let rows: Vec<&str> = ls.lines().collect();
+    assert!(
+        rows[0].starts_with("NAME") && rows[0].contains("LAST ERROR"),
+        "{ls}"
+    );
+    assert!(
+        rows[1].starts_with("yes ") && rows[2].starts_with("no "),
+        "priority order: {ls}"
+    );
+    env.fails(
+        &["run", "--rm", &bb(), "true"],
+        "before-pull denied by no: denied by fixture",
+    );
+    env.ok(&["plugin", "disable", "no"]);
+    env.ok(&["run", "--rm", &bb(), "true"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plugin", "inspect", "no"]).stdout).unwrap();
+    assert_eq!(doc[0]["Enabled"], false);
+    assert_eq!(doc[0]["World"], "skiff:plugin@0.2.0");
+    assert_eq!(doc[0]["Hooks"], serde_json::json!(["before-pull"]));
+    let component = doc[0]["Component"].as_str().unwrap().to_string();
+    let compiled = doc[0]["Compiled"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&compiled).exists());
+    env.ok(&["plugin", "rm", "no", "yes"]);
+    assert!(env.ok(&["plugin", "ls", "-q"]).stdout.is_empty());
+    assert!(
+        !std::path::Path::new(&component).exists(),
+        "rm leaves no component behind"
+    );
+    assert!(
+        !std::path::Path::new(&compiled).exists(),
+        "rm leaves no compiled copy behind"
+    );
+    env.fails(
+        &["plugin", "rm", "no"],
+        "no plugin named \"no\" is installed",
+    );
+}
+
+#[test]
+fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
+    let env = Env::new();
+    install(&env, &example("fixtures/deny.wasm"), &["--name", "d"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plugin", "inspect", "d"]).stdout).unwrap();
+    let compiled = doc[0]["Compiled"].as_str().unwrap().to_string();
+    let mut bytes = std::fs::read(&compiled).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&compiled, &bytes).unwrap();
+    let i = input(&env, "ref.json", "\"docker.io/library/busybox:latest\"");
+    let r = env.ok(&[
+        "plugin",
+        "test",
+        "d",
+        "--hook",
+        "before-pull",
+        "--input",
+        &i,
+    ]);
+    assert!(
+        r.stderr
+            .contains("was changed after it was compiled; compiling it again"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout.trim(), r#"{"deny":"denied by fixture"}"#);
+    // The new copy is trusted again without a note.
+    let r = env.ok(&[
+        "plugin",
+        "test",
+        "d",
+        "--hook",
+        "before-pull",
+        "--input",
+        &i,
+    ]);
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}
