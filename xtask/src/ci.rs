@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: everything CI checks, in order; and `cargo xtask demo`, the end-to-end tour.
+//! `cargo xtask ci`: everything CI checks, in order (the plugin toolchain and example plugins
+//! included); and `cargo xtask demo`, the end-to-end tour.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,25 +56,31 @@ fn open_to_test_user(target: &Path) -> Result<()> {
     )
 }
 
-fn run_tests(bins: &[PathBuf], as_user: Option<u32>, skiff: &Path) -> Result<()> {
-    run_tests_as(bins, as_user.map(|u| (TEST_USER, u)), skiff, &[])
+fn run_tests(bins: &[PathBuf], as_user: Option<u32>, env: &[(&str, &Path)]) -> Result<()> {
+    run_tests_as(bins, as_user.map(|u| (TEST_USER, u)), env, &[])
 }
 
+/// Runs each test binary (as `as_user` when given) with `env` (`SKIFF_BIN`, and for the
+/// integration suites `SKIFF_PLUGIN_EXAMPLES`) and `extra` arguments.
 fn run_tests_as(
     bins: &[PathBuf],
     as_user: Option<(&str, u32)>,
-    skiff: &Path,
+    env: &[(&str, &Path)],
     extra: &[&str],
 ) -> Result<()> {
     for b in bins {
         let mut c = match as_user {
             None => {
                 let mut c = Command::new(b);
-                c.env("SKIFF_BIN", skiff);
+                c.envs(env.iter().copied());
                 c
             }
             Some((user, uid)) => {
-                testenv::as_user(user, uid, &[format!("SKIFF_BIN={}", skiff.display())], b)
+                let vars: Vec<String> = env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.display()))
+                    .collect();
+                testenv::as_user(user, uid, &vars, b)
             }
         };
         c.args(extra).current_dir("/tmp");
@@ -88,6 +95,9 @@ pub fn run() -> Result<()> {
     let t = std::time::Instant::now();
     testenv::up()?;
     crate::fixtures::build_and_push()?;
+    // The plugin toolchain and the example plugins built from source, for the plugin tests.
+    crate::plugin_tools::install()?;
+    crate::plugin_tools::examples(&workspace(), &[])?;
     sh::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
         .context("cargo fmt --check: run `cargo fmt --all`")?;
     crate::tidy::run(&workspace())?;
@@ -102,6 +112,10 @@ pub fn run() -> Result<()> {
     sh::run(&mut cargo(&["build", "-p", "skiff"]))?;
     let target = workspace().join("target");
     let skiff = target.join("debug/skiff");
+    let examples = target.join("plugin-examples");
+    let unit_env: &[(&str, &Path)] = &[("SKIFF_BIN", &skiff)];
+    let integration_env: &[(&str, &Path)] =
+        &[("SKIFF_BIN", &skiff), ("SKIFF_PLUGIN_EXAMPLES", &examples)];
     let unit = test_binaries(&[
         "--workspace",
         "--exclude",
@@ -114,16 +128,16 @@ pub fn run() -> Result<()> {
         bail!("no test binaries were built");
     }
     eprintln!("== unit tests (root)");
-    run_tests(&unit, None, &skiff)?;
+    run_tests(&unit, None, unit_env)?;
     eprintln!("== integration tests (root)");
-    run_tests(&integration, None, &skiff)?;
+    run_tests(&integration, None, integration_env)?;
     if sh::is_root() {
         let uid = testenv::test_uid()?;
         open_to_test_user(&target)?;
         eprintln!("== unit tests ({TEST_USER}, rootless)");
-        run_tests(&unit, Some(uid), &skiff)?;
+        run_tests(&unit, Some(uid), unit_env)?;
         eprintln!("== integration tests ({TEST_USER}, rootless)");
-        run_tests(&integration, Some(uid), &skiff)?;
+        run_tests(&integration, Some(uid), integration_env)?;
         let nosub: Vec<PathBuf> = integration
             .iter()
             .filter(|b| {
@@ -140,7 +154,7 @@ pub fn run() -> Result<()> {
         run_tests_as(
             &nosub,
             Some((testenv::NOSUB_USER, nosub_uid)),
-            &skiff,
+            integration_env,
             &["--ignored"],
         )?;
     } else {

@@ -1,8 +1,9 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV`, `plugin-tools`, `plugin-examples [--out DIR]`.
 
 mod bench;
 mod ci;
 mod fixtures;
+mod plugin_tools;
 mod services;
 mod sh;
 mod testenv;
@@ -36,8 +37,10 @@ fn run() -> Result<()> {
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         ["bench", "compare", rev] => bench::compare(rev),
         ["bench", "compare-inner", rev, old, new] => bench::compare_inner(rev, old, new),
+        ["plugin-tools"] => plugin_tools::install(),
+        ["plugin-examples", rest @ ..] => plugin_tools::examples(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV | plugin-tools | plugin-examples [--out DIR]"
         ),
     }
 }
