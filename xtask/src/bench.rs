@@ -22,19 +22,19 @@ fn as_user(uid: u32, program: &str, args: &[&str]) -> Command {
     c
 }
 
-fn timed(c: &mut Command) -> Result<Duration> {
+pub(crate) fn timed(c: &mut Command) -> Result<Duration> {
     let t = Instant::now();
     sh::output(c)?;
     Ok(t.elapsed())
 }
 
-fn median(v: &mut [Duration]) -> Duration {
+pub(crate) fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
 /// podman as the test user: overlay storage, cgroupfs, file events, the local registry insecure.
-fn configure_podman(home: &Path) -> Result<()> {
+pub(crate) fn configure_podman(home: &Path) -> Result<()> {
     let dir = home.join(".config/containers");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
@@ -55,7 +55,7 @@ fn configure_podman(home: &Path) -> Result<()> {
 /// Builds the release skiff of this tree, or of git revision `rev` (in a scratch worktree with a
 /// target dir of its own), and copies it with its monitor into `dest`, which the test user can
 /// read. Returns the skiff path.
-fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
+pub(crate) fn release_build(rev: Option<&str>, dest: &Path) -> Result<String> {
     let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace")?
@@ -185,7 +185,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn row(name: &str, v: &[Duration]) {
+pub(crate) fn row(name: &str, v: &[Duration]) {
     let mut s = v.to_vec();
     s.sort();
     println!(

@@ -1,6 +1,7 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV`, `plugin-tools`, `plugin-examples [--out DIR]`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV|plugins [REV]`, `plugin-tools`, `plugin-examples [--out DIR]`.
 
 mod bench;
+mod bench_plugins;
 mod ci;
 mod fixtures;
 mod plugin_tools;
@@ -36,11 +37,16 @@ fn run() -> Result<()> {
         ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         ["bench", "compare", rev] => bench::compare(rev),
+        ["bench", "plugins"] => bench_plugins::plugins("HEAD~1"),
+        ["bench", "plugins", rev] => bench_plugins::plugins(rev),
+        ["bench", "plugins-inner", rev, old, new, examples] => {
+            bench_plugins::plugins_inner(rev, old, new, std::path::Path::new(examples))
+        }
         ["bench", "compare-inner", rev, old, new] => bench::compare_inner(rev, old, new),
         ["plugin-tools"] => plugin_tools::install(),
         ["plugin-examples", rest @ ..] => plugin_tools::examples(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV | plugin-tools | plugin-examples [--out DIR]"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV|plugins [REV] | plugin-tools | plugin-examples [--out DIR]"
         ),
     }
 }

@@ -158,7 +158,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "Gateway": v.cfg.network.address().map_or("", |a| a.1),
         },
         "LogPath": c.log_path(&v.cfg.id),
-        // skiff's own: the plugins whose before-create changed this container, and what each set.
+        // skiff's own: the plugins that saw this container before it was created, and what each set.
         "Plugins": v.cfg.plugins.iter().map(|(name, keys)| serde_json::json!({"Name": name, "Changed": keys})).collect::<Vec<_>>(),
     })
 }

@@ -200,6 +200,7 @@ impl Hooks for PluginHooks {
         if self.with(Hook::BeforeCreate).next().is_some() {
             let asked = plugin_spec::to_wit(name, spec);
             for p in self.with(Hook::BeforeCreate) {
+                spec.plugins.entry(p.name.clone()).or_default();
                 match self.call(Hook::BeforeCreate, p, |l| l.before_create(&asked))? {
                     Some(wit::CreateDecision::Allow(edits)) => {
                         let grants = self.config(&p.name).grants;
@@ -235,6 +236,7 @@ impl Hooks for PluginHooks {
             let fin = plugin_spec::to_wit(name, spec);
             let changes = adj.changes();
             for p in self.with(Hook::Validate) {
+                spec.plugins.entry(p.name.clone()).or_default();
                 if let Some(wit::Verdict::Deny(reason)) =
                     self.call(Hook::Validate, p, |l| l.validate(&fin, &changes))?
                 {

@@ -135,7 +135,7 @@ pub struct ContainerConfig {
     /// `--restart`, kept on disk in Docker's spelling (`no`, `on-failure[:N]`, …).
     #[serde(default)]
     pub restart: RestartPolicy,
-    /// The plugins whose before-create changed the container, each with the keys it set.
+    /// The plugins that saw the container before it was created, each with the keys it set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, Vec<String>>,
 }

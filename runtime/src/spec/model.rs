@@ -73,7 +73,7 @@ pub struct ContainerSpec {
     pub stop_timeout: Option<u64>,
     /// `--restart`.
     pub restart: RestartPolicy,
-    /// The plugins whose before-create changed this spec, each with the keys it set.
+    /// The plugins that saw this spec (before-create, validate), each with the keys it set.
     pub plugins: BTreeMap<String, Vec<String>>,
 }
 

@@ -156,3 +156,39 @@ fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
     ]);
     assert!(!r.stderr.contains("note:"), "{}", r.stderr);
 }
+
+#[test]
+fn grants_a_manifest_asks_for_are_listed_and_need_a_yes() {
+    let env = Env::new();
+    let dir = env.home.path().join("audit-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wasm = env.home.path().join("audit.wasm");
+    std::fs::copy(example("audit.wasm"), &wasm).unwrap();
+    let grant = format!("dir-rw={}", dir.display());
+    std::fs::write(
+        wasm.with_extension("toml"),
+        format!("grants = [\"{grant}\"]\n"),
+    )
+    .unwrap();
+    let w = wasm.to_str().unwrap();
+    env.fails(
+        &["plugin", "install", w],
+        &format!("plugin audit asks for grants {grant}: pass --yes"),
+    );
+    assert!(env.ok(&["plugin", "ls", "-q"]).stdout.is_empty());
+    let r = env.ok(&["plugin", "install", w, "--yes"]);
+    assert!(
+        r.stdout.contains(&format!("grants {grant}")),
+        "{}",
+        r.stdout
+    );
+    let cfg = std::fs::read_to_string(env.config().join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("[plugins.audit]") && cfg.contains(&grant),
+        "{cfg}"
+    );
+    // rm takes back what install granted.
+    env.ok(&["plugin", "rm", "audit"]);
+    let cfg = std::fs::read_to_string(env.config().join("config.toml")).unwrap();
+    assert!(!cfg.contains(&grant), "{cfg}");
+}
