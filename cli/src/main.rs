@@ -174,7 +174,11 @@ enum Cmd {
         max_size: u64,
     },
     #[command(name = "__hook", hide = true)]
-    HelperHook,
+    HelperHook {
+        /// After the first event, wait this long for a second one (the monitor's after-exit).
+        #[arg(long = "linger-ms")]
+        linger_ms: Option<u64>,
+    },
     /// Man pages for skiff and each command into DIR (`cargo xtask man DIR` runs this).
     #[command(name = "__man", hide = true)]
     HelperMan { dir: PathBuf },
@@ -316,7 +320,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::HelperMan { dir } => helpers::man_pages(&dir, Cli::command()),
-        Cmd::HelperHook => helpers::hook(),
+        Cmd::HelperHook { linger_ms } => helpers::hook(linger_ms),
         Cmd::HelperRmtree { dir } => helpers::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
         Cmd::HelperCp {
             direction,

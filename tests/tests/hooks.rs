@@ -170,3 +170,23 @@ fn without_a_registered_hook_the_monitor_runs_no_helper() {
     assert!(!args.iter().any(|a| a == "--hooks"), "{args:?}");
     env.ok(&["rm", "-f", "plain"]);
 }
+
+#[test]
+fn a_container_outliving_the_start_helper_still_gets_exactly_one_exit_call() {
+    // The after-start helper waits 2 s for the exit; this container runs longer, so its exit
+    // goes to a new helper. Each point must still be called exactly once, start first.
+    let env = Env::new();
+    env.pull("busybox");
+    let file = env.home.path().join("trace.jsonl");
+    let r = traced(&env, &file, &["run", "--name", "long", &bb(), "sleep", "2.6"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = trace(&file);
+    assert_eq!(of(&lines, "after-start", "long").len(), 1, "{lines:?}");
+    assert_eq!(of(&lines, "after-exit", "long").len(), 1, "{lines:?}");
+    let order: Vec<_> = lines
+        .iter()
+        .filter(|l| l["name"] == "long")
+        .map(|l| l["hook"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(order, ["before-create", "after-start", "after-exit"], "{lines:?}");
+}

@@ -2,8 +2,10 @@
 //! `skiff_runtime::monitor`). Started by `skiff run`/`start`; not for direct use. Kept apart from
 //! the `skiff` binary so that each long-lived monitor stays small in memory.
 
+use std::cell::RefCell;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 
 use skiff_runtime::hooks::Event;
 use skiff_runtime::monitor::protocol::Request;
@@ -42,22 +44,76 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
     }
 }
 
-/// Hands a lifecycle event to `skiff __hook` (beside this executable) on its stdin, and waits for
-/// it: the hooks run in skiff, so this monitor never links them.
-fn run_hooks(event: &Event) {
-    let Ok(json) = serde_json::to_vec(event) else {
+/// How long a `skiff __hook` helper started for after-start waits for the container's
+/// after-exit before it ends: a short-lived container's two events then cost one helper.
+const LINGER_MS: &str = "2000";
+
+/// What `skiff __hook --linger-ms` exits with when it stopped waiting without reading an event.
+const STOPPED_WAITING: i32 = 3;
+
+/// Hands lifecycle events to `skiff __hook` (beside this executable) on its stdin: the hooks run
+/// in skiff, so this monitor never links them. after-start goes to a new helper that is not
+/// waited for (the container runs meanwhile) and that waits a moment for the same container's
+/// after-exit; after-exit goes to that helper if it is still waiting, or else to a new one, and
+/// is waited for. One helper handles its events in order, so the exit is never seen first.
+fn run_hooks(pending: &RefCell<Option<Child>>, event: &Event) {
+    let Ok(mut line) = serde_json::to_vec(event) else {
         return;
     };
-    let child = Command::new(skiff_beside())
-        .arg("__hook")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn();
-    if let Ok(mut child) = child {
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = std::io::Write::write_all(&mut stdin, &json);
+    line.push(b'\n');
+    let helper = |linger: bool| {
+        let mut c = Command::new(skiff_beside());
+        c.arg("__hook").stdin(Stdio::piped()).stdout(Stdio::null());
+        if linger {
+            c.args(["--linger-ms", LINGER_MS]);
         }
-        let _ = child.wait();
+        c.spawn().ok()
+    };
+    match event {
+        Event::AfterStart(_) => {
+            // A helper of an earlier start (a restart policy) finishes first.
+            if let Some(mut old) = pending.borrow_mut().take() {
+                drop(old.stdin.take());
+                let _ = old.wait();
+            }
+            if let Some(mut child) = helper(true) {
+                let sent = child
+                    .stdin
+                    .as_mut()
+                    .is_some_and(|i| i.write_all(&line).is_ok());
+                if sent {
+                    *pending.borrow_mut() = Some(child);
+                } else {
+                    drop(child.stdin.take());
+                    let _ = child.wait();
+                }
+            }
+        }
+        Event::AfterExit(_) => {
+            if let Some(mut waiting) = pending.borrow_mut().take() {
+                let alive = matches!(waiting.try_wait(), Ok(None));
+                let sent = alive
+                    && waiting
+                        .stdin
+                        .take()
+                        .is_some_and(|mut i| i.write_all(&line).is_ok());
+                drop(waiting.stdin.take());
+                let status = waiting.wait();
+                let handled = sent
+                    && status
+                        .as_ref()
+                        .is_ok_and(|s| s.code() != Some(STOPPED_WAITING));
+                if handled {
+                    return;
+                }
+            }
+            if let Some(mut child) = helper(false) {
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = stdin.write_all(&line);
+                }
+                let _ = child.wait();
+            }
+        }
     }
 }
 
@@ -90,7 +146,8 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    let notify = |event: &Event| run_hooks(event);
+    let pending = RefCell::new(None);
+    let notify = |event: &Event| run_hooks(&pending, event);
     let code = monitor::run(
         &containers,
         &req.id,

@@ -82,10 +82,40 @@ pub fn man_pages(dir: &Path, tree: clap::Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `skiff __hook`: delivers the lifecycle event the monitor sends on stdin to the registered hooks.
-pub fn hook() -> Result<ExitCode> {
-    let event: skiff_runtime::hooks::Event = serde_json::from_reader(std::io::stdin())
-        .context("reading the lifecycle event from the monitor")?;
-    skiff_runtime::hooks::deliver(hooks::registered()?.as_ref(), &event);
-    Ok(ExitCode::SUCCESS)
+/// `skiff __hook [--linger-ms N]`: delivers the lifecycle event the monitor sends as one JSON
+/// line on stdin to the registered hooks. With `--linger-ms`, it then waits that long for one more
+/// line (the same container's after-exit) and delivers it too, exiting 0; if none comes it exits
+/// 3 without having read one, and the monitor starts a new helper for the exit.
+pub fn hook(linger_ms: Option<u64>) -> Result<ExitCode> {
+    let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<String>>();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = String::new();
+            let r = std::io::BufRead::read_line(&mut stdin, &mut line);
+            let end = matches!(r, Ok(0) | Err(_));
+            if tx.send(r.map(|_| line)).is_err() || end {
+                return;
+            }
+        }
+    });
+    let parse = |line: &str| -> Result<skiff_runtime::hooks::Event> {
+        serde_json::from_str(line.trim()).context("reading the lifecycle event from the monitor")
+    };
+    let first = rx
+        .recv()
+        .context("reading the lifecycle event from the monitor")??;
+    let hooks = hooks::registered()?;
+    skiff_runtime::hooks::deliver(hooks.as_ref(), &parse(&first)?);
+    let Some(ms) = linger_ms else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    match rx.recv_timeout(std::time::Duration::from_millis(ms)) {
+        Ok(Ok(line)) if !line.trim().is_empty() => {
+            skiff_runtime::hooks::deliver(hooks.as_ref(), &parse(&line)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(ExitCode::SUCCESS),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(ExitCode::from(3)),
+    }
 }
