@@ -178,7 +178,11 @@ fn a_container_outliving_the_start_helper_still_gets_exactly_one_exit_call() {
     let env = Env::new();
     env.pull("busybox");
     let file = env.home.path().join("trace.jsonl");
-    let r = traced(&env, &file, &["run", "--name", "long", &bb(), "sleep", "2.6"]);
+    let r = traced(
+        &env,
+        &file,
+        &["run", "--name", "long", &bb(), "sleep", "2.6"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines = trace(&file);
     assert_eq!(of(&lines, "after-start", "long").len(), 1, "{lines:?}");
@@ -188,5 +192,9 @@ fn a_container_outliving_the_start_helper_still_gets_exactly_one_exit_call() {
         .filter(|l| l["name"] == "long")
         .map(|l| l["hook"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(order, ["before-create", "after-start", "after-exit"], "{lines:?}");
+    assert_eq!(
+        order,
+        ["before-create", "after-start", "after-exit"],
+        "{lines:?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! in one interleaved run as the test user, release builds, medians:
 //!
 //! - no plugin installed, against the release build of REV (default `HEAD~1`);
+//! - when REV has plugins too, REV with the same three plugins, for changes on the plugin path;
 //! - one C before-create plugin;
 //! - the three examples on all four hooks (C before-pull, Python before-pull/before-create/
 //!   validate, JavaScript after-start/after-exit);
@@ -158,8 +159,15 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
     }
     timed(&mut podman(true))?;
 
+    // REV has plugins when it knows `plugin ls`: it then runs with the same three plugins too.
+    let old_has_plugins = skiff(old, &all, &["plugin", "ls", "-q"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if old_has_plugins {
+        timed(&mut run(old, &all))?;
+    }
     const N: usize = 21;
-    let mut v: Vec<Vec<Duration>> = vec![Vec::new(); 6];
+    let mut v: Vec<Vec<Duration>> = vec![Vec::new(); 7];
     for _ in 0..N {
         v[0].push(timed(&mut run(old, &none))?);
         v[1].push(timed(&mut run(new, &none))?);
@@ -167,6 +175,9 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
         v[3].push(timed(&mut run(new, &all))?);
         v[4].push(timed(&mut podman(false))?);
         v[5].push(timed(&mut podman(true))?);
+        if old_has_plugins {
+            v[6].push(timed(&mut run(old, &all))?);
+        }
     }
     let podman_version = sh::output(&mut cmd("podman", &["--version"])).unwrap_or_default();
     let pv = podman_version.trim();
@@ -177,6 +188,9 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
     row(&format!("skiff {rev}, no plugins (before)"), &v[0]);
     row("skiff, no plugins", &v[1]);
     row("skiff, one C before-create plugin", &v[2]);
+    if old_has_plugins {
+        row(&format!("skiff {rev}, the same plugins (before)"), &v[6]);
+    }
     row("skiff, C + Python + JS plugins on all four hooks", &v[3]);
     row(pv, &v[4]);
     row(&format!("{pv}, one prestart hook (/bin/true)"), &v[5]);
@@ -189,6 +203,12 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
         med(3) - med(1),
         med(5) - med(4)
     );
+    if old_has_plugins {
+        println!(
+            "all four hooks vs {rev} with the same plugins: {:+.2} ms",
+            med(3) - med(6)
+        );
+    }
 
     // Each hook's share: the call as `plugin test` times it (a fresh instance each time).
     let inputs = [
