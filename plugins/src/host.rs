@@ -19,7 +19,8 @@ use crate::error::{CallError, PluginError};
 use crate::limits::{Limiter, Limits, Watchdog, MAX_INPUT, MAX_OUTPUT};
 use crate::settings::PluginConfig;
 
-/// Where a plugin's log lines go: (plugin, level, message). The CLI tags and filters them.
+/// Where a plugin's log lines go: (plugin, level, message). The CLI tags and filters them. It
+/// runs inside a guest call, so it must not panic.
 pub type LogSink = Arc<dyn Fn(&str, wit::Level, &str) + Send + Sync>;
 
 /// Log lines one call may write before the rest are dropped (with one line saying so).
@@ -41,6 +42,11 @@ fn engine_config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
+    // No native unwind tables or address maps in the compiled code: loading a plugin would
+    // otherwise register unwind info for every function (thousands in a Python plugin), and
+    // traps are reported without them. Host functions here never unwind through guest frames.
+    c.native_unwind_info(false);
+    c.generate_address_map(false);
     c
 }
 

@@ -109,6 +109,10 @@ pub fn load(
                 });
             }
             let p = prepare(host, dir, cache, &bytes, &entry.name)?;
+            // The stale copy (another engine's, or altered) is not left behind.
+            if path != cache.path(entry.digest_hex(), &p.compiled.engine) {
+                let _ = std::fs::remove_file(&path);
+            }
             let (name, compiled) = (entry.name.clone(), p.compiled.clone());
             dir.update(|list| {
                 if let Some(e) = list.iter_mut().find(|e| e.name == name) {

@@ -46,12 +46,17 @@ pub fn host() -> Result<&'static Host> {
     }
     let show_debug = debug();
     let h = Host::new(Arc::new(
-        move |plugin: &str, level: wit::Level, msg: &str| match level {
-            wit::Level::Error => eprintln!("plugin {plugin}: error: {msg}"),
-            wit::Level::Warn => eprintln!("plugin {plugin}: warning: {msg}"),
-            wit::Level::Info => eprintln!("plugin {plugin}: {msg}"),
-            wit::Level::Debug if show_debug => eprintln!("plugin {plugin}: debug: {msg}"),
-            wit::Level::Debug => {}
+        move |plugin: &str, level: wit::Level, msg: &str| {
+            // Never a panic here (eprintln! panics on a closed stderr): this runs inside a
+            // guest call, whose frames carry no unwind tables.
+            let line = match level {
+                wit::Level::Error => format!("plugin {plugin}: error: {msg}\n"),
+                wit::Level::Warn => format!("plugin {plugin}: warning: {msg}\n"),
+                wit::Level::Info => format!("plugin {plugin}: {msg}\n"),
+                wit::Level::Debug if show_debug => format!("plugin {plugin}: debug: {msg}\n"),
+                wit::Level::Debug => return,
+            };
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         },
     ))?;
     Ok(HOST.get_or_init(|| h))
