@@ -49,8 +49,12 @@ pub struct Installed {
     pub installed: u64,
     /// The component's size in bytes.
     pub size: u64,
-    /// Its compiled artifact.
+    /// Its compiled artifact, made at install.
     pub compiled: Compiled,
+    /// Artifacts made later for other engines (another skiff version sharing this home), so
+    /// that two versions never recompile each other's copies away.
+    #[serde(default)]
+    pub also_compiled: Vec<Compiled>,
     /// The grants its manifest asks for.
     #[serde(default)]
     pub wants: Vec<String>,
@@ -63,6 +67,18 @@ impl Installed {
     /// Whether it exports `hook`.
     pub fn has(&self, hook: crate::Hook) -> bool {
         self.hooks.iter().any(|h| h == hook.as_str())
+    }
+
+    /// The artifact made for the engine with `key`, if any.
+    pub fn compiled_for(&self, key: &str) -> Option<&Compiled> {
+        std::iter::once(&self.compiled)
+            .chain(&self.also_compiled)
+            .find(|c| c.engine == key)
+    }
+
+    /// Every artifact recorded for it.
+    pub fn all_compiled(&self) -> impl Iterator<Item = &Compiled> {
+        std::iter::once(&self.compiled).chain(&self.also_compiled)
     }
 
     /// The digest's hex.
@@ -209,6 +225,7 @@ mod tests {
             },
             wants: vec![],
             last_error: None,
+            also_compiled: vec![],
         }
     }
 

@@ -64,14 +64,14 @@ pub fn load(
     note: &dyn Fn(String),
 ) -> Result<Loaded, PluginError> {
     let key = engine_key(host.engine());
-    let path = cache.path(entry.digest_hex(), &entry.compiled.engine);
-    let cached = if entry.compiled.engine == key {
-        match cache.load(
+    let path = cache.path(entry.digest_hex(), &key);
+    let cached = match entry.compiled_for(&key) {
+        Some(c) => match cache.load(
             host.engine(),
             &entry.name,
             &path,
-            &entry.compiled.sha256,
-            entry.compiled.identity.as_ref(),
+            &c.sha256,
+            c.identity.as_ref(),
         ) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -80,13 +80,14 @@ pub fn load(
                 ));
                 None
             }
+        },
+        None => {
+            note(format!(
+                "plugin {} was compiled by another version of skiff's engine; compiling it for this one (once)",
+                entry.name
+            ));
+            None
         }
-    } else {
-        note(format!(
-            "plugin {} was compiled by another version of skiff's engine; compiling it again (once)",
-            entry.name
-        ));
-        None
     };
     let component = match cached {
         Some(c) => c,
@@ -108,15 +109,18 @@ pub fn load(
                     path: src,
                 });
             }
+            // Written over the altered copy, if that is what failed; another engine's copy is
+            // kept for the skiff that made it.
             let p = prepare(host, dir, cache, &bytes, &entry.name)?;
-            // The stale copy (another engine's, or altered) is not left behind.
-            if path != cache.path(entry.digest_hex(), &p.compiled.engine) {
-                let _ = std::fs::remove_file(&path);
-            }
             let (name, compiled) = (entry.name.clone(), p.compiled.clone());
             dir.update(|list| {
                 if let Some(e) = list.iter_mut().find(|e| e.name == name) {
-                    e.compiled = compiled;
+                    if e.compiled.engine == compiled.engine {
+                        e.compiled = compiled;
+                    } else {
+                        e.also_compiled.retain(|c| c.engine != compiled.engine);
+                        e.also_compiled.push(compiled);
+                    }
                 }
                 Ok(())
             })?;

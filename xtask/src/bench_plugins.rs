@@ -159,12 +159,28 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
     }
     timed(&mut podman(true))?;
 
-    // REV has plugins when it knows `plugin ls`: it then runs with the same three plugins too.
-    let old_has_plugins = skiff(old, &all, &["plugin", "ls", "-q"])
+    // REV has plugins when it knows `plugin ls`: it then runs with the same three plugins too,
+    // installed by itself in a home of its own (each build keeps its own compiled copies).
+    let old_has_plugins = skiff(old, &none, &["plugin", "ls", "-q"])
         .output()
         .is_ok_and(|o| o.status.success());
+    let all_old = root.join("all-old");
     if old_has_plugins {
-        timed(&mut run(old, &all))?;
+        std::fs::create_dir_all(all_old.join("config/skiff"))?;
+        std::fs::copy(
+            all.join("config/skiff/config.toml"),
+            all_old.join("config/skiff/config.toml"),
+        )?;
+        sh::output(&mut skiff(old, &all_old, &["pull", "-q", &image]))?;
+        for f in ["mirror.wasm", "policy.wasm"] {
+            sh::output(&mut skiff(old, &all_old, &["plugin", "install", &ex(f)]))?;
+        }
+        sh::output(&mut skiff(
+            old,
+            &all_old,
+            &["plugin", "install", &ex("audit.wasm"), "--grant", &grant],
+        ))?;
+        timed(&mut run(old, &all_old))?;
     }
     const N: usize = 21;
     let mut v: Vec<Vec<Duration>> = vec![Vec::new(); 7];
@@ -176,7 +192,7 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
         v[4].push(timed(&mut podman(false))?);
         v[5].push(timed(&mut podman(true))?);
         if old_has_plugins {
-            v[6].push(timed(&mut run(old, &all))?);
+            v[6].push(timed(&mut run(old, &all_old))?);
         }
     }
     let podman_version = sh::output(&mut cmd("podman", &["--version"])).unwrap_or_default();

@@ -240,6 +240,7 @@ fn install(dirs: &Dirs, a: InstallArgs) -> Result<ExitCode> {
         compiled: prepared.compiled.clone(),
         wants: to_grant.clone(),
         last_error: None,
+        also_compiled: Vec::new(),
     };
     pdir.update(|list| {
         if list.iter().any(|p| p.name == name) {
@@ -365,8 +366,15 @@ fn rm(dirs: &Dirs, names: &[String]) -> Result<ExitCode> {
         match removed {
             Ok(list) => {
                 pdir.prune_components(&list);
-                let keep: Vec<PathBuf> = list.iter().map(|p| plugins::paths(dirs, p).1).collect();
-                plugins::cache(dirs).prune(&keep);
+                let cache = plugins::cache(dirs);
+                let keep: Vec<PathBuf> = list
+                    .iter()
+                    .flat_map(|p| {
+                        p.all_compiled()
+                            .map(|c| cache.path(p.digest_hex(), &c.engine))
+                    })
+                    .collect();
+                cache.prune(&keep);
                 println!("{n}");
             }
             Err(e) => {

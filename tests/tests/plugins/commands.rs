@@ -192,3 +192,47 @@ fn grants_a_manifest_asks_for_are_listed_and_need_a_yes() {
     let cfg = std::fs::read_to_string(env.config().join("config.toml")).unwrap();
     assert!(!cfg.contains(&grant), "{cfg}");
 }
+
+#[test]
+fn a_copy_compiled_by_another_engine_is_kept_beside_this_ones() {
+    // Two skiff versions sharing a home: each compiles its own copy once, and neither
+    // recompiles the other's away.
+    let env = Env::new();
+    install(&env, &example("fixtures/deny.wasm"), &["--name", "d"]);
+    let list = env.data().join("plugins/plugins.json");
+    let text = std::fs::read_to_string(&list).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ours = v[0]["compiled"]["engine"].as_str().unwrap().to_string();
+    v[0]["compiled"]["engine"] = "another-engine".into();
+    std::fs::write(&list, serde_json::to_vec(&v).unwrap()).unwrap();
+    let i = input(&env, "ref.json", "\"docker.io/library/busybox:latest\"");
+    let r = env.ok(&[
+        "plugin",
+        "test",
+        "d",
+        "--hook",
+        "before-pull",
+        "--input",
+        &i,
+    ]);
+    assert!(
+        r.stderr
+            .contains("compiled by another version of skiff's engine"),
+        "{}",
+        r.stderr
+    );
+    let r = env.ok(&[
+        "plugin",
+        "test",
+        "d",
+        "--hook",
+        "before-pull",
+        "--input",
+        &i,
+    ]);
+    assert!(!r.stderr.contains("note:"), "compiled once: {}", r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&list).unwrap()).unwrap();
+    assert_eq!(v[0]["compiled"]["engine"], "another-engine");
+    assert_eq!(v[0]["also_compiled"][0]["engine"], ours.as_str());
+}
