@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// A before-pull input: Docker Hub's busybox, as JSON.
+const HUB_BUSYBOX: &str = "\"docker.io/library/busybox:latest\"";
+
 #[test]
 fn bad_files_names_settings_and_artifacts_are_refused() {
     let env = Env::new();
@@ -127,16 +130,7 @@ fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
     let n = bytes.len();
     bytes[n / 2] ^= 0xff;
     std::fs::write(&compiled, &bytes).unwrap();
-    let i = input(&env, "ref.json", "\"docker.io/library/busybox:latest\"");
-    let r = env.ok(&[
-        "plugin",
-        "test",
-        "d",
-        "--hook",
-        "before-pull",
-        "--input",
-        &i,
-    ]);
+    let r = plugin_test(&env, "d", "before-pull", HUB_BUSYBOX);
     assert!(
         r.stderr
             .contains("was changed after it was compiled; compiling it again"),
@@ -145,15 +139,7 @@ fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
     );
     assert_eq!(r.stdout.trim(), r#"{"deny":"denied by fixture"}"#);
     // The new copy is trusted again without a note.
-    let r = env.ok(&[
-        "plugin",
-        "test",
-        "d",
-        "--hook",
-        "before-pull",
-        "--input",
-        &i,
-    ]);
+    let r = plugin_test(&env, "d", "before-pull", HUB_BUSYBOX);
     assert!(!r.stderr.contains("note:"), "{}", r.stderr);
 }
 
@@ -205,31 +191,14 @@ fn a_copy_compiled_by_another_engine_is_kept_beside_this_ones() {
     let ours = v[0]["compiled"]["engine"].as_str().unwrap().to_string();
     v[0]["compiled"]["engine"] = "another-engine".into();
     std::fs::write(&list, serde_json::to_vec(&v).unwrap()).unwrap();
-    let i = input(&env, "ref.json", "\"docker.io/library/busybox:latest\"");
-    let r = env.ok(&[
-        "plugin",
-        "test",
-        "d",
-        "--hook",
-        "before-pull",
-        "--input",
-        &i,
-    ]);
+    let r = plugin_test(&env, "d", "before-pull", HUB_BUSYBOX);
     assert!(
         r.stderr
             .contains("compiled by another version of skiff's engine"),
         "{}",
         r.stderr
     );
-    let r = env.ok(&[
-        "plugin",
-        "test",
-        "d",
-        "--hook",
-        "before-pull",
-        "--input",
-        &i,
-    ]);
+    let r = plugin_test(&env, "d", "before-pull", HUB_BUSYBOX);
     assert!(!r.stderr.contains("note:"), "compiled once: {}", r.stderr);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&list).unwrap()).unwrap();

@@ -93,16 +93,12 @@ fn the_python_policy_refuses_privileged_and_foreign_images_and_labels_the_rest()
     assert_eq!(st["Plugins"][0]["Changed"][0], "label:skiff.policy");
 
     // plugin test gives what the real run applied.
-    let i = input(&env, "spec.json", &format!("{{\"image\": \"{}\"}}", bb()));
-    let t = env.ok(&[
-        "plugin",
-        "test",
+    let t = plugin_test(
+        &env,
         "policy",
-        "--hook",
         "before-create",
-        "--input",
-        &i,
-    ]);
+        &format!("{{\"image\": \"{}\"}}", bb()),
+    );
     assert_eq!(
         t.stdout.trim(),
         r#"{"allow":[{"set-label":["skiff.policy","checked"]}]}"#
@@ -112,20 +108,12 @@ fn the_python_policy_refuses_privileged_and_foreign_images_and_labels_the_rest()
         "{}",
         t.stderr
     );
-    let i = input(
+    let t = plugin_test(
         &env,
-        "priv.json",
+        "policy",
+        "before-create",
         "{\"image\": \"x\", \"privileged\": true}",
     );
-    let t = env.ok(&[
-        "plugin",
-        "test",
-        "policy",
-        "--hook",
-        "before-create",
-        "--input",
-        &i,
-    ]);
     assert_eq!(
         t.stdout.trim(),
         r#"{"deny":"privileged containers are not allowed"}"#

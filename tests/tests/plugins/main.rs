@@ -50,3 +50,9 @@ pub fn input(env: &Env, name: &str, json: &str) -> String {
     std::fs::write(&p, json).unwrap();
     p.to_string_lossy().into_owned()
 }
+
+/// `skiff plugin test PLUGIN --hook HOOK` on `json`, requiring success.
+pub fn plugin_test(env: &Env, plugin: &str, hook: &str, json: &str) -> Run {
+    let i = input(env, &format!("{plugin}-{hook}.json"), json);
+    env.ok(&["plugin", "test", plugin, "--hook", hook, "--input", &i])
+}
