@@ -265,21 +265,10 @@ impl ImageStore {
     /// blob stays in the store unreferenced, so a repeated install needs no download and the
     /// next prune frees it.
     pub async fn pull_wasm(&self, reference: &Reference) -> Result<PulledWasm> {
-        self.layout.clean_abandoned()?;
-        let _gc = self.gc_guard_shared()?;
-        let mut hosts: Vec<String> = self.config.registry(&reference.registry).mirrors.clone();
-        hosts.push(reference.registry.clone());
-        let mut last = None;
-        for host in &hosts {
-            match self.pull_wasm_from(reference, host).await {
-                Ok(p) => return Ok(p),
-                Err(e) if host != &reference.registry => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::NotFound {
-            reference: reference.to_string(),
-        }))
+        self.try_mirrors_then_registry(reference, move |host| async move {
+            self.pull_wasm_from(reference, &host).await
+        })
+        .await
     }
 
     async fn pull_wasm_from(&self, reference: &Reference, host: &str) -> Result<PulledWasm> {

@@ -92,15 +92,35 @@ fn descriptor(v: &serde_json::Value, what: &str) -> Result<Descriptor> {
 impl ImageStore {
     /// Pulls `reference` into the store (see the module docs for the order of things).
     pub async fn pull(&self, reference: &Reference, opts: &PullOptions) -> Result<Pulled> {
+        self.try_mirrors_then_registry(reference, move |host| async move {
+            self.pull_from(reference, &host, opts).await
+        })
+        .await
+    }
+
+    /// Runs `fetch` against each mirror configured for the reference's registry, then the
+    /// registry itself, until one succeeds (a mirror's failure falls through; the registry's
+    /// is the answer), with abandoned downloads cleaned and GC held off meanwhile. Shared by
+    /// image and plugin pulls.
+    pub(crate) async fn try_mirrors_then_registry<T, F, Fut>(
+        &self,
+        reference: &Reference,
+        mut fetch: F,
+    ) -> Result<T>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         self.layout.clean_abandoned()?;
         let _gc = self.gc_guard_shared()?;
         let mut hosts: Vec<String> = self.config.registry(&reference.registry).mirrors.clone();
         hosts.push(reference.registry.clone());
         let mut last = None;
-        for host in &hosts {
-            match self.pull_from(reference, host, opts).await {
+        for host in hosts {
+            let is_registry = host == reference.registry;
+            match fetch(host).await {
                 Ok(p) => return Ok(p),
-                Err(e) if host != &reference.registry => last = Some(e),
+                Err(e) if !is_registry => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
