@@ -331,24 +331,30 @@ impl Containers {
             Err(_) if self.record_gone(id) => return Ok(()),
             r => r?,
         }
-        // Hold the container's lock while its directory goes, so no state write races the removal.
-        let lock = match self.lock(id) {
-            Ok(l) => l,
+        match self.bury(id, remove_dir) {
             // Removed meanwhile (its --rm monitor was quicker): what was asked is done.
-            Err(_) if self.record_gone(id) => return Ok(()),
-            Err(e) => return Err(e),
+            Err(_) if self.record_gone(id) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Removes a container's directory: renamed out of the way (`.rm-ID`) under the container's
+    /// lock, so no state write races it and no reader ever sees a half-removed record (a reader
+    /// that came first finds the record gone, not damaged), then deleted. Used by `rm` and by
+    /// the `--rm` monitor. A record another command removed first is fine.
+    pub fn bury(&self, id: &str, remove_dir: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
+        let lock = match self.lock(id) {
+            Err(Error::NoSuchContainer(_)) => return Ok(()),
+            other => other?,
         };
         let dir = self.dir(id);
         let tomb = dir.with_file_name(format!(".rm-{id}"));
         match std::fs::rename(&dir, &tomb) {
-            Ok(()) => {}
-            Err(_) if self.record_gone(id) => return Ok(()),
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("removing {}", dir.display()),
-                    source: e,
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other.map_err(|e| Error::Io {
+                context: format!("removing {}", dir.display()),
+                source: e,
+            })?,
         }
         drop(lock);
         crate::container::records::remove_tomb(&tomb, remove_dir)
@@ -405,15 +411,7 @@ impl Containers {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let lock = self.lock(id)?;
-        let dir = self.dir(id);
-        let tomb = dir.with_file_name(format!(".rm-{id}"));
-        std::fs::rename(&dir, &tomb).map_err(|e| Error::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        })?;
-        drop(lock);
-        crate::container::records::remove_tomb(&tomb, remove_dir)
+        self.bury(id, remove_dir)
     }
 
     /// Renames a container (names stay unique per user).

@@ -517,6 +517,34 @@ mod tests {
         assert!(!c.dir(&a.id).exists(), "a ghost record came back");
     }
 
+    /// The `--rm` monitor's removal (`bury`) is never seen half done: while the files go one by
+    /// one, a reader (a `stop` waiting for the end) finds the record gone, not damaged. The
+    /// monitor used to delete the directory in place, and a `stop` that read between the
+    /// removal of state.json and of config.json failed with "damaged".
+    #[test]
+    fn a_record_being_removed_is_gone_not_damaged() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("going"), cfg).unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let slow_remove = |dir: &Path| -> Result<()> {
+            fs::remove_file(dir.join("state.json")).unwrap();
+            seen.borrow_mut().push(format!("{:?}", c.load(&a.id).err()));
+            fs::remove_dir_all(dir).unwrap();
+            Ok(())
+        };
+        c.bury(&a.id, &slow_remove).unwrap();
+        {
+            let seen = seen.borrow();
+            assert_eq!(seen.len(), 1);
+            assert!(seen[0].contains("NoSuchContainer"), "{seen:?}");
+        }
+        assert!(!c.dir(&a.id).exists());
+        assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+        // Burying what another command removed first is fine.
+        c.bury(&a.id, &slow_remove).unwrap();
+    }
+
     #[test]
     fn damage_is_described_and_such_records_are_listed_apart() {
         let t = tempfile::tempdir().unwrap();

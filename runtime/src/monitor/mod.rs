@@ -129,7 +129,7 @@ pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
             // `--rm` holds for a start that failed early too (ids not mapped, say); removed
             // before the report, so `run -d` returns with the record gone.
             if containers.load(id).is_ok_and(|(cfg, _)| cfg.auto_remove) {
-                let _ = (opts.remove)(&containers.dir(id));
+                let _ = containers.bury(id, opts.remove);
             }
             report(
                 opts.ready_fd,
@@ -188,7 +188,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 }];
                 if cfg.auto_remove {
                     // Before the report, so `run -d` returns with the record gone.
-                    let removed = (opts.remove)(&ctr);
+                    let removed = containers.bury(id, opts.remove);
                     report(ready_fd.take(), &failed);
                     removed?;
                 } else {
@@ -297,7 +297,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
         }
         if !again {
             if cfg.auto_remove {
-                (opts.remove)(&ctr)?;
+                containers.bury(id, opts.remove)?;
             }
             return Ok(code.unwrap_or(125));
         }
