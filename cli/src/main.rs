@@ -147,6 +147,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
     /// Manage WebAssembly plugins
     #[command(subcommand)]
     Plugin(cmd::plugin::PluginCmd),
@@ -304,8 +307,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, plugin,
-        ps, run, stats, system, volume,
+        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, network,
+        plugin, ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -363,6 +366,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(a),
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(&a.source, &a.target),
         Cmd::Volume(v) => volume::run(v),
+        Cmd::Network(n) => network::run(n),
         Cmd::Plugin(p) => plugin::run(p),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),

@@ -79,6 +79,9 @@ pub enum Error {
     /// A `--network` that cannot be used.
     #[error(transparent)]
     Network(#[from] crate::network::Error),
+    /// A network record operation that cannot be done as asked.
+    #[error(transparent)]
+    NetworkRecord(#[from] crate::network::error::NetworkError),
     /// From the store's helpers.
     #[error(transparent)]
     Store(#[from] skiff_store::Error),

@@ -192,7 +192,7 @@ fn bad_publish_requests_are_one_line_errors() {
         "is not a port",
     );
     env.fails(
-        &["run", "--rm", "--network", "bridge", &bb(), "true"],
+        &["run", "--rm", "--network", "no/such", &bb(), "true"],
         "unknown --network",
     );
     assert!(env.containers().is_empty(), "{:?}", env.containers());

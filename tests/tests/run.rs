@@ -825,7 +825,7 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         "unable to find group no-such-group",
     );
     env.fails(
-        &["run", "--network", "bridge", &bb, "true"],
+        &["run", "--network", "no/such", &bb, "true"],
         "unknown --network",
     );
     env.fails(

@@ -24,6 +24,9 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "passt",
     "slirp4netns",
+    // The network holder's plumbing: ip (bridges, veths) and iptables-restore (NAT, isolation).
+    "iproute2",
+    "iptables",
     "apache2-utils",
     "openssl",
     // A real credential helper (docker-credential-pass) and the password store behind it.

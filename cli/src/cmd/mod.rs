@@ -12,6 +12,7 @@ pub mod info;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod plugin;
 pub mod ps;
 pub mod run;

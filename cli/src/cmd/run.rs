@@ -59,9 +59,16 @@ pub struct RunArgs {
     /// Mount a tmpfs at this path
     #[arg(long, action = ArgAction::Append)]
     tmpfs: Vec<String>,
-    /// Network: host (default), none, or slirp4netns (private; the default with -p)
+    /// Network: host (default), none, slirp4netns (private; the default with -p), or a
+    /// network's name (skiff network ls; bridge is the default network, skiff)
     #[arg(long, alias = "net")]
     network: Option<String>,
+    /// Address on the network (--network NAME)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Another name the container answers to on its network
+    #[arg(long, alias = "net-alias", action = ArgAction::Append)]
+    network_alias: Vec<String>,
     /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
     #[arg(short, long, action = ArgAction::Append)]
     publish: Vec<String>,
@@ -230,6 +237,8 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
         publish: a.publish.clone(),
+        ip: a.ip.clone(),
+        network_alias: a.network_alias.clone(),
         mount: a.mount.clone(),
         ulimit: a.ulimit.clone(),
         group_add: a.group_add.clone(),
@@ -256,7 +265,9 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let mut spec = spec::build(&info, &opts, &containers, &identity)?;
     hooks.before_create(a.name.as_deref(), &mut spec)?;
     spec.validate(&identity)?;
-    Ok(containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?)
+    let cfg = containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?;
+    containers.join_network(&cfg, &ctx::remover(&dirs))?;
+    Ok(cfg)
 }
 
 /// `skiff run`.

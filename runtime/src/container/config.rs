@@ -84,12 +84,19 @@ pub struct ContainerConfig {
     pub mounts: Vec<MountSpec>,
     /// `--read-only`.
     pub read_only: bool,
-    /// `--network`: host, none or slirp4netns (a private network namespace connected through it).
+    /// `--network`: host, none, slirp4netns (a private network namespace connected through it)
+    /// or one of the user's networks.
     #[serde(default)]
     pub network: crate::network::NetworkMode,
     /// Published ports (`-p`), with `slirp4netns`.
     #[serde(default)]
     pub ports: Vec<crate::network::ports::PortSpec>,
+    /// `--ip` asked for on a skiff network (the address it got is in the network's record).
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
     /// `--add-host NAME:IP` entries for /etc/hosts.
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,

@@ -357,7 +357,35 @@ impl Containers {
             })?,
         }
         drop(lock);
+        // The record is gone: its addresses go back (a failure here leaves a lease that the
+        // next `network prune` or removal of a container takes back; the record is removed).
+        let _ = self.networks.release(id);
         crate::container::records::remove_tomb(&tomb, remove_dir)
+    }
+
+    /// Gives a container created for a skiff network its address there (`--ip` if asked); a
+    /// container that cannot have one is removed again, so nothing half-made stays.
+    pub fn join_network(
+        &self,
+        cfg: &ContainerConfig,
+        remove_dir: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let Some(net) = cfg.network.network() else {
+            return Ok(());
+        };
+        let req = crate::network::records::LeaseRequest {
+            id: cfg.id.clone(),
+            name: cfg.name.clone(),
+            ip: cfg.ip,
+            aliases: cfg.network_aliases.clone(),
+        };
+        match self.networks.lease(net, &req) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = self.bury(&cfg.id, remove_dir);
+                Err(e)
+            }
+        }
     }
 
     /// For `remove`: refuses an active container without `force`, kills it with it and waits until
@@ -426,6 +454,7 @@ impl Containers {
         let _lock = self.lock(id)?;
         let (mut cfg, _) = self.load(id)?;
         cfg.name = new.to_string();
+        self.networks.rename_container(id, new)?;
         let bytes = serde_json::to_vec_pretty(&cfg).map_err(|source| Error::Json {
             context: "encoding config.json".into(),
             source,

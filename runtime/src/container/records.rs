@@ -19,6 +19,8 @@ pub struct Containers {
     root: PathBuf,
     /// Where named volumes live.
     pub volumes: PathBuf,
+    /// The user's networks, whose leases follow the containers' lives.
+    pub networks: crate::network::records::Networks,
 }
 
 impl Containers {
@@ -29,6 +31,7 @@ impl Containers {
         Ok(Containers {
             root,
             volumes: dirs.data.join("volumes"),
+            networks: crate::network::records::Networks::open(dirs),
         })
     }
 
@@ -455,6 +458,8 @@ mod tests {
             ports: vec![],
             limits: Default::default(),
             extra_hosts: vec![],
+            ip: None,
+            network_aliases: vec![],
             group_add: vec![],
             ulimits: vec![],
             shm_size: None,

@@ -26,6 +26,9 @@ use crate::container::logs::LogWriter;
 use crate::container::records::Containers;
 use crate::error::{Ctx, Error, Result};
 use crate::hooks::{Event, ExitEvent, StartEvent};
+use crate::network::holder::Session;
+use crate::network::iface::Address;
+use crate::network::records::{Lease, Network, Networks};
 use crate::network::NetworkMode;
 use crate::process::init::{child_main, ChildSetup};
 use crate::sys::procfs;
@@ -75,14 +78,24 @@ fn report(fd: Option<RawFd>, reports: &[Report]) {
 }
 
 /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container into its directory.
-fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
+/// On a skiff network its own name resolves to its address there (`own`).
+fn write_etc_files(
+    cfg: &ContainerConfig,
+    ctr: &Path,
+    own: Option<std::net::Ipv4Addr>,
+) -> Result<()> {
     let io = |p: &Path, e: std::io::Error| Error::Io {
         context: format!("writing {}", p.display()),
         source: e,
     };
     let mut hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        cfg.hostname
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
+        own.map_or("127.0.1.1".to_string(), |ip| ip.to_string()),
+        if own.is_some() && cfg.hostname != cfg.name {
+            format!("{} {}", cfg.hostname, cfg.name)
+        } else {
+            cfg.hostname.clone()
+        }
     );
     for (name, ip) in &cfg.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
@@ -95,7 +108,8 @@ fn write_etc_files(cfg: &ContainerConfig, ctr: &Path) -> Result<()> {
             .map(|d| format!("nameserver {d}\n"))
             .collect(),
         // slirp4netns forwards DNS sent here to the host's resolvers (even ones on its loopback).
-        NetworkMode::Slirp4netns => {
+        // On a skiff network, the holder's slirp4netns answers the same way, through its NAT.
+        NetworkMode::Slirp4netns | NetworkMode::Bridge(_) => {
             format!("nameserver {}\n", crate::network::slirp4netns::DNS_FORWARD)
         }
         _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -150,7 +164,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
     let (cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
-    write_etc_files(&cfg, &ctr)?;
+    let own_ip = cfg.network.network().and_then(|n| {
+        let net = containers.networks.find(n).ok()?;
+        net.leases.get(id).map(|l| l.ip)
+    });
+    write_etc_files(&cfg, &ctr, own_ip)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
     let policy = cfg.restart;
     let who = Identity::current();
@@ -170,7 +188,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let ended = match launch(&cfg, &ctr, opts.attached, &who)? {
+        let ended = match launch(&cfg, &ctr, opts.attached, &who, &containers.networks)? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
@@ -346,7 +364,22 @@ struct Launched {
 
 /// Makes the stdio, clones the child into its namespaces, maps its ids and waits until it has
 /// exec'd the command (EOF on the error pipe) or failed (text on it).
-fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> Result<Launch> {
+fn launch(
+    cfg: &ContainerConfig,
+    ctr: &Path,
+    attached: bool,
+    who: &Identity,
+    networks: &Networks,
+) -> Result<Launch> {
+    // On a skiff network: its record, the container's lease and the holder (found or started,
+    // its lock held until the container is plumbed in).
+    let mut on_net = match cfg.network.network() {
+        Some(name) => match join_prepare(cfg, name, who, networks) {
+            Ok(j) => Some(j),
+            Err(msg) => return Ok(Launch::Failed { code: 125, msg }),
+        },
+        None => None,
+    };
     let tty = cfg.process.terminal;
     let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     let devnull = File::open("/dev/null").map_err(|e| Error::Io {
@@ -410,6 +443,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
     let setup = ChildSetup {
         cfg,
         ctr,
+        eth0: on_net.as_ref().map(|j| j.address),
         userns,
         gid5_mapped: who.maps_gid5(),
         sync_fd: sync_r.as_raw_fd(),
@@ -423,17 +457,29 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
         winsize,
     };
     let mut stack = vec![0u8; 1 << 20];
-    // SAFETY: no CLONE_VM: the child gets a copy of this single-threaded process, like fork, and
-    // runs child_main on the given stack until it execs or exits.
-    let child = unsafe {
-        nix::sched::clone(
-            Box::new(|| child_main(&setup)),
-            &mut stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .ctx(|| {
+    // Rootless on a network, the container's user namespace is made under the holder's (see
+    // `clone_under`), which maps it; otherwise the container's own is mapped below.
+    let under = match (&on_net, userns) {
+        (Some(j), true) => Some(j.session.pid()),
+        _ => None,
+    };
+    let cloned = match under {
+        Some(holder) => match clone_under(holder, who, flags, &mut stack, &|| child_main(&setup)) {
+            Ok(c) => Ok(c),
+            Err(msg) => return Ok(Launch::Failed { code: 125, msg }),
+        },
+        // SAFETY: no CLONE_VM: the child gets a copy of this single-threaded process, like
+        // fork, and runs child_main on the given stack until it execs or exits.
+        None => unsafe {
+            nix::sched::clone(
+                Box::new(|| child_main(&setup)),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
+        },
+    };
+    let child = cloned.ctx(|| {
         format!(
             "creating the container's namespaces{}",
             if userns {
@@ -448,7 +494,7 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
     drop(sync_r);
     drop(errp_w);
     let mut sync_w = File::from(sync_w);
-    if userns {
+    if userns && under.is_none() {
         if let Err(e) = who.write_maps(child.as_raw()) {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
@@ -480,6 +526,19 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
             }
         }
     }
+    if let Some(j) = on_net.as_mut() {
+        // Before the child goes on: it configures eth0 first thing.
+        let plumbed = j
+            .session
+            .ensure_bridge(&j.net)
+            .and_then(|()| j.session.attach(&j.net, &cfg.id, &j.lease, child.as_raw()));
+        if let Err(msg) = plumbed {
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Ok(Launch::Failed { code: 125, msg });
+        }
+    }
+    drop(on_net);
     let _ = sync_w.write_all(&[1]);
     drop(sync_w);
     let mut errmsg = String::new();
@@ -507,6 +566,123 @@ fn launch(cfg: &ContainerConfig, ctr: &Path, attached: bool, who: &Identity) -> 
     }
     l.child = child;
     Ok(Launch::Started(l))
+}
+
+/// A container about to join a skiff network.
+struct Joining {
+    net: Network,
+    lease: Lease,
+    address: Address,
+    session: Session,
+}
+
+fn join_prepare(
+    cfg: &ContainerConfig,
+    name: &str,
+    who: &Identity,
+    networks: &Networks,
+) -> std::result::Result<Joining, String> {
+    let net = networks.find(name).map_err(|e| e.to_string())?;
+    let lease = net.leases.get(&cfg.id).cloned().ok_or_else(|| {
+        format!(
+            "container {} has no address on network {name}: remove it and create it again",
+            cfg.name
+        )
+    })?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding skiff-monitor: {e}"))?;
+    let session = Session::open(networks.runtime(), who, &exe)?;
+    let address = Address {
+        ip: lease.ip,
+        prefix: net.subnet.prefix(),
+        gateway: (!net.internal).then_some(net.gateway),
+    };
+    Ok(Joining {
+        net,
+        lease,
+        address,
+        session,
+    })
+}
+
+/// Clones the container's init with `flags` (a new user namespace among them) from a process
+/// that has joined the network holder's user namespace, so the container's user namespace is a
+/// child of the holder's: the holder, root there, may then move an interface into the
+/// container's network namespace. That process maps the child (the holder's ids, one to one, as
+/// the holder holds the user's mapping) and exits; the child, an orphan, is reparented to this
+/// monitor (a subreaper), which reaps it as its own.
+fn clone_under(
+    holder: i32,
+    who: &Identity,
+    flags: CloneFlags,
+    stack: &mut [u8],
+    child: &dyn Fn() -> isize,
+) -> std::result::Result<Pid, String> {
+    let userns = File::open(format!("/proc/{holder}/ns/user"))
+        .map_err(|e| format!("opening the network holder's user namespace: {e}"))?;
+    // One line per range of the holder's map: a line of a child's map must fall inside one.
+    let same = |ranges: Option<&[crate::userns::idmap::Range]>| match ranges {
+        Some(rs) => rs
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.inside, r.inside, r.count))
+            .collect::<String>(),
+        None => "0 0 1\n".to_string(),
+    };
+    let ids = same(who.map().map(|m| m.uids.as_slice()));
+    let gids = same(who.map().map(|m| m.gids.as_slice()));
+    let (msg_r, msg_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: single-threaded; the forked process only makes system calls and exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(msg_r);
+            let report = (|| -> std::result::Result<Pid, String> {
+                // SAFETY: setns on a descriptor we hold; the process is single-threaded.
+                if unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+                    return Err(format!(
+                        "joining the network holder's user namespace: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                // SAFETY: as in `launch`: no CLONE_VM, the child runs `child` on `stack`.
+                let c = unsafe {
+                    nix::sched::clone(Box::new(child), stack, flags, Some(libc::SIGCHLD))
+                }
+                .map_err(|e| format!("creating the container's namespaces: {e}"))?;
+                for (f, lines) in [("uid_map", &ids), ("gid_map", &gids)] {
+                    if let Err(e) = std::fs::write(format!("/proc/{c}/{f}"), lines) {
+                        let _ = nix::sys::signal::kill(c, Signal::SIGKILL);
+                        return Err(format!("writing the container's {f}: {e}"));
+                    }
+                }
+                Ok(c)
+            })();
+            let line = match report {
+                Ok(c) => format!("ok {c}"),
+                Err(e) => e,
+            };
+            let _ = nix::unistd::write(&msg_w, line.as_bytes());
+            // SAFETY: leaving the forked process without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child: mid } => {
+            drop(msg_w);
+            // Not to the end: the container's init holds the write end until it execs. Its
+            // maker wrote the whole line before it exited.
+            let _ = waitpid(mid, None);
+            let mut buf = [0u8; 512];
+            let _ = nix::fcntl::fcntl(
+                &msg_r,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            let n = nix::unistd::read(&msg_r, &mut buf).unwrap_or(0);
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match line.strip_prefix("ok ").and_then(|p| p.parse().ok()) {
+                Some(pid) => Ok(Pid::from_raw(pid)),
+                None if line.is_empty() => Err("the process making the container died".into()),
+                None => Err(line),
+            }
+        }
+    }
 }
 
 struct Streams<'a> {

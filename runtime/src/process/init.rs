@@ -21,6 +21,8 @@ pub struct ChildSetup<'a> {
     pub cfg: &'a ContainerConfig,
     /// Its directory (rootfs, upper, work, etc files).
     pub ctr: &'a Path,
+    /// On a skiff network: the address `eth0` gets (the monitor moves it in before the sync).
+    pub eth0: Option<crate::network::iface::Address>,
     /// Whether the child is in a new user namespace that the parent maps.
     pub userns: bool,
     /// Whether gid 5 (tty) exists in the mapping, for devpts.
@@ -117,6 +119,9 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
         .map_err(|e| setup_err(format!("setting hostname: {e}")))?;
     if cfg.network.private() {
         mounts::loopback_up().map_err(setup_err)?;
+    }
+    if let Some(a) = &s.eth0 {
+        crate::network::iface::configure(a).map_err(setup_err)?;
     }
     mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
     if let Some(sock) = s.console {

@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub network: Option<String>,
     /// `-p` / `--publish`.
     pub publish: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--network-alias`.
+    pub network_alias: Vec<String>,
     /// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
     pub mount: Vec<String>,
     /// `--ulimit NAME=SOFT[:HARD]`.
@@ -408,6 +412,13 @@ pub fn build(
         .collect::<Result<Vec<_>>>()?;
     // Published ports need a private network: -p alone picks slirp4netns.
     let network = NetworkMode::choose(o.network.as_deref(), !ports.is_empty())?;
+    let ip = match &o.ip {
+        Some(t) => Some(
+            t.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| crate::network::Error::BadIp(t.clone()))?,
+        ),
+        None => None,
+    };
     let (mut seccomp, mut no_new_privs) = (true, false);
     for so in &o.security_opt {
         match so.as_str() {
@@ -541,6 +552,8 @@ pub fn build(
         read_only: o.read_only,
         network,
         ports,
+        ip,
+        network_aliases: o.network_alias.clone(),
         limits,
         extra_hosts,
         dns: o.dns.clone(),
@@ -642,7 +655,7 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(err(RunOptions {
-            network: Some("bridge".into()),
+            network: Some("a b".into()),
             ..Default::default()
         })
         .contains("unknown --network"));

@@ -41,6 +41,10 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// `-p`.
     pub ports: Vec<PortSpec>,
+    /// `--ip`: the address asked for on a skiff network.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: other names the container answers to on its network.
+    pub network_aliases: Vec<String>,
     /// `--add-host`.
     pub extra_hosts: Vec<(String, String)>,
     /// `--dns`.
@@ -118,8 +122,28 @@ impl ContainerSpec {
                 return Err(SpecError::Hostname(h.clone()).into());
             }
         }
-        if !self.ports.is_empty() && self.network != NetworkMode::Slirp4netns {
-            return Err(crate::network::Error::NoPortsIn(self.network.as_str()).into());
+        if !self.ports.is_empty() {
+            match &self.network {
+                NetworkMode::Slirp4netns => {}
+                NetworkMode::Bridge(n) => {
+                    return Err(crate::network::Error::NoPortsOnBridge(n.clone()).into())
+                }
+                m => return Err(crate::network::Error::NoPortsIn(m.as_str().to_string()).into()),
+            }
+        }
+        if self.network.network().is_none() {
+            let needs = |what| crate::network::Error::NeedsBridge(what, self.network.to_string());
+            if self.ip.is_some() {
+                return Err(needs("--ip").into());
+            }
+            if !self.network_aliases.is_empty() {
+                return Err(needs("--network-alias").into());
+            }
+        }
+        for a in &self.network_aliases {
+            if !crate::container::names::valid_hostname(a) {
+                return Err(crate::network::Error::BadAlias(a.clone()).into());
+            }
         }
         crate::security::capability_mask(&self.cap_add, &self.cap_drop, self.privileged)?;
         if self.auto_remove && self.restart != RestartPolicy::No {
@@ -168,6 +192,8 @@ impl ContainerSpec {
             read_only: self.read_only,
             network: self.network,
             ports: self.ports,
+            ip: self.ip,
+            network_aliases: self.network_aliases,
             limits: self.limits,
             extra_hosts: self.extra_hosts,
             dns: self.dns,

@@ -1,0 +1,489 @@
+//! The network holder: one process per user that holds the network namespace where the user's
+//! network bridges live (`skiffN`, one per network), with slirp4netns attached to it for the way
+//! out and iptables rules for NAT and for keeping networks apart. Each container on a network
+//! joins it through a veth pair, one end on the bridge, the other (`eth0`) in the container.
+//!
+//! Rootless, the holder is also the root of the user namespace that every container on a
+//! network is created under (a child of it, see `monitor`), which is what lets the holder's
+//! plumbing move an interface into a container's namespace: podman's rootless-netns, made per
+//! user and without a daemon. As root the holder holds only the network namespace.
+//!
+//! It is started on demand by a container's monitor (`skiff-monitor --network-holder DIR`),
+//! recorded in `DIR/holder.json` (pid and start time), found again by the next monitor, and
+//! exits by itself once no container is attached for a second. Every look-up, start and
+//! plumbing step happens under `DIR/.lock`, and the holder only decides to exit while holding it,
+//! so a container is never attached to a holder that is going away. A killed holder loses only
+//! its namespace (its interfaces go with it, slirp4netns follows through its exit pipe); the next
+//! monitor finds its record stale and starts another.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skiff_store::fsutil::{write_atomic, LockFile};
+
+use crate::network::records::{Lease, Network};
+use crate::sys::procfs;
+use crate::userns::identity::Identity;
+
+/// The holder's record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    pid: i32,
+    start: u64,
+    /// The bridges set up in its namespace so far.
+    #[serde(default)]
+    bridges: Vec<String>,
+}
+
+/// The argument that makes `skiff-monitor` a network holder.
+pub const HOLDER_ARG: &str = "--network-holder";
+
+/// The prefix of the holder's end of each container's veth pair.
+const VETH_PREFIX: &str = "vsk";
+
+/// How long the holder waits for slirp4netns to be ready.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// The holder's directory under the user's runtime directory.
+pub fn dir(runtime: &Path) -> PathBuf {
+    runtime.join("netns")
+}
+
+/// A live holder, found or started, with its lock held: it cannot exit while this lives.
+pub struct Session {
+    _lock: LockFile,
+    dir: PathBuf,
+    rec: Record,
+    rootless: bool,
+}
+
+impl Session {
+    /// Finds the user's holder or starts one (`monitor_exe --network-holder DIR`, as root of
+    /// the user's mapping when rootless), and holds its lock.
+    pub fn open(runtime: &Path, who: &Identity, monitor_exe: &Path) -> Result<Session, String> {
+        let dir = dir(runtime);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            })
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let lock = LockFile::acquire(&dir.join(".lock")).map_err(|e| e.to_string())?;
+        let rootless = !who.is_root();
+        if let Some(rec) = read_record(&dir).filter(|r| procfs::alive(r.pid, r.start)) {
+            return Ok(Session {
+                _lock: lock,
+                dir,
+                rec,
+                rootless,
+            });
+        }
+        let mut cmd = Command::new(monitor_exe);
+        cmd.arg(HOLDER_ARG)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = who
+            .spawn(cmd)
+            .map_err(|e| format!("starting the network holder: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("starting the network holder: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid: i32 = match text.trim().parse() {
+            Ok(p) if out.status.success() => p,
+            _ => {
+                return Err(format!(
+                    "the network holder did not start: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let start = procfs::start_time(pid).ok_or("the network holder died as it started")?;
+        let rec = Record {
+            pid,
+            start,
+            bridges: Vec::new(),
+        };
+        let s = Session {
+            _lock: lock,
+            dir,
+            rec,
+            rootless,
+        };
+        s.save()?;
+        Ok(s)
+    }
+
+    /// The user's holder when one runs (for `network rm`), never starting one.
+    pub fn running(runtime: &Path, who: &Identity) -> Option<Session> {
+        let dir = dir(runtime);
+        if !dir.is_dir() {
+            return None;
+        }
+        let lock = LockFile::acquire(&dir.join(".lock")).ok()?;
+        let rec = read_record(&dir).filter(|r| procfs::alive(r.pid, r.start))?;
+        Some(Session {
+            _lock: lock,
+            dir,
+            rec,
+            rootless: !who.is_root(),
+        })
+    }
+
+    /// The holder's pid (its namespaces are at /proc/PID/ns).
+    pub fn pid(&self) -> i32 {
+        self.rec.pid
+    }
+
+    fn save(&self) -> Result<(), String> {
+        let bytes = serde_json::to_vec(&self.rec).map_err(|e| e.to_string())?;
+        write_atomic(&self.dir.join("holder.json"), &bytes).map_err(|e| e.to_string())
+    }
+
+    /// Sets up `net`'s bridge in the holder's namespace (once per holder): the gateway address,
+    /// NAT out through slirp4netns (unless internal) and the rule that keeps other networks out.
+    pub fn ensure_bridge(&mut self, net: &Network) -> Result<(), String> {
+        if self.rec.bridges.contains(&net.bridge) {
+            return Ok(());
+        }
+        let br = &net.bridge;
+        let batch = format!(
+            "link add {br} type bridge\naddr add {}/{} dev {br}\nlink set {br} up\n",
+            net.gateway,
+            net.subnet.prefix()
+        );
+        self.run(IP, &["-batch", "-"], &batch)?;
+        self.run(IPTABLES_RESTORE, &["--noflush"], &rules(net, 'A'))?;
+        self.rec.bridges.push(br.clone());
+        self.save()
+    }
+
+    /// Removes `net`'s bridge and rules (`network rm`), if this holder set them up.
+    pub fn drop_bridge(&mut self, net: &Network) -> Result<(), String> {
+        let Some(i) = self.rec.bridges.iter().position(|b| b == &net.bridge) else {
+            return Ok(());
+        };
+        self.run(IP, &["link", "del", &net.bridge], "")?;
+        self.run(IPTABLES_RESTORE, &["--noflush"], &rules(net, 'D'))?;
+        self.rec.bridges.remove(i);
+        self.save()
+    }
+
+    /// Joins the container whose init is `pid` to `net`: a veth pair, its end `eth0` (with the
+    /// lease's MAC) moved into the container's namespace, the other on the bridge.
+    pub fn attach(&self, net: &Network, id: &str, lease: &Lease, pid: i32) -> Result<(), String> {
+        let veth = veth_name(id);
+        let batch = format!(
+            "link add {veth} type veth peer name {} address {} netns {pid}\nlink set {veth} master {} up\n",
+            crate::network::iface::CONTAINER_IFACE,
+            lease.mac,
+            net.bridge
+        );
+        self.run(IP, &["-batch", "-"], &batch)
+    }
+
+    /// Runs `tool args` inside the holder's namespaces with `input` on its stdin.
+    fn run(&self, tool: Tool, args: &[&str], input: &str) -> Result<(), String> {
+        let (name, package) = tool;
+        let program = find_tool(name).ok_or_else(|| {
+            format!("{name} is needed for skiff networks and was not found: install {package} (apt install {package})")
+        })?;
+        let program = program.as_path();
+        let program_name = name;
+        let open = |ns: &str| {
+            File::open(format!("/proc/{}/ns/{ns}", self.rec.pid))
+                .map_err(|e| format!("opening the network holder's {ns} namespace: {e}"))
+        };
+        let user = if self.rootless {
+            Some(open("user")?)
+        } else {
+            None
+        };
+        let net = open("net")?;
+        let (user_fd, net_fd) = (user.as_ref().map(|f| f.as_raw_fd()), net.as_raw_fd());
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: only setns, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(u) = user_fd {
+                    if libc::setns(u, libc::CLONE_NEWUSER) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("running {program_name} in the network holder: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("running {program_name} in the network holder: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program_name} in the network holder failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+/// A program the plumbing runs, and the Debian package that has it.
+type Tool = (&'static str, &'static str);
+const IP: Tool = ("ip", "iproute2");
+const IPTABLES_RESTORE: Tool = ("iptables-restore", "iptables");
+
+/// Finds `name` on PATH or in the sbin directories, which a user's PATH often lacks.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The holder's end of a container's veth: `vsk` and the start of its id (at most 15 bytes).
+fn veth_name(id: &str) -> String {
+    format!("{VETH_PREFIX}{}", &id[..id.len().min(10)])
+}
+
+/// The iptables rules of one network (`op` 'A' to add, 'D' to delete), for iptables-restore.
+fn rules(net: &Network, op: char) -> String {
+    let br = &net.bridge;
+    // Traffic between two containers of one network is bridged, but with br_netfilter loaded
+    // it passes FORWARD too (in and out on the bridge): it is let through first.
+    let same = format!("-{op} FORWARD -i {br} -o {br} -j ACCEPT\n");
+    if net.internal {
+        format!(
+            "*filter\n{same}-{op} FORWARD -i {br} -j DROP\n-{op} FORWARD -o {br} -j DROP\nCOMMIT\n"
+        )
+    } else {
+        format!(
+            "*nat\n-{op} POSTROUTING -s {} ! -o {br} -j MASQUERADE\nCOMMIT\n*filter\n{same}-{op} FORWARD -i {br} -o skiff+ -j DROP\nCOMMIT\n",
+            net.subnet
+        )
+    }
+}
+
+fn read_record(dir: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(dir.join("holder.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// `skiff-monitor --network-holder DIR`: forks the holder (so it is nobody's child once this
+/// returns), waits until it is ready and prints its pid; the exit code says whether it started.
+pub fn serve(dir: &Path) -> i32 {
+    let Ok((ready_r, ready_w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        eprintln!("making a pipe failed");
+        return 1;
+    };
+    // SAFETY: this process is single-threaded; the child goes on as the holder.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(ready_r);
+            let code = match hold(dir, ready_w) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            };
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(ready_w);
+            let mut msg = String::new();
+            let _ = File::from(ready_r).read_to_string(&mut msg);
+            if msg == "ok" {
+                println!("{child}");
+                0
+            } else {
+                let _ = nix::sys::wait::waitpid(child, None);
+                eprintln!("{}", msg.trim());
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("fork: {e}");
+            1
+        }
+    }
+}
+
+/// The holder: its own network namespace with lo up and forwarding on, slirp4netns attached,
+/// then a watch that ends it once no container is attached.
+fn hold(dir: &Path, ready: OwnedFd) -> Result<(), ()> {
+    let mut ready = File::from(ready);
+    let mut fail = |msg: String| {
+        let _ = ready.write_all(msg.as_bytes());
+        Err(())
+    };
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let me = std::process::id().to_string();
+    let Ok((go_r, go_w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return fail("making a pipe failed".into());
+    };
+    let Ok((sready_r, sready_w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return fail("making a pipe failed".into());
+    };
+    let Ok((exit_r, exit_w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return fail("making a pipe failed".into());
+    };
+    // slirp4netns must start in the host's network namespace, on ours once it exists: it is
+    // forked now and execs when told to.
+    let mut slirp = Command::new("slirp4netns");
+    slirp.args([
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        &format!("--exit-fd={}", exit_r.as_raw_fd()),
+        &format!("--ready-fd={}", sready_w.as_raw_fd()),
+        &me,
+        "tap0",
+    ]);
+    let (go_fd, exit_fd, sready_fd) = (go_r.as_raw_fd(), exit_r.as_raw_fd(), sready_w.as_raw_fd());
+    // SAFETY: between fork and exec: read, fcntl (async-signal-safe).
+    unsafe {
+        slirp.pre_exec(move || {
+            let mut b = [0u8; 1];
+            if libc::read(go_fd, b.as_mut_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::other("the holder went away"));
+            }
+            for fd in [exit_fd, sready_fd] {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+    // Not spawn(): it would wait for the exec, which waits for `go`.
+    let slirp_pid = match fork_exec(slirp) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("starting slirp4netns: {e}")),
+    };
+    drop(go_r);
+    drop(exit_r);
+    drop(sready_w);
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+        return fail(format!("making the network namespace: {e}"));
+    }
+    if let Err(e) = crate::rootfs::mounts::loopback_up() {
+        return fail(e);
+    }
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+        return fail(format!("turning on forwarding: {e}"));
+    }
+    let _ = nix::unistd::write(&go_w, &[1]);
+    drop(go_w);
+    let mut byte = [0u8; 1];
+    let ok = wait_readable(sready_r.as_raw_fd(), READY_WITHIN)
+        && nix::unistd::read(&sready_r, &mut byte).is_ok_and(|n| n == 1);
+    if !ok {
+        let _ = nix::sys::signal::kill(slirp_pid, nix::sys::signal::Signal::SIGKILL);
+        return fail("slirp4netns did not get ready (is /dev/net/tun usable?)".into());
+    }
+    let _ = ready.write_all(b"ok");
+    drop(ready);
+    watch(dir, slirp_pid, exit_w);
+    Ok(())
+}
+
+/// Forks and execs `cmd` (its pre_exec runs in the child) without waiting for the exec.
+fn fork_exec(mut cmd: Command) -> Result<nix::unistd::Pid, String> {
+    // SAFETY: single-threaded; the child only execs (through Command::exec) or exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = cmd.exec();
+            // SAFETY: leaving the forked child without running the parent's destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn wait_readable(fd: i32, within: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(within.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) == 1 }
+}
+
+/// Ends the holder once no container has been attached for a second (checked under the lock),
+/// or when slirp4netns is gone; its record goes with it.
+fn watch(dir: &Path, slirp: nix::unistd::Pid, exit_w: OwnedFd) {
+    let started = Instant::now();
+    let mut idle = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let slirp_gone = !matches!(
+            nix::sys::wait::waitpid(slirp, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+            Ok(nix::sys::wait::WaitStatus::StillAlive)
+        );
+        let Some(lock) = try_lock(&dir.join(".lock")) else {
+            continue;
+        };
+        idle = if attached() == 0 { idle + 1 } else { 0 };
+        if slirp_gone || (idle >= 2 && started.elapsed() > Duration::from_secs(2)) {
+            let me = std::process::id() as i32;
+            if read_record(dir).is_some_and(|r| r.pid == me) {
+                let _ = std::fs::remove_file(dir.join("holder.json"));
+            }
+            drop(exit_w);
+            drop(lock);
+            let _ = nix::sys::wait::waitpid(slirp, None);
+            return;
+        }
+    }
+}
+
+fn try_lock(path: &Path) -> Option<File> {
+    let f = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ok()?;
+    f.try_lock().ok()?;
+    Some(f)
+}
+
+/// How many container veths are in this namespace.
+fn attached() -> usize {
+    nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            let mut names: Vec<String> = it
+                .map(|i| i.interface_name)
+                .filter(|n| n.starts_with(VETH_PREFIX))
+                .collect();
+            names.sort();
+            names.dedup();
+            names.len()
+        })
+        .unwrap_or(1)
+}

@@ -1,0 +1,479 @@
+//! User networks (`skiff network …`, `run --network NAME`): real bridges in the network holder's
+//! namespace, real veths, real iptables rules, real slirp4netns for the way out. Containers on one
+//! network reach each other; other networks and `--internal` ones stay apart; addresses are
+//! never handed out twice and come back; a killed holder is replaced; nothing stays behind.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use common::*;
+
+/// The holder's record (`$XDG_RUNTIME_DIR/skiff/netns/holder.json`) of this environment.
+fn holder_file(env: &Env) -> PathBuf {
+    env.home.path().join("run/skiff/netns/holder.json")
+}
+
+/// The holder's pid, while one runs.
+fn holder_pid(env: &Env) -> Option<i32> {
+    let text = std::fs::read_to_string(holder_file(env)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["pid"].as_i64().map(|p| p as i32)
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// The host's first non-loopback IPv4 address, where a server of the test listens.
+fn host_address() -> Option<String> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+}
+
+/// A one-line HTTP server on the host's address answering `body` to every request.
+fn host_server(addr: &str, body: &'static str) -> u16 {
+    let l = TcpListener::bind((addr, 0)).expect("bind on the host's address");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn network_commands_keep_records_and_refuse_bad_input() {
+    let env = Env::new();
+    env.pull("busybox");
+    let ls = env.ok(&["network", "ls"]).stdout;
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    assert!(
+        ls.contains(" skiff "),
+        "the default network is listed: {ls}"
+    );
+    let id = env
+        .ok(&["network", "create", "-l", "team=a", "front"])
+        .stdout;
+    assert_eq!(id.trim().len(), 64, "{id}");
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "172.29.5.0/24",
+        "--gateway",
+        "172.29.5.254",
+        "back",
+    ]);
+    let r = env.ok(&[
+        "network",
+        "inspect",
+        "back",
+        "--format",
+        "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    assert_eq!(r.stdout, "172.29.5.0/24 172.29.5.254\n");
+    let q = env
+        .ok(&["network", "ls", "-q", "--filter", "label=team=a"])
+        .stdout;
+    assert_eq!(q.trim(), &id.trim()[..12]);
+    for (args, needle) in [
+        (
+            vec!["network", "create", "front"],
+            "network front already exists",
+        ),
+        (
+            vec!["network", "create", "--subnet", "172.29.5.128/25", "x"],
+            "overlaps network back",
+        ),
+        (
+            vec!["network", "create", "--subnet", "172.29.6.1/24", "x"],
+            "host bits are set",
+        ),
+        (
+            vec!["network", "create", "--subnet", "nonsense", "x"],
+            "invalid subnet",
+        ),
+        (vec!["network", "create", "host"], "reserved"),
+        (vec!["network", "rm", "skiff"], "default network"),
+        (vec!["network", "rm", "nope"], "no such network: nope"),
+        (
+            vec!["run", "--rm", "--network", "nope", &bb(), "true"],
+            "no such network: nope",
+        ),
+        (
+            vec!["run", "--rm", "--ip", "10.90.0.9", &bb(), "true"],
+            "--ip needs a skiff network",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "back",
+                "--ip",
+                "10.90.0.9",
+                &bb(),
+                "true",
+            ],
+            "not a usable address of network back",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "back",
+                "-p",
+                "8080:80",
+                &bb(),
+                "true",
+            ],
+            "not supported yet",
+        ),
+    ] {
+        let r = env.fails(&args, needle);
+        assert_eq!(r.code, 125, "{args:?}");
+        assert_eq!(
+            r.stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {}",
+            r.stderr
+        );
+    }
+    assert!(
+        env.ok(&["ps", "-aq"]).stdout.is_empty(),
+        "a refused run leaves no container"
+    );
+    env.pull("busybox");
+    env.ok(&[
+        "create",
+        "--name",
+        "holder-of-ip",
+        "--network",
+        "back",
+        "--ip",
+        "172.29.5.9",
+        &bb(),
+        "true",
+    ]);
+    env.fails(
+        &[
+            "create",
+            "--network",
+            "back",
+            "--ip",
+            "172.29.5.9",
+            &bb(),
+            "true",
+        ],
+        "already in use on network back (by holder-of-ip)",
+    );
+    env.fails(
+        &["network", "rm", "back"],
+        "in use by container(s) holder-of-ip",
+    );
+    env.ok(&["rm", "holder-of-ip"]);
+    let r = env.ok(&["network", "prune", "-f"]).stdout;
+    assert!(r.contains("front") && r.contains("back"), "{r}");
+    let ls = env.ok(&["network", "ls", "--format", "{{.Name}}"]).stdout;
+    assert_eq!(ls, "skiff\n");
+}
+
+#[test]
+fn containers_on_one_network_reach_each_other_and_no_one_else() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["network", "create", "front"]);
+    env.ok(&["network", "create", "back"]);
+    env.ok(&["network", "create", "--internal", "priv"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        &bb(),
+        "sh",
+        "-c",
+        "mkdir /w && echo hello-from-web > /w/index.html && exec httpd -f -p 80 -h /w",
+    ]);
+    let doc = env.ok(&["network", "inspect", "front"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&doc).expect("json");
+    let ctr = v[0]["Containers"]
+        .as_object()
+        .expect("containers")
+        .values()
+        .next()
+        .cloned()
+        .expect("web");
+    assert_eq!(ctr["Name"], "web");
+    assert_eq!(ctr["Aliases"][0], "www");
+    let ip = ctr["IPv4Address"]
+        .as_str()
+        .expect("ip")
+        .split('/')
+        .next()
+        .expect("ip")
+        .to_string();
+    assert!(ip.starts_with("10.90."), "{ip}");
+    let url = format!("http://{ip}/");
+    // The server may take a moment to listen.
+    let fetch = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- {url} && exit 0; sleep 0.3; done; exit 1"
+    );
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &bb(),
+        "sh",
+        "-c",
+        &fetch,
+    ]);
+    assert_eq!(r.stdout, "hello-from-web\n");
+    // Its own name resolves to its address on the network, not 127.0.1.1.
+    let hosts = env.ok(&["exec", "web", "cat", "/etc/hosts"]).stdout;
+    assert!(
+        hosts.contains(&format!("{ip}\t")) && hosts.contains(" web"),
+        "{hosts}"
+    );
+    let probe = format!("timeout -s KILL 4 wget -q -O- {url} && echo REACHED; true");
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        &bb(),
+        "sh",
+        "-c",
+        &probe,
+    ]);
+    assert!(
+        !r.stdout.contains("REACHED"),
+        "another network reached web: {}",
+        r.stdout
+    );
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "priv",
+        &bb(),
+        "sh",
+        "-c",
+        "ip route; true",
+    ]);
+    assert!(
+        !r.stdout.contains("default"),
+        "an internal network has no way out: {}",
+        r.stdout
+    );
+    if let Some(host) = host_address() {
+        let port = host_server(&host, "hello-from-the-host");
+        let get = format!("wget -q -O- http://{host}:{port}/");
+        let r = env.ok(&["run", "--rm", "--network", "skiff", &bb(), "sh", "-c", &get]);
+        assert_eq!(
+            r.stdout, "hello-from-the-host",
+            "outbound from the default network"
+        );
+        let r = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "priv",
+            &bb(),
+            "sh",
+            "-c",
+            &format!("timeout -s KILL 4 {get} && echo REACHED; true"),
+        ]);
+        assert!(!r.stdout.contains("REACHED"), "{}", r.stdout);
+    } else {
+        eprintln!("no non-loopback host address here: the outbound check is skipped");
+    }
+    let holder = holder_pid(&env).expect("a holder runs while web does");
+    assert!(alive(holder));
+    env.ok(&["rm", "-f", "web"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "front"]).stdout).expect("json");
+    assert_eq!(
+        v[0]["Containers"],
+        serde_json::json!({}),
+        "the address came back"
+    );
+    eventually("the idle holder to exit", || !alive(holder));
+    assert!(
+        !holder_file(&env).exists(),
+        "the holder's record goes with it"
+    );
+    env.ok(&["network", "rm", "front", "back", "priv"]);
+}
+
+#[test]
+fn parallel_containers_get_distinct_addresses_that_come_back() {
+    let env = std::sync::Arc::new(Env::new());
+    env.pull("busybox");
+    env.ok(&["network", "create", "many"]);
+    let creates: Vec<_> = (0..50)
+        .map(|i| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                env.ok(&[
+                    "create",
+                    "--name",
+                    &format!("c{i}"),
+                    "--network",
+                    "many",
+                    &bb(),
+                    "true",
+                ]);
+            })
+        })
+        .collect();
+    creates.into_iter().for_each(|h| h.join().expect("create"));
+    // A few really run at once too: each one's eth0 has the address its lease says.
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                let name = format!("r{i}");
+                env.ok(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    &name,
+                    "--network",
+                    "many",
+                    &bb(),
+                    "sleep",
+                    "60",
+                ]);
+                let got = env.ok(&[
+                    "exec",
+                    &name,
+                    "sh",
+                    "-c",
+                    "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'",
+                ]);
+                (
+                    name,
+                    got.stdout.trim().trim_start_matches("inet ").to_string(),
+                )
+            })
+        })
+        .collect();
+    let ran: Vec<(String, String)> = runs.into_iter().map(|h| h.join().expect("run")).collect();
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "many"]).stdout).expect("json");
+    let leases = v[0]["Containers"].as_object().expect("containers");
+    let mut ips: Vec<String> = leases
+        .values()
+        .map(|c| c["IPv4Address"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ips.len(), 56);
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 56, "no address twice");
+    for (name, ip) in &ran {
+        let lease = leases
+            .values()
+            .find(|c| c["Name"] == name.as_str())
+            .expect("lease");
+        assert_eq!(
+            lease["IPv4Address"].as_str(),
+            Some(&*format!("{ip}/24")),
+            "{name}"
+        );
+    }
+    let mut gone = vec!["rm", "-f"];
+    gone.extend(ran.iter().map(|(n, _)| n.as_str()));
+    env.ok(&gone);
+    let names: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    let mut args = vec!["rm"];
+    args.extend(names.iter().map(String::as_str));
+    env.ok(&args);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "many"]).stdout).expect("json");
+    assert_eq!(v[0]["Containers"], serde_json::json!({}));
+}
+
+#[test]
+fn a_killed_holder_is_replaced_and_nothing_stays_behind() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["network", "create", "front"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "front",
+        &bb(),
+        "sleep",
+        "60",
+    ]);
+    let first = holder_pid(&env).expect("holder");
+    kill9(first);
+    eventually("the killed holder to die", || !alive(first));
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &bb(),
+        "sh",
+        "-c",
+        "ip -4 addr show eth0 | grep -c inet",
+    ]);
+    assert_eq!(r.stdout, "1\n", "the next run on the network works");
+    let second = holder_pid(&env).expect("a new holder");
+    assert_ne!(first, second);
+    env.ok(&["rm", "-f", "a"]);
+    eventually("the new holder to exit once idle", || !alive(second));
+    env.ok(&["network", "rm", "front"]);
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &env.home.path().to_string_lossy()])
+        .output()
+        .expect("pgrep");
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "no process of this test's home is left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+/// SIGKILL to `pid` (the holder this test's skiff started).
+fn kill9(pid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+}
