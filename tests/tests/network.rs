@@ -56,6 +56,13 @@ fn port_released(port: u16) -> bool {
 
 #[test]
 fn a_published_port_serves_the_containers_server_on_the_host() {
+    // On the default network (the holder's forwarder) and on slirp4netns (its own).
+    for (mode, address) in [("skiff", "10.90.0.2"), ("slirp4netns", "10.0.2.100")] {
+        published_port_serves(mode, address);
+    }
+}
+
+fn published_port_serves(mode: &str, address: &str) {
     let env = Env::new();
     env.pull("busybox");
     let port = free_port();
@@ -65,6 +72,8 @@ fn a_published_port_serves_the_containers_server_on_the_host() {
         "-d",
         "--name",
         "web",
+        "--network",
+        mode,
         "-p",
         &publish,
         &bb(),
@@ -85,7 +94,8 @@ fn a_published_port_serves_the_containers_server_on_the_host() {
         env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])
             .stdout
             .trim(),
-        "10.0.2.100"
+        address,
+        "{mode}"
     );
     let ports = env
         .ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"])
@@ -97,7 +107,16 @@ fn a_published_port_serves_the_containers_server_on_the_host() {
 
     // The same host port twice: a clear error, and the failed container leaves nothing.
     let r = env.fails(
-        &["run", "--rm", "-p", &publish, &bb(), "true"],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            mode,
+            "-p",
+            &publish,
+            &bb(),
+            "true",
+        ],
         "already in use",
     );
     assert!(r.stderr.contains(&publish) || r.stderr.contains(&port.to_string()));

@@ -126,7 +126,16 @@ fn network_commands_keep_records_and_refuse_bad_input() {
             "no such network: nope",
         ),
         (
-            vec!["run", "--rm", "--ip", "10.90.0.9", &bb(), "true"],
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "--ip",
+                "10.90.0.9",
+                &bb(),
+                "true",
+            ],
             "--ip needs a skiff network",
         ),
         (
@@ -149,11 +158,11 @@ fn network_commands_keep_records_and_refuse_bad_input() {
                 "--network",
                 "back",
                 "-p",
-                "8080:80",
+                "8080:80/udp",
                 &bb(),
                 "true",
             ],
-            "not supported yet",
+            "only TCP ports",
         ),
     ] {
         let r = env.fails(&args, needle);
@@ -260,6 +269,35 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
         &fetch,
     ]);
     assert_eq!(r.stdout, "hello-from-web\n");
+    // By name and by alias, through the holder's name server at the gateway.
+    for name in ["web", "www", "WEB"] {
+        let url = format!("http://{name}/");
+        let r = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            &bb(),
+            "wget",
+            "-q",
+            "-O-",
+            &url,
+        ]);
+        assert_eq!(r.stdout, "hello-from-web\n", "{name}");
+    }
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        &bb(),
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(r.stdout, "nameserver 10.90.1.1\n");
+    // Another network's name server does not know web.
+    let r = env.run(&["run", "--rm", "--network", "back", &bb(), "nslookup", "web"]);
+    assert!(!r.stdout.contains(&ip), "{r:?}");
     // Its own name resolves to its address on the network, not 127.0.1.1.
     let hosts = env.ok(&["exec", "web", "cat", "/etc/hosts"]).stdout;
     assert!(
@@ -476,4 +514,126 @@ fn kill9(pid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status();
+}
+
+/// The TCP answer of the host's port `port` on 127.0.0.1 to `GET /`, retried while the server
+/// starts (at most 10 s); `None` when nothing answers.
+fn get_from_host(port: u16) -> Option<String> {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(10) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn published_ports_on_the_default_network_do_not_collide() {
+    let env = Env::new();
+    env.pull("busybox");
+    let serve = |word: &str| {
+        format!("mkdir /w && echo {word} > /w/index.html && exec httpd -f -p 80 -h /w")
+    };
+    let (p1, p2) = (free_port(), free_port());
+    let (a, b) = (format!("{p1}:80"), format!("{p2}:80"));
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "-p",
+        &a,
+        &bb(),
+        "sh",
+        "-c",
+        &serve("from-one"),
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "-p",
+        &b,
+        &bb(),
+        "sh",
+        "-c",
+        &serve("from-two"),
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hidden",
+        &bb(),
+        "sh",
+        "-c",
+        &serve("from-hidden"),
+    ]);
+    assert!(
+        get_from_host(p1).is_some_and(|r| r.contains("from-one")),
+        "one on {p1}"
+    );
+    assert!(
+        get_from_host(p2).is_some_and(|r| r.contains("from-two")),
+        "two on {p2}"
+    );
+    assert_eq!(
+        env.ok(&["port", "one"]).stdout,
+        format!("80/tcp -> 0.0.0.0:{p1}\n")
+    );
+    let ip = env.state("hidden")["NetworkSettings"]["Networks"]["skiff"]["IPAddress"]
+        .as_str()
+        .expect("an address on the default network")
+        .to_string();
+    // (This machine's own network may accept any connection, so what counts is who answers.)
+    let reached = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::new(ip.parse().expect("ip"), 80),
+        std::time::Duration::from_secs(2),
+    )
+    .ok()
+    .and_then(|mut s| {
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        Some(out)
+    })
+    .unwrap_or_default();
+    assert!(
+        !reached.contains("from-hidden"),
+        "a container without -p is not reachable from the host ({ip})"
+    );
+    // The same host port again: refused before anything starts, with the fix.
+    let r = env.fails(&["run", "--rm", "-p", &a, &bb(), "true"], "already in use");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    let unprivileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    if !is_root() && unprivileged > 80 {
+        env.fails(
+            &["run", "--rm", "-p", "80:80", &bb(), "true"],
+            "net.ipv4.ip_unprivileged_port_start",
+        );
+    }
+    env.ok(&["rm", "-f", "one", "two", "hidden"]);
+    eventually("the host ports to be free again", || {
+        TcpListener::bind(("0.0.0.0", p1)).is_ok() && TcpListener::bind(("0.0.0.0", p2)).is_ok()
+    });
 }

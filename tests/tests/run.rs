@@ -613,12 +613,42 @@ fn network_none_has_only_loopback() {
     let links: Vec<&str> = r.lines().collect();
     assert_eq!(links.len(), 1, "{r}");
     assert!(links[0].contains("lo:") && links[0].contains("UP"), "{r}");
-    let host = env
+    // The default: a private network of its own, loopback and eth0 on the default network.
+    let default = env
         .ok(&["run", "--rm", &img("busybox"), "ip", "-o", "link"])
         .stdout;
+    assert_eq!(default.lines().count(), 2, "{default}");
+    assert!(default.contains("eth0"), "{default}");
+    // --network host: the host's interfaces, the host's name and /etc/hosts, as in Docker.
+    let host = env
+        .ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &img("busybox"),
+            "sh",
+            "-c",
+            "ip -o link; hostname; cat /etc/hosts",
+        ])
+        .stdout;
+    let n = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .count();
+    assert_eq!(
+        host.lines().filter(|l| l.contains(": <")).count(),
+        n,
+        "{host}"
+    );
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert!(
-        host.lines().count() >= links.len(),
-        "host network by default"
+        host.lines().any(|l| l == name.trim()),
+        "the host's name: {host}"
+    );
+    let etc_hosts = std::fs::read_to_string("/etc/hosts").expect("/etc/hosts");
+    assert!(
+        host.contains(etc_hosts.trim()),
+        "the host's /etc/hosts: {host}"
     );
 }
 

@@ -166,7 +166,7 @@ pub fn compare_inner(rev: &str, old: &str, new: &str) -> Result<()> {
 
 /// Everything both benchmarks need: the environment, podman set up for the test user, and a
 /// release skiff the test user can run. Returns the test user's uid and the skiff path.
-fn prepare() -> Result<(u32, String)> {
+pub(crate) fn prepare() -> Result<(u32, String)> {
     if !sh::is_root() {
         bail!("benchmarks run as root: they install podman and run every tool as {TEST_USER}");
     }
@@ -230,16 +230,20 @@ pub fn run() -> Result<()> {
     sh::output(&mut as_user(uid, "podman", &["pull", "-q", &image]))?;
     // Time from inside one process of the test user, so no per-run `runuser` skews the figures.
     let me = std::env::current_exe()?;
-    let xtask_dir = me.parent().context("xtask dir")?;
-    let mut p = xtask_dir.to_path_buf();
+    make_reachable(&me)?;
+    let mut inner = testenv::as_test_user(uid, &[], &me);
+    inner.args(["bench", "run-inner", &skiff]);
+    sh::run(&mut inner)
+}
+
+/// Lets the test user run this xtask executable (every directory above it searchable).
+pub(crate) fn make_reachable(me: &Path) -> Result<()> {
+    let mut p = me.parent().context("xtask dir")?.to_path_buf();
     while let Some(parent) = p.parent() {
         let _ = Command::new("chmod").arg("a+x").arg(parent).status();
         p = parent.to_path_buf();
     }
-    sh::run(cmd("chmod", &["a+rx"]).arg(&me))?;
-    let mut inner = testenv::as_test_user(uid, &[], &me);
-    inner.args(["bench", "run-inner", &skiff]);
-    sh::run(&mut inner)
+    sh::run(cmd("chmod", &["a+rx"]).arg(me))
 }
 
 /// The measuring half of `bench run`, as the test user.

@@ -1,6 +1,7 @@
-//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|compare REV|plugins [REV]`, `plugin-tools`, `plugin-examples [--out DIR]`.
+//! Developer tasks: `cargo xtask testenv up|down|status`, `fixtures`, `ci`, `tidy`, `demo`, `man DIR`, `bench pull|run|ps|net|compare REV|plugins [REV]`, `plugin-tools`, `plugin-examples [--out DIR]`.
 
 mod bench;
+mod bench_net;
 mod bench_plugins;
 mod ci;
 mod fixtures;
@@ -34,6 +35,8 @@ fn run() -> Result<()> {
         ["bench", "pull"] => bench::pull(),
         ["bench", "run"] => bench::run(),
         ["bench", "ps"] => bench::ps(),
+        ["bench", "net"] => bench_net::net(),
+        ["bench", "net-inner", skiff] => bench_net::net_inner(skiff),
         ["bench", "ps-inner", skiff] => bench::ps_inner(skiff),
         ["bench", "run-inner", skiff] => bench::run_inner(skiff),
         ["bench", "compare", rev] => bench::compare(rev),
@@ -46,7 +49,7 @@ fn run() -> Result<()> {
         ["plugin-tools"] => plugin_tools::install(),
         ["plugin-examples", rest @ ..] => plugin_tools::examples(&workspace_root(), rest),
         _ => bail!(
-            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|compare REV|plugins [REV] | plugin-tools | plugin-examples [--out DIR]"
+            "usage: cargo xtask testenv up|down|status | fixtures | ci | tidy | demo | man DIR | bench pull|run|ps|net|compare REV|plugins [REV] | plugin-tools | plugin-examples [--out DIR]"
         ),
     }
 }

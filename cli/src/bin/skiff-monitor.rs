@@ -1,5 +1,5 @@
 //! `skiff-monitor ID [--attached] [--ready-fd N] [--no-sig-proxy] [--log-max BYTES]`: one container's monitor (see
-//! `skiff_runtime::monitor`); `skiff-monitor --network-holder DIR`: the user's network holder
+//! `skiff_runtime::monitor`); `skiff-monitor --network-holder DIR RECORDS`: the user's network holder
 //! (`skiff_runtime::network::holder`). Started by `skiff run`/`start`; not for direct use. Kept apart from
 //! the `skiff` binary so that each long-lived monitor stays small in memory.
 
@@ -128,9 +128,9 @@ fn skiff_beside() -> std::path::PathBuf {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, dir] = args.as_slice() {
+    if let [flag, dir, records] = args.as_slice() {
         if flag == skiff_runtime::network::holder::HOLDER_ARG {
-            let code = skiff_runtime::network::holder::serve(Path::new(dir));
+            let code = skiff_runtime::network::holder::serve(Path::new(dir), Path::new(records));
             return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
     }

@@ -150,17 +150,39 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "SecurityOpt": security_opts(&v.cfg),
         },
         "Mounts": mounts,
-        "NetworkSettings": {
-            "Networks": { v.cfg.network.as_str(): {} },
-            "Ports": port_bindings(v),
-            // slirp4netns always gives the container this address (and the gateway 10.0.2.2).
-            "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
-            "Gateway": v.cfg.network.address().map_or("", |a| a.1),
-        },
+        "NetworkSettings": network_settings(c, v),
         "LogPath": c.log_path(&v.cfg.id),
         // skiff's own: the plugins that saw this container before it was created, and what each set.
         "Plugins": v.cfg.plugins.iter().map(|(name, keys)| serde_json::json!({"Name": name, "Changed": keys})).collect::<Vec<_>>(),
     })
+}
+
+/// Docker's `NetworkSettings`: on a skiff network, the container's lease there; with
+/// slirp4netns, the address it always gives (and its gateway 10.0.2.2).
+fn network_settings(c: &Containers, v: &View) -> serde_json::Value {
+    let on_net = v.cfg.network.network().and_then(|name| {
+        let net = c.networks.find(name).ok()?;
+        let lease = net.leases.get(&v.cfg.id)?.clone();
+        Some((net, lease))
+    });
+    match on_net {
+        Some((net, l)) => serde_json::json!({
+            "Networks": { net.name.clone(): {
+                "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
+                "Gateway": net.gateway.to_string(), "MacAddress": l.mac, "Aliases": l.aliases,
+                "NetworkID": net.id, "EndpointID": "",
+            }},
+            "Ports": port_bindings(v),
+            "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
+            "Gateway": net.gateway.to_string(), "MacAddress": l.mac,
+        }),
+        None => serde_json::json!({
+            "Networks": { v.cfg.network.as_str(): {} },
+            "Ports": port_bindings(v),
+            "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
+            "Gateway": v.cfg.network.address().map_or("", |a| a.1),
+        }),
+    }
 }
 
 /// `port` flags.

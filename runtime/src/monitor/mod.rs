@@ -78,25 +78,38 @@ fn report(fd: Option<RawFd>, reports: &[Report]) {
 }
 
 /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container into its directory.
-/// On a skiff network its own name resolves to its address there (`own`).
+/// On a skiff network (`on`: its address and the network's gateway) its own name resolves to
+/// its address there, and the holder's name server at the gateway answers for the others.
 fn write_etc_files(
     cfg: &ContainerConfig,
     ctr: &Path,
-    own: Option<std::net::Ipv4Addr>,
+    on: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
 ) -> Result<()> {
+    let own = on.map(|(ip, _)| ip);
     let io = |p: &Path, e: std::io::Error| Error::Io {
         context: format!("writing {}", p.display()),
         source: e,
     };
-    let mut hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
-        own.map_or("127.0.1.1".to_string(), |ip| ip.to_string()),
-        if own.is_some() && cfg.hostname != cfg.name {
-            format!("{} {}", cfg.hostname, cfg.name)
-        } else {
-            cfg.hostname.clone()
-        }
-    );
+    let generated = || {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
+            own.map_or("127.0.1.1".to_string(), |ip| ip.to_string()),
+            if own.is_some() && cfg.hostname != cfg.name {
+                format!("{} {}", cfg.hostname, cfg.name)
+            } else {
+                cfg.hostname.clone()
+            }
+        )
+    };
+    // With the host's network, the host's own /etc/hosts, as in Docker.
+    let mut hosts = match cfg.network {
+        NetworkMode::Host => std::fs::read_to_string("/etc/hosts")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .map(|h| if h.ends_with('\n') { h } else { h + "\n" })
+            .unwrap_or_else(generated),
+        _ => generated(),
+    };
     for (name, ip) in &cfg.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
     }
@@ -108,10 +121,11 @@ fn write_etc_files(
             .map(|d| format!("nameserver {d}\n"))
             .collect(),
         // slirp4netns forwards DNS sent here to the host's resolvers (even ones on its loopback).
-        // On a skiff network, the holder's slirp4netns answers the same way, through its NAT.
-        NetworkMode::Slirp4netns | NetworkMode::Bridge(_) => {
+        NetworkMode::Slirp4netns => {
             format!("nameserver {}\n", crate::network::slirp4netns::DNS_FORWARD)
         }
+        // The holder answers for the network's containers and passes the rest to slirp4netns.
+        NetworkMode::Bridge(_) => on.map_or(String::new(), |(_, gw)| format!("nameserver {gw}\n")),
         _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     for (name, text) in [
@@ -164,11 +178,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
     let (cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
-    let own_ip = cfg.network.network().and_then(|n| {
+    let on = cfg.network.network().and_then(|n| {
         let net = containers.networks.find(n).ok()?;
-        net.leases.get(id).map(|l| l.ip)
+        net.leases.get(id).map(|l| (l.ip, net.gateway))
     });
-    write_etc_files(&cfg, &ctr, own_ip)?;
+    write_etc_files(&cfg, &ctr, on)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
     let policy = cfg.restart;
     let who = Identity::current();
@@ -351,6 +365,8 @@ struct Launched {
     child: Pid,
     /// slirp4netns, for a private network: it exits when this is dropped.
     net: Option<crate::network::slirp4netns::Helper>,
+    /// The forwarder of its published ports on a skiff network: it exits when this is dropped.
+    forward: Option<crate::network::forward::Forwarder>,
     /// The container's cgroups, for limits: removed when this is dropped (after `net`, so
     /// slirp4netns has gone first; it is not in them anyway).
     cgroup: Option<crate::cgroups::Cgroup>,
@@ -389,6 +405,7 @@ fn launch(
     let mut l = Launched {
         child: Pid::from_raw(0),
         net: None,
+        forward: None,
         cgroup: None,
         warnings: Vec::new(),
         pty: None,
@@ -531,7 +548,20 @@ fn launch(
         let plumbed = j
             .session
             .ensure_bridge(&j.net)
-            .and_then(|()| j.session.attach(&j.net, &cfg.id, &j.lease, child.as_raw()));
+            .and_then(|()| j.session.attach(&j.net, &cfg.id, &j.lease, child.as_raw()))
+            .and_then(|()| {
+                if cfg.ports.is_empty() {
+                    return Ok(());
+                }
+                let f = crate::network::forward::start(
+                    &cfg.ports,
+                    j.lease.ip,
+                    j.session.pid(),
+                    userns,
+                )?;
+                l.forward = Some(f);
+                Ok(())
+            });
         if let Err(msg) = plumbed {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
@@ -590,7 +620,7 @@ fn join_prepare(
         )
     })?;
     let exe = std::env::current_exe().map_err(|e| format!("finding skiff-monitor: {e}"))?;
-    let session = Session::open(networks.runtime(), who, &exe)?;
+    let session = Session::open(networks, who, &exe)?;
     let address = Address {
         ip: lease.ip,
         prefix: net.subnet.prefix(),

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use skiff_store::fsutil::{write_atomic, LockFile};
 
-use crate::network::records::{Lease, Network};
+use crate::network::dns::Resolver;
+use crate::network::records::{Lease, Network, Networks};
 use crate::sys::procfs;
 use crate::userns::identity::Identity;
 
@@ -46,6 +47,9 @@ pub const HOLDER_ARG: &str = "--network-holder";
 
 /// The prefix of the holder's end of each container's veth pair.
 const VETH_PREFIX: &str = "vsk";
+
+/// How often the holder checks whether it is still needed.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// How long the holder waits for slirp4netns to be ready.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -66,8 +70,12 @@ pub struct Session {
 impl Session {
     /// Finds the user's holder or starts one (`monitor_exe --network-holder DIR`, as root of
     /// the user's mapping when rootless), and holds its lock.
-    pub fn open(runtime: &Path, who: &Identity, monitor_exe: &Path) -> Result<Session, String> {
-        let dir = dir(runtime);
+    pub fn open(
+        networks: &Networks,
+        who: &Identity,
+        monitor_exe: &Path,
+    ) -> Result<Session, String> {
+        let dir = dir(networks.runtime());
         std::fs::create_dir_all(&dir)
             .and_then(|()| {
                 std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -86,6 +94,7 @@ impl Session {
         let mut cmd = Command::new(monitor_exe);
         cmd.arg(HOLDER_ARG)
             .arg(&dir)
+            .arg(networks.records_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -289,9 +298,12 @@ fn read_record(dir: &Path) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-/// `skiff-monitor --network-holder DIR`: forks the holder (so it is nobody's child once this
+/// `skiff-monitor --network-holder DIR RECORDS`: forks the holder (so it is nobody's child once this
 /// returns), waits until it is ready and prints its pid; the exit code says whether it started.
-pub fn serve(dir: &Path) -> i32 {
+pub fn serve(dir: &Path, records: &Path) -> i32 {
+    // A monitor blocks the signals it proxies, and a mask outlives exec: unblock them, so the
+    // holder (and its slirp4netns) can be stopped as any process.
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     let Ok((ready_r, ready_w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         eprintln!("making a pipe failed");
         return 1;
@@ -300,7 +312,7 @@ pub fn serve(dir: &Path) -> i32 {
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ready_r);
-            let code = match hold(dir, ready_w) {
+            let code = match hold(dir, records, ready_w) {
                 Ok(()) => 0,
                 Err(_) => 1,
             };
@@ -328,7 +340,7 @@ pub fn serve(dir: &Path) -> i32 {
 
 /// The holder: its own network namespace with lo up and forwarding on, slirp4netns attached,
 /// then a watch that ends it once no container is attached.
-fn hold(dir: &Path, ready: OwnedFd) -> Result<(), ()> {
+fn hold(dir: &Path, records: &Path, ready: OwnedFd) -> Result<(), ()> {
     let mut ready = File::from(ready);
     let mut fail = |msg: String| {
         let _ = ready.write_all(msg.as_bytes());
@@ -403,9 +415,16 @@ fn hold(dir: &Path, ready: OwnedFd) -> Result<(), ()> {
         let _ = nix::sys::signal::kill(slirp_pid, nix::sys::signal::Signal::SIGKILL);
         return fail("slirp4netns did not get ready (is /dev/net/tun usable?)".into());
     }
+    let resolver = match Resolver::bind(Networks::in_dir(records.to_path_buf())) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(slirp_pid, nix::sys::signal::Signal::SIGKILL);
+            return fail(format!("starting the name server on port 53: {e}"));
+        }
+    };
     let _ = ready.write_all(b"ok");
     drop(ready);
-    watch(dir, slirp_pid, exit_w);
+    watch(dir, slirp_pid, exit_w, resolver);
     Ok(())
 }
 
@@ -434,17 +453,38 @@ fn wait_readable(fd: i32, within: Duration) -> bool {
     unsafe { libc::poll(&mut p, 1, ms) == 1 }
 }
 
-/// Ends the holder once no container has been attached for a second (checked under the lock),
-/// or when slirp4netns is gone; its record goes with it.
-fn watch(dir: &Path, slirp: nix::unistd::Pid, exit_w: OwnedFd) {
+/// Answers name questions, and ends the holder once no container has been attached for a
+/// second (checked under the lock) or when slirp4netns is gone; its record goes with it.
+fn watch(dir: &Path, slirp: nix::unistd::Pid, exit_w: OwnedFd, mut resolver: Resolver) {
     let started = Instant::now();
     let mut idle = 0;
+    let mut checked = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_millis(500));
+        let mut fds = resolver.fds().map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let wait = CHECK_EVERY.saturating_sub(checked.elapsed());
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(500);
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        resolver.serve_ready();
+        if checked.elapsed() < CHECK_EVERY {
+            continue;
+        }
+        checked = Instant::now();
         let slirp_gone = !matches!(
             nix::sys::wait::waitpid(slirp, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
             Ok(nix::sys::wait::WaitStatus::StillAlive)
         );
+        if !dir.is_dir() {
+            // The user's runtime directory went away (a logout, a test's home): no monitor can
+            // find this holder any more; its containers lose their network with it.
+            drop(exit_w);
+            let _ = nix::sys::wait::waitpid(slirp, None);
+            return;
+        }
         let Some(lock) = try_lock(&dir.join(".lock")) else {
             continue;
         };

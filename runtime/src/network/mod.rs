@@ -1,9 +1,11 @@
 //! A container's network: the mode it asked for (`NetworkMode`, parsed once from `--network`),
 //! the ports it publishes (`ports`), the user's networks (`records`, `subnet`), the process holding
-//! their bridges (`holder`), a container's interface (`iface`), and one file per backend
+//! their bridges (`holder`) and its name server (`dns`), a container's interface (`iface`), and one file per backend
 //! (`slirp4netns`).
 
+pub mod dns;
 pub mod error;
+pub mod forward;
 pub mod holder;
 pub mod iface;
 pub mod ports;
@@ -17,7 +19,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
-    /// The host's network namespace (today's default without `-p`).
+    /// The host's network namespace (`--network host`; records of older builds without a
+    /// network read as this, their default).
     #[default]
     Host,
     /// A network namespace of its own with only loopback.
@@ -40,9 +43,9 @@ pub enum Error {
     /// `-p` with a mode that has no private network to publish from.
     #[error("-p publishes ports of a private network, and --network {0} has none: drop --network {0} (or use --network slirp4netns)")]
     NoPortsIn(String),
-    /// `-p` on a user network: not built yet.
-    #[error("-p on network {0} is not supported yet: publish ports with --network slirp4netns")]
-    NoPortsOnBridge(String),
+    /// A UDP `-p` on a skiff network: not built yet.
+    #[error("-p {0}/udp: only TCP ports can be published on skiff networks yet: use --network slirp4netns for UDP")]
+    UdpOnBridge(String),
     /// `--ip` that is not an IPv4 address.
     #[error("invalid --ip {0:?}: give an IPv4 address such as 10.90.1.20")]
     BadIp(String),
@@ -70,13 +73,12 @@ pub fn canonical(key: &str) -> &str {
 const SLIRP_ADDRESS: (&str, &str) = ("10.0.2.100", "10.0.2.2");
 
 impl NetworkMode {
-    /// Parses `--network`; without one, `-p` picks a private network and otherwise the host's.
+    /// Parses `--network`; without one, the default network (`skiff`), as Docker's `bridge`.
     /// Any other word names one of the user's networks (`bridge` is the default one); whether
     /// it exists is checked when the container takes its address.
     pub fn choose(flag: Option<&str>, publishes: bool) -> Result<NetworkMode, Error> {
         let mode = match flag {
-            None if publishes => NetworkMode::Slirp4netns,
-            None => NetworkMode::Host,
+            None => NetworkMode::Bridge(DEFAULT_NETWORK.to_string()),
             Some("host") => NetworkMode::Host,
             Some("none") => NetworkMode::None,
             Some("slirp4netns") => NetworkMode::Slirp4netns,
@@ -87,8 +89,7 @@ impl NetworkMode {
         };
         if publishes {
             match &mode {
-                NetworkMode::Slirp4netns => {}
-                NetworkMode::Bridge(n) => return Err(Error::NoPortsOnBridge(n.clone())),
+                NetworkMode::Slirp4netns | NetworkMode::Bridge(_) => {}
                 m => return Err(Error::NoPortsIn(m.as_str().to_string())),
             }
         }
@@ -140,11 +141,9 @@ mod tests {
 
     #[test]
     fn modes_are_chosen_as_docker_and_skiff_do() {
-        assert_eq!(NetworkMode::choose(None, false), Ok(NetworkMode::Host));
-        assert_eq!(
-            NetworkMode::choose(None, true),
-            Ok(NetworkMode::Slirp4netns)
-        );
+        let default = NetworkMode::Bridge("skiff".into());
+        assert_eq!(NetworkMode::choose(None, false), Ok(default.clone()));
+        assert_eq!(NetworkMode::choose(None, true), Ok(default));
         assert_eq!(
             NetworkMode::choose(Some("none"), false),
             Ok(NetworkMode::None)

@@ -113,6 +113,19 @@ impl Networks {
         }
     }
 
+    /// The records in `dir` alone (the network holder's name server reads them).
+    pub fn in_dir(dir: PathBuf) -> Networks {
+        Networks {
+            dir,
+            runtime: PathBuf::new(),
+        }
+    }
+
+    /// Where the records are.
+    pub fn records_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The user's runtime directory, where the network holder keeps its record.
     pub fn runtime(&self) -> &std::path::Path {
         &self.runtime

@@ -29,7 +29,7 @@ pub struct ContainerSpec {
     pub cmd: Vec<String>,
     /// The process; its env gets `HOSTNAME` when the record is made, unless it has one.
     pub process: ProcessSpec,
-    /// `--hostname`; the short id when unset.
+    /// `--hostname`; the short id when unset (the host's name with `--network host`).
     pub hostname: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -125,8 +125,11 @@ impl ContainerSpec {
         if !self.ports.is_empty() {
             match &self.network {
                 NetworkMode::Slirp4netns => {}
-                NetworkMode::Bridge(n) => {
-                    return Err(crate::network::Error::NoPortsOnBridge(n.clone()).into())
+                NetworkMode::Bridge(_) => {
+                    if let Some(p) = self.ports.iter().find(|p| p.protocol != "tcp") {
+                        let port = format!("{}:{}", p.host_port, p.container_port);
+                        return Err(crate::network::Error::UdpOnBridge(port).into());
+                    }
                 }
                 m => return Err(crate::network::Error::NoPortsIn(m.as_str().to_string()).into()),
             }
@@ -168,8 +171,20 @@ impl ContainerSpec {
 
     /// The record of this spec for a container with `id` and `name`.
     pub fn into_config(self, id: &str, name: &str) -> ContainerConfig {
+        // With the host's network the container has the host's name, as in Docker.
+        let host_name = || {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .filter(|h| crate::container::names::valid_hostname(h))
+        };
         let hostname = self
             .hostname
+            .or_else(|| {
+                (self.network == NetworkMode::Host)
+                    .then(host_name)
+                    .flatten()
+            })
             .unwrap_or_else(|| id[..12.min(id.len())].to_string());
         let mut process = self.process;
         // The user's `-e HOSTNAME=…` (or the image's) wins over the generated one, as in Docker.

@@ -1,0 +1,173 @@
+//! Published TCP ports of a container on a skiff network (`-p HOST:CTR`): the monitor binds each
+//! host port itself (so a port in use, or one below the unprivileged start, is refused before the
+//! container starts, with the fix), then forks a forwarder that joins the network holder's
+//! namespaces and, for each connection accepted on the host, connects to the container's address
+//! on its network and copies both ways. Like slirp4netns it holds the read end of an exit pipe
+//! whose write end is the monitor's: when the container ends, or the monitor is killed, the
+//! forwarder exits and the host ports are free again. The client's address is not kept (the
+//! container sees the holder's bridge address), as with podman's rootlessport.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use crate::network::ports::PortSpec;
+
+/// The forwarder of one container's ports; dropping it ends the forwarder.
+#[derive(Debug)]
+pub struct Forwarder {
+    pid: nix::unistd::Pid,
+    exit_w: Option<OwnedFd>,
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        drop(self.exit_w.take());
+        let flags = Some(nix::sys::wait::WaitPidFlag::WNOHANG);
+        for _ in 0..1000 {
+            match nix::sys::wait::waitpid(self.pid, flags) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => return,
+            }
+        }
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Binds one host port, with an answer that says what to do when it cannot be had.
+fn bind(p: &PortSpec) -> Result<TcpListener, String> {
+    let ip: Ipv4Addr = if p.host_ip.is_empty() {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        p.host_ip
+            .parse()
+            .map_err(|_| format!("-p {}: {:?} is not an IPv4 address", p.host_port, p.host_ip))?
+    };
+    TcpListener::bind((ip, p.host_port)).map_err(|e| match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "host port {} is already in use (by another container or program): choose another -p host port",
+            p.host_port
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "host port {} is below the first port an unprivileged user may bind: use a port >= 1024, or lower it with sysctl net.ipv4.ip_unprivileged_port_start={}",
+            p.host_port, p.host_port
+        ),
+        _ => format!("binding host port {}: {e}", p.host_port),
+    })
+}
+
+/// Binds `ports` on the host and forks the forwarder to `target` inside the holder `holder`
+/// (joining its user namespace first when `rootless`).
+pub fn start(
+    ports: &[PortSpec],
+    target: Ipv4Addr,
+    holder: i32,
+    rootless: bool,
+) -> Result<Forwarder, String> {
+    if let Some(p) = ports.iter().find(|p| p.protocol != "tcp") {
+        return Err(format!(
+            "-p {}:{}/{}: only TCP ports can be published on skiff networks yet: use --network slirp4netns for UDP",
+            p.host_port, p.container_port, p.protocol
+        ));
+    }
+    let listeners = ports
+        .iter()
+        .map(|p| bind(p).map(|l| (l, p.container_port)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let open = |ns: &str| {
+        File::open(format!("/proc/{holder}/ns/{ns}"))
+            .map_err(|e| format!("opening the network holder's {ns} namespace: {e}"))
+    };
+    let user = if rootless { Some(open("user")?) } else { None };
+    let net = open("net")?;
+    let (exit_r, exit_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("making the forwarder's pipe: {e}"))?;
+    // SAFETY: the monitor is single-threaded; the child only joins namespaces, then serves.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(exit_w);
+            let joined = user
+                .as_ref()
+                // SAFETY: setns on descriptors we hold, in a single-threaded process.
+                .is_none_or(|u| unsafe { libc::setns(u.as_raw_fd(), libc::CLONE_NEWUSER) } == 0)
+                // SAFETY: as above.
+                && unsafe { libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) } == 0;
+            if !joined {
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+            drop((user, net));
+            let keep: Vec<i32> = listeners
+                .iter()
+                .map(|(l, _)| l.as_raw_fd())
+                .chain([exit_r.as_raw_fd(), 2])
+                .collect();
+            close_all_but(&keep);
+            serve(listeners, target, exit_r);
+            // SAFETY: leaving the forked child without the monitor's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => Ok(Forwarder {
+            pid: child,
+            exit_w: Some(exit_w),
+        }),
+    }
+}
+
+/// Closes every descriptor but `keep` (the monitor's pipes, the container's stdio…).
+fn close_all_but(keep: &[i32]) {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    for fd in fds {
+        if !keep.contains(&fd) {
+            // SAFETY: closing descriptors this forked child does not use.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Accepts on every listener and relays each connection to `target`, until the exit pipe closes.
+fn serve(listeners: Vec<(TcpListener, u16)>, target: Ipv4Addr, exit_r: OwnedFd) {
+    for (l, port) in listeners {
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let to = SocketAddr::from((target, port));
+                std::thread::spawn(move || relay(conn, to));
+            }
+        });
+    }
+    // Blocks until the monitor's end closes (the container ended, or the monitor died).
+    let mut b = [0u8; 1];
+    let _ = nix::unistd::read(&exit_r, &mut b);
+}
+
+/// Copies both ways between the host's client and the container, closing each direction as its
+/// sender finishes.
+fn relay(client: TcpStream, to: SocketAddr) {
+    let Ok(server) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let mut c = &client;
+        let _ = std::io::copy(&mut c, &mut s2);
+        let _ = s2.shutdown(std::net::Shutdown::Write);
+    });
+    let mut s = &server;
+    let _ = std::io::copy(&mut s, &mut c2);
+    let _ = c2.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
