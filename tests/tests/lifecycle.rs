@@ -1084,6 +1084,8 @@ fn stats_reads_cpu_memory_and_pids_from_proc_even_rootless() {
         "-d",
         "--name",
         "idle",
+        "--network",
+        "host",
         &bb(),
         "sh",
         "-c",
@@ -1119,6 +1121,7 @@ fn stats_reads_cpu_memory_and_pids_from_proc_even_rootless() {
         idle[6], "--",
         "the host network's counters are not the container's: {out}"
     );
+    assert_ne!(busy[6], "--", "its own network's counters: {out}");
     let table = env.ok(&["stats", "--no-stream", "idle"]).stdout;
     assert!(
         table.starts_with("CONTAINER ID") && table.contains("MEM USAGE / LIMIT"),

@@ -907,8 +907,7 @@ fn the_copy_rootfs_fallback_matches_the_overlay() {
     let again = run(&["start", "-a", "copied"]);
     assert!(
         again.stdout.contains("changed\n"),
-        "writes persist in the container's copy: {}",
-        again.stdout
+        "writes persist in the container's copy: {again:?}"
     );
     let layers = env.layer_dirs(&img("layers"));
     assert_eq!(

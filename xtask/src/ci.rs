@@ -254,7 +254,7 @@ pub fn demo() -> Result<()> {
         &image,
         "sh",
         "-c",
-        "mkdir /www && echo hello over slirp4netns > /www/index.html && exec httpd -f -p 80 -h /www",
+        "mkdir /www && echo hello over the default network > /www/index.html && exec httpd -f -p 80 -h /www",
     ])?;
     step(&["port", "demo-web"])?;
     let t = std::time::Instant::now();
@@ -279,6 +279,33 @@ pub fn demo() -> Result<()> {
         body.lines().last().unwrap_or("")
     );
     step(&["ps", "-a"])?;
+    // A network of one's own: a client finds the server by its name.
+    step(&["network", "create", "demo-net"])?;
+    step(&[
+        "run",
+        "-d",
+        "--name",
+        "demo-api",
+        "--network",
+        "demo-net",
+        &image,
+        "sh",
+        "-c",
+        "mkdir /w && echo hello by name > /w/index.html && exec httpd -f -p 80 -h /w",
+    ])?;
+    step(&[
+        "run",
+        "--rm",
+        "--network",
+        "demo-net",
+        &image,
+        "sh",
+        "-c",
+        "until wget -q -O- http://demo-api/; do sleep 0.2; done",
+    ])?;
+    step(&["network", "ls"])?;
+    step(&["rm", "-f", "demo-api"])?;
+    step(&["network", "rm", "demo-net"])?;
     step(&["rm", "-f", "demo-web"])?;
     step(&["system", "df"])?;
     step(&["rm", "demo-ticker"])?;

@@ -365,7 +365,12 @@ fn hold(dir: &Path, records: &Path, ready: OwnedFd) -> Result<(), ()> {
     };
     // slirp4netns must start in the host's network namespace, on ours once it exists: it is
     // forked now and execs when told to.
-    let mut slirp = Command::new("slirp4netns");
+    let Some(slirp_exe) = find_tool("slirp4netns") else {
+        return fail(
+            "slirp4netns is needed for skiff networks and was not found: install slirp4netns (apt install slirp4netns), or use --network host".into(),
+        );
+    };
+    let mut slirp = Command::new(slirp_exe);
     slirp.args([
         "--configure",
         "--mtu=65520",
@@ -413,7 +418,9 @@ fn hold(dir: &Path, records: &Path, ready: OwnedFd) -> Result<(), ()> {
         && nix::unistd::read(&sready_r, &mut byte).is_ok_and(|n| n == 1);
     if !ok {
         let _ = nix::sys::signal::kill(slirp_pid, nix::sys::signal::Signal::SIGKILL);
-        return fail("slirp4netns did not get ready (is /dev/net/tun usable?)".into());
+        return fail(
+            "slirp4netns did not get ready: /dev/net/tun must be usable by you (or use --network host)".into(),
+        );
     }
     let resolver = match Resolver::bind(Networks::in_dir(records.to_path_buf())) {
         Ok(r) => r,
