@@ -8,7 +8,7 @@
 //! container sees the holder's bridge address), as with podman's rootlessport.
 
 use std::fs::File;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -162,12 +162,29 @@ fn relay(client: TcpStream, to: SocketAddr) {
         return;
     };
     let up = std::thread::spawn(move || {
-        let mut c = &client;
-        let _ = std::io::copy(&mut c, &mut s2);
+        pump(&client, &mut s2);
         let _ = s2.shutdown(std::net::Shutdown::Write);
     });
-    let mut s = &server;
-    let _ = std::io::copy(&mut s, &mut c2);
+    pump(&server, &mut c2);
     let _ = c2.shutdown(std::net::Shutdown::Write);
     let _ = up.join();
 }
+
+/// Copies `from` to `to` until EOF or an error, in large chunks (`io::copy`'s 8 KiB buffer
+/// made host → container transfers through the forwarder 2.5 times slower than podman's).
+fn pump(mut from: &TcpStream, to: &mut TcpStream) {
+    let mut buf = vec![0u8; RELAY_BUF];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The relay's chunk size.
+const RELAY_BUF: usize = 256 * 1024;
