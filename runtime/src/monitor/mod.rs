@@ -26,7 +26,7 @@ use crate::container::logs::LogWriter;
 use crate::container::records::Containers;
 use crate::error::{Ctx, Error, Result};
 use crate::hooks::{Event, ExitEvent, StartEvent};
-use crate::network::holder::Session;
+use crate::network::holder::{HolderNs, Session};
 use crate::network::iface::Address;
 use crate::network::records::{Lease, Network, Networks};
 use crate::network::NetworkMode;
@@ -178,10 +178,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
     let (cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
-    let on = cfg.network.network().and_then(|n| {
-        let net = containers.networks.find(n).ok()?;
-        net.leases.get(id).map(|l| (l.ip, net.gateway))
-    });
+    // Read once: a network in use and a container's lease there do not change while it lives.
+    let placed = cfg
+        .network
+        .network()
+        .map(|n| Placement::find(&cfg, n, &containers.networks));
+    let on = match &placed {
+        Some(Ok(p)) => Some((p.lease.ip, p.net.gateway)),
+        _ => None,
+    };
     write_etc_files(&cfg, &ctr, on)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
     let policy = cfg.restart;
@@ -202,7 +207,14 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let ended = match launch(&cfg, &ctr, opts.attached, &who, &containers.networks)? {
+        let ended = match launch(
+            &cfg,
+            &ctr,
+            opts.attached,
+            &who,
+            &containers.networks,
+            placed.as_ref(),
+        )? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
@@ -386,14 +398,21 @@ fn launch(
     attached: bool,
     who: &Identity,
     networks: &Networks,
+    placed: Option<&std::result::Result<Placement, String>>,
 ) -> Result<Launch> {
-    // On a skiff network: its record, the container's lease and the holder (found or started,
-    // its lock held until the container is plumbed in).
-    let mut on_net = match cfg.network.network() {
-        Some(name) => match join_prepare(cfg, name, who, networks) {
+    // On a skiff network: the holder, found or started, its lock held until the container is
+    // plumbed in.
+    let mut on_net = match placed {
+        Some(Ok(place)) => match join(place, who, networks) {
             Ok(j) => Some(j),
             Err(msg) => return Ok(Launch::Failed { code: 125, msg }),
         },
+        Some(Err(msg)) => {
+            return Ok(Launch::Failed {
+                code: 125,
+                msg: msg.clone(),
+            })
+        }
         None => None,
     };
     let tty = cfg.process.terminal;
@@ -460,7 +479,7 @@ fn launch(
     let setup = ChildSetup {
         cfg,
         ctr,
-        eth0: on_net.as_ref().map(|j| j.address),
+        eth0: on_net.as_ref().map(|j| j.place.address()),
         userns,
         gid5_mapped: who.maps_gid5(),
         sync_fd: sync_r.as_raw_fd(),
@@ -477,11 +496,14 @@ fn launch(
     // Rootless on a network, the container's user namespace is made under the holder's (see
     // `clone_under`), which maps it; otherwise the container's own is mapped below.
     let under = match (&on_net, userns) {
-        (Some(j), true) => Some(j.session.pid()),
+        (Some(j), true) => match j.session.namespaces() {
+            Ok(ns) => Some(ns),
+            Err(msg) => return Ok(Launch::Failed { code: 125, msg }),
+        },
         _ => None,
     };
-    let cloned = match under {
-        Some(holder) => match clone_under(holder, who, flags, &mut stack, &|| child_main(&setup)) {
+    let cloned = match &under {
+        Some(ns) => match clone_under(ns, who, flags, &mut stack, &|| child_main(&setup)) {
             Ok(c) => Ok(c),
             Err(msg) => return Ok(Launch::Failed { code: 125, msg }),
         },
@@ -545,21 +567,17 @@ fn launch(
     }
     if let Some(j) = on_net.as_mut() {
         // Before the child goes on: it configures eth0 first thing.
+        let (net, lease) = (&j.place.net, &j.place.lease);
         let plumbed = j
             .session
-            .ensure_bridge(&j.net)
-            .and_then(|()| j.session.attach(&j.net, &cfg.id, &j.lease, child.as_raw()))
+            .ensure_bridge(net)
+            .and_then(|()| j.session.attach(net, &cfg.id, lease, child.as_raw()))
             .and_then(|()| {
                 if cfg.ports.is_empty() {
                     return Ok(());
                 }
-                let f = crate::network::forward::start(
-                    &cfg.ports,
-                    j.lease.ip,
-                    j.session.pid(),
-                    userns,
-                )?;
-                l.forward = Some(f);
+                let ns = j.session.namespaces()?;
+                l.forward = Some(crate::network::forward::start(&cfg.ports, lease.ip, ns)?);
                 Ok(())
             });
         if let Err(msg) = plumbed {
@@ -598,40 +616,52 @@ fn launch(
     Ok(Launch::Started(l))
 }
 
-/// A container about to join a skiff network.
-struct Joining {
+/// Where a container goes on its skiff network: the network's record and its lease there.
+struct Placement {
     net: Network,
     lease: Lease,
-    address: Address,
+}
+
+impl Placement {
+    fn find(
+        cfg: &ContainerConfig,
+        name: &str,
+        networks: &Networks,
+    ) -> std::result::Result<Placement, String> {
+        let net = networks.find(name).map_err(|e| e.to_string())?;
+        let lease = net.leases.get(&cfg.id).cloned().ok_or_else(|| {
+            format!(
+                "container {} has no address on network {name}: remove it and create it again",
+                cfg.name
+            )
+        })?;
+        Ok(Placement { net, lease })
+    }
+
+    /// What the container's eth0 gets (no default route on an internal network).
+    fn address(&self) -> Address {
+        Address {
+            ip: self.lease.ip,
+            prefix: self.net.subnet.prefix(),
+            gateway: (!self.net.internal).then_some(self.net.gateway),
+        }
+    }
+}
+
+/// A container about to join its network: where it goes, and the holder's lock held meanwhile.
+struct Joining<'a> {
+    place: &'a Placement,
     session: Session,
 }
 
-fn join_prepare(
-    cfg: &ContainerConfig,
-    name: &str,
+fn join<'a>(
+    place: &'a Placement,
     who: &Identity,
     networks: &Networks,
-) -> std::result::Result<Joining, String> {
-    let net = networks.find(name).map_err(|e| e.to_string())?;
-    let lease = net.leases.get(&cfg.id).cloned().ok_or_else(|| {
-        format!(
-            "container {} has no address on network {name}: remove it and create it again",
-            cfg.name
-        )
-    })?;
+) -> std::result::Result<Joining<'a>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding skiff-monitor: {e}"))?;
     let session = Session::open(networks, who, &exe)?;
-    let address = Address {
-        ip: lease.ip,
-        prefix: net.subnet.prefix(),
-        gateway: (!net.internal).then_some(net.gateway),
-    };
-    Ok(Joining {
-        net,
-        lease,
-        address,
-        session,
-    })
+    Ok(Joining { place, session })
 }
 
 /// Clones the container's init with `flags` (a new user namespace among them) from a process
@@ -641,14 +671,13 @@ fn join_prepare(
 /// the holder holds the user's mapping) and exits; the child, an orphan, is reparented to this
 /// monitor (a subreaper), which reaps it as its own.
 fn clone_under(
-    holder: i32,
+    holder: &HolderNs,
     who: &Identity,
     flags: CloneFlags,
     stack: &mut [u8],
     child: &dyn Fn() -> isize,
 ) -> std::result::Result<Pid, String> {
-    let userns = File::open(format!("/proc/{holder}/ns/user"))
-        .map_err(|e| format!("opening the network holder's user namespace: {e}"))?;
+    let fds = holder.fds();
     // One line per range of the holder's map: a line of a child's map must fall inside one.
     let same = |ranges: Option<&[crate::userns::idmap::Range]>| match ranges {
         Some(rs) => rs
@@ -666,13 +695,8 @@ fn clone_under(
         nix::unistd::ForkResult::Child => {
             drop(msg_r);
             let report = (|| -> std::result::Result<Pid, String> {
-                // SAFETY: setns on a descriptor we hold; the process is single-threaded.
-                if unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
-                    return Err(format!(
-                        "joining the network holder's user namespace: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
+                fds.enter_user()
+                    .map_err(|e| format!("joining the network holder's user namespace: {e}"))?;
                 // SAFETY: as in `launch`: no CLONE_VM, the child runs `child` on `stack`.
                 let c = unsafe {
                     nix::sched::clone(Box::new(child), stack, flags, Some(libc::SIGCHLD))

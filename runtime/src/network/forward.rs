@@ -7,12 +7,12 @@
 //! forwarder exits and the host ports are free again. The client's address is not kept (the
 //! container sees the holder's bridge address), as with podman's rootlessport.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use crate::network::holder::HolderNs;
 use crate::network::ports::PortSpec;
 
 /// The forwarder of one container's ports; dropping it ends the forwarder.
@@ -24,18 +24,7 @@ pub struct Forwarder {
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        drop(self.exit_w.take());
-        let flags = Some(nix::sys::wait::WaitPidFlag::WNOHANG);
-        for _ in 0..1000 {
-            match nix::sys::wait::waitpid(self.pid, flags) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                _ => return,
-            }
-        }
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(self.pid, None);
+        super::end_helper(self.pid, self.exit_w.take());
     }
 }
 
@@ -61,47 +50,24 @@ fn bind(p: &PortSpec) -> Result<TcpListener, String> {
     })
 }
 
-/// Binds `ports` on the host and forks the forwarder to `target` inside the holder `holder`
-/// (joining its user namespace first when `rootless`).
-pub fn start(
-    ports: &[PortSpec],
-    target: Ipv4Addr,
-    holder: i32,
-    rootless: bool,
-) -> Result<Forwarder, String> {
-    if let Some(p) = ports.iter().find(|p| p.protocol != "tcp") {
-        return Err(format!(
-            "-p {}:{}/{}: only TCP ports can be published on skiff networks yet: use --network slirp4netns for UDP",
-            p.host_port, p.container_port, p.protocol
-        ));
-    }
+/// Binds `ports` (TCP: the spec refuses UDP on skiff networks) on the host and forks the
+/// forwarder to `target` inside the holder's namespaces `ns`.
+pub fn start(ports: &[PortSpec], target: Ipv4Addr, ns: HolderNs) -> Result<Forwarder, String> {
     let listeners = ports
         .iter()
         .map(|p| bind(p).map(|l| (l, p.container_port)))
         .collect::<Result<Vec<_>, String>>()?;
-    let open = |ns: &str| {
-        File::open(format!("/proc/{holder}/ns/{ns}"))
-            .map_err(|e| format!("opening the network holder's {ns} namespace: {e}"))
-    };
-    let user = if rootless { Some(open("user")?) } else { None };
-    let net = open("net")?;
     let (exit_r, exit_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("making the forwarder's pipe: {e}"))?;
     // SAFETY: the monitor is single-threaded; the child only joins namespaces, then serves.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(exit_w);
-            let joined = user
-                .as_ref()
-                // SAFETY: setns on descriptors we hold, in a single-threaded process.
-                .is_none_or(|u| unsafe { libc::setns(u.as_raw_fd(), libc::CLONE_NEWUSER) } == 0)
-                // SAFETY: as above.
-                && unsafe { libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) } == 0;
-            if !joined {
+            if ns.fds().enter().is_err() {
                 // SAFETY: leaving the forked child.
                 unsafe { libc::_exit(1) }
             }
-            drop((user, net));
+            drop(ns);
             let keep: Vec<i32> = listeners
                 .iter()
                 .map(|(l, _)| l.as_raw_fd())

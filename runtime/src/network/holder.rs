@@ -198,25 +198,19 @@ impl Session {
         self.run(IP, &["-batch", "-"], &batch)
     }
 
+    /// The holder's namespaces, for a process that must join them.
+    pub fn namespaces(&self) -> Result<HolderNs, String> {
+        HolderNs::open(self.rec.pid, self.rootless)
+    }
+
     /// Runs `tool args` inside the holder's namespaces with `input` on its stdin.
     fn run(&self, tool: Tool, args: &[&str], input: &str) -> Result<(), String> {
         let (name, package) = tool;
         let program = find_tool(name).ok_or_else(|| {
             format!("{name} is needed for skiff networks and was not found: install {package} (apt install {package})")
         })?;
-        let program = program.as_path();
-        let program_name = name;
-        let open = |ns: &str| {
-            File::open(format!("/proc/{}/ns/{ns}", self.rec.pid))
-                .map_err(|e| format!("opening the network holder's {ns} namespace: {e}"))
-        };
-        let user = if self.rootless {
-            Some(open("user")?)
-        } else {
-            None
-        };
-        let net = open("net")?;
-        let (user_fd, net_fd) = (user.as_ref().map(|f| f.as_raw_fd()), net.as_raw_fd());
+        let ns = self.namespaces()?;
+        let fds = ns.fds();
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::piped())
@@ -224,35 +218,82 @@ impl Session {
             .stderr(Stdio::piped());
         // SAFETY: only setns, async-signal-safe, between fork and exec.
         unsafe {
-            cmd.pre_exec(move || {
-                if let Some(u) = user_fd {
-                    if libc::setns(u, libc::CLONE_NEWUSER) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || fds.enter());
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("running {program_name} in the network holder: {e}"))?;
+        let failed = |e: std::io::Error| format!("running {name} in the network holder: {e}");
+        let mut child = cmd.spawn().map_err(failed)?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(input.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("running {program_name} in the network holder: {e}"))?;
+        let out = child.wait_with_output().map_err(failed)?;
         if out.status.success() {
             Ok(())
         } else {
             Err(format!(
-                "{program_name} in the network holder failed: {}",
+                "{name} in the network holder failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+}
+
+/// The holder's user (when rootless) and network namespaces, opened beforehand so that a
+/// forked process can join them with system calls alone.
+pub struct HolderNs {
+    user: Option<File>,
+    net: File,
+}
+
+impl HolderNs {
+    fn open(pid: i32, rootless: bool) -> Result<HolderNs, String> {
+        let open = |ns: &str| {
+            File::open(format!("/proc/{pid}/ns/{ns}"))
+                .map_err(|e| format!("opening the network holder's {ns} namespace: {e}"))
+        };
+        Ok(HolderNs {
+            user: if rootless { Some(open("user")?) } else { None },
+            net: open("net")?,
+        })
+    }
+
+    /// Their descriptors, to join them after a fork (valid while this lives).
+    pub fn fds(&self) -> NsFds {
+        NsFds {
+            user: self.user.as_ref().map(|f| f.as_raw_fd()),
+            net: self.net.as_raw_fd(),
+        }
+    }
+}
+
+/// The descriptors of [`HolderNs`], copied into a forked process.
+#[derive(Debug, Clone, Copy)]
+pub struct NsFds {
+    user: Option<i32>,
+    net: i32,
+}
+
+impl NsFds {
+    /// Joins the holder's user namespace (rootless) and then its network namespace. Only
+    /// system calls: fit for a forked child or a `pre_exec`.
+    pub fn enter(self) -> std::io::Result<()> {
+        self.enter_user()?;
+        // SAFETY: setns on a descriptor the caller keeps open.
+        if unsafe { libc::setns(self.net, libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Joins only the holder's user namespace (rootless; nothing as root), for a process that
+    /// makes namespaces of its own under it.
+    pub fn enter_user(self) -> std::io::Result<()> {
+        if let Some(u) = self.user {
+            // SAFETY: setns on a descriptor the caller keeps open; the process is single-threaded.
+            if unsafe { libc::setns(u, libc::CLONE_NEWUSER) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -69,6 +69,21 @@ pub fn canonical(key: &str) -> &str {
     }
 }
 
+/// Ends a helper that exits once its exit pipe closes (slirp4netns, the port forwarder): closes
+/// our end, reaps it (our child, so no zombie stays), and kills it if it has not gone in a second.
+pub(crate) fn end_helper(pid: nix::unistd::Pid, exit_w: Option<std::os::fd::OwnedFd>) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    drop(exit_w);
+    for _ in 0..1000 {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => return,
+        }
+    }
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
 /// The address slirp4netns gives a container, and its gateway.
 const SLIRP_ADDRESS: (&str, &str) = ("10.0.2.100", "10.0.2.2");
 

@@ -33,20 +33,8 @@ pub struct Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        // Closing the pipe tells slirp4netns to exit; reap it (our child) so no zombie stays.
-        drop(self.exit_w.take());
-        let pid = nix::unistd::Pid::from_raw(self.pid);
-        let flags = Some(nix::sys::wait::WaitPidFlag::WNOHANG);
-        for _ in 0..1000 {
-            match nix::sys::wait::waitpid(pid, flags) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                _ => return,
-            }
-        }
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+        // Closing the pipe tells slirp4netns to exit.
+        super::end_helper(nix::unistd::Pid::from_raw(self.pid), self.exit_w.take());
     }
 }
 
