@@ -3,7 +3,6 @@
 //! the overlay `upper/` and `work/` dirs. No daemon: every command reads these files.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use skiff_store::fsutil::{write_atomic, LockFile};
@@ -81,7 +80,7 @@ impl Containers {
                 }
             }
         };
-        let id = hex(&random_bytes::<32>()?);
+        let id = crate::sys::random::id().ctx(|| "reading /dev/urandom".to_string())?;
         let cfg = build(&id, &name);
         let dir = self.dir(&id);
         for sub in ["", "upper", "work", "rootfs"] {
@@ -423,15 +422,7 @@ pub fn monitors_of(id: &str) -> Vec<i32> {
 
 /// Random bytes from the kernel.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .ctx(|| "reading /dev/urandom".to_string())?;
-    Ok(b)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::sys::random::bytes().ctx(|| "reading /dev/urandom".to_string())
 }
 
 #[cfg(test)]

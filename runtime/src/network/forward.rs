@@ -87,13 +87,7 @@ pub fn start(ports: &[PortSpec], target: Ipv4Addr, ns: HolderNs) -> Result<Forwa
 
 /// Closes every descriptor but `keep` (the monitor's pipes, the container's stdio…).
 fn close_all_but(keep: &[i32]) {
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    for fd in fds {
+    for fd in crate::sys::fd::open_fds() {
         if !keep.contains(&fd) {
             // SAFETY: closing descriptors this forked child does not use.
             unsafe { libc::close(fd) };

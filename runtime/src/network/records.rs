@@ -188,7 +188,7 @@ impl Networks {
         };
         let net = Network {
             name: name.to_string(),
-            id: new_id()?,
+            id: crate::sys::random::id().ctx(|| "reading /dev/urandom".to_string())?,
             subnet,
             gateway,
             internal: o.internal,
@@ -280,27 +280,34 @@ impl Networks {
     /// Gives back every address container `id` holds (it is being removed). Nothing to do for a
     /// container that holds none.
     pub fn release(&self, id: &str) -> Result<()> {
-        if !self.dir.is_dir() {
-            return Ok(());
-        }
-        let _lock = self.lock()?;
-        for mut net in self.read_all()? {
-            if net.leases.remove(id).is_some() {
-                self.write(&net)?;
-            }
-        }
-        Ok(())
+        self.edit_leases_of(id, |leases| {
+            leases.remove(id);
+        })
     }
 
     /// Renames container `id` in its leases (`skiff rename`), so lookups by name follow.
     pub fn rename_container(&self, id: &str, new: &str) -> Result<()> {
+        self.edit_leases_of(id, |leases| {
+            if let Some(l) = leases.get_mut(id) {
+                l.name = new.to_string();
+            }
+        })
+    }
+
+    /// Applies `f` under the lock to the leases of every network where container `id` has one,
+    /// and writes those networks back.
+    fn edit_leases_of(
+        &self,
+        id: &str,
+        mut f: impl FnMut(&mut BTreeMap<String, Lease>),
+    ) -> Result<()> {
         if !self.dir.is_dir() {
             return Ok(());
         }
         let _lock = self.lock()?;
         for mut net in self.read_all()? {
-            if let Some(l) = net.leases.get_mut(id) {
-                l.name = new.to_string();
+            if net.leases.contains_key(id) {
+                f(&mut net.leases);
                 self.write(&net)?;
             }
         }
@@ -350,14 +357,10 @@ impl Networks {
     }
 }
 
+/// A name `create` may give (the default network's is refused there as in use).
 fn check_name(name: &str) -> Result<()> {
-    if RESERVED.contains(&name) || name == DEFAULT_NETWORK {
-        return Err(if name == DEFAULT_NETWORK {
-            NetworkError::NameInUse(name.to_string())
-        } else {
-            NetworkError::Reserved(name.to_string())
-        }
-        .into());
+    if RESERVED.contains(&name) {
+        return Err(NetworkError::Reserved(name.to_string()).into());
     }
     if !crate::container::names::valid(name) || name.len() > 64 {
         return Err(NetworkError::BadName(name.to_string()).into());
@@ -404,14 +407,6 @@ fn free_bridge(nets: &[Network]) -> String {
         .map(|i| format!("skiff{i}"))
         .find(|b| !nets.iter().any(|n| &n.bridge == b))
         .unwrap_or_else(|| "skiff-x".into())
-}
-
-fn new_id() -> Result<String> {
-    let mut b = [0u8; 32];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .ctx(|| "reading /dev/urandom".to_string())?;
-    Ok(b.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn now() -> String {

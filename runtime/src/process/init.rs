@@ -62,13 +62,7 @@ fn close_inherited_fds_on_exec() {
     if r == 0 {
         return;
     }
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+    for fd in crate::sys::fd::open_fds().into_iter().filter(|fd| *fd > 2) {
         // SAFETY: setting FD_CLOEXEC on an fd of ours (a stale one just fails).
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }

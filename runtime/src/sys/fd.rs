@@ -1,4 +1,5 @@
-//! File descriptors handed to a process by number (the monitor's report pipe).
+//! File descriptors handed to a process by number (the monitor's report pipe), and the ones a
+//! process holds.
 
 use std::os::fd::RawFd;
 
@@ -9,4 +10,14 @@ pub fn close_on_exec(fd: RawFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The descriptors this process has open now (from /proc/self/fd; empty if it cannot be read).
+pub fn open_fds() -> Vec<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
