@@ -75,15 +75,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             out.push(s.inspect(&img)?);
         }
     }
-    match a.format {
-        Some(f) => {
-            let fmt = format::Format::parse(&f, &std::collections::HashMap::new())?;
-            for o in &out {
-                println!("{}", fmt.render(o)?);
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&out)?),
-    }
+    format::print_docs(a.format.as_deref(), &out)?;
     Ok(ExitCode::SUCCESS)
 }
 

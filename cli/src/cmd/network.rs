@@ -247,15 +247,7 @@ pub fn run(cmd: NetworkCmd) -> Result<ExitCode> {
             for n in &a.names {
                 docs.push(doc(&nets.find(n)?));
             }
-            match a.format {
-                Some(t) => {
-                    let f = format::Format::parse(&t, &HashMap::new())?;
-                    for d in &docs {
-                        println!("{}", f.render(d)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
+            format::print_docs(a.format.as_deref(), &docs)?;
             Ok(ExitCode::SUCCESS)
         }
         NetworkCmd::Rm(a) => Ok(for_each(&a.names, |n| {

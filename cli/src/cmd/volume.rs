@@ -125,15 +125,7 @@ pub fn run(cmd: VolumeCmd) -> Result<ExitCode> {
             for n in &a.names {
                 docs.push(doc(&c.find_volume(n)?));
             }
-            match a.format {
-                Some(t) => {
-                    let f = format::Format::parse(&t, &std::collections::HashMap::new())?;
-                    for d in &docs {
-                        println!("{}", f.render(d)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
+            format::print_docs(a.format.as_deref(), &docs)?;
             Ok(ExitCode::SUCCESS)
         }
         VolumeCmd::Rm(a) => {

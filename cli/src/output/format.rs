@@ -257,6 +257,21 @@ pub struct Format {
     header: Option<String>,
 }
 
+/// What every `inspect` prints: each document through `--format`, or all of them as one
+/// pretty JSON array.
+pub fn print_docs(format: Option<&str>, docs: &[serde_json::Value]) -> Result<()> {
+    match format {
+        Some(t) => {
+            let f = Format::parse(t, &HashMap::new())?;
+            for d in docs {
+                println!("{}", f.render(d)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(docs)?),
+    }
+    Ok(())
+}
+
 impl Format {
     /// Parses `text`; `headers` maps field names to column titles for `table`. A bad template is
     /// an error that quotes gtmpl's message, position included.
