@@ -9,51 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A port that is free on the host right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET / on 127.0.0.1:port, retried while the server inside starts (at most 20 s).
-fn http_get(port: u16) -> String {
-    let t = Instant::now();
-    loop {
-        let attempt = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        });
-        match attempt {
-            Ok(body) if body.contains("200") => return body,
-            other => {
-                assert!(
-                    t.elapsed() < Duration::from_secs(20),
-                    "no answer on port {port}: {other:?}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// Whether the host port can be bound again (its forwarder is gone), waiting up to 10 s.
-fn port_released(port: u16) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 #[test]
 fn a_published_port_serves_the_containers_server_on_the_host() {
     // On the default network (the holder's forwarder) and on slirp4netns (its own).

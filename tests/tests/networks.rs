@@ -234,8 +234,7 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
         "-c",
         "mkdir /w && echo hello-from-web > /w/index.html && exec httpd -f -p 80 -h /w",
     ]);
-    let doc = env.ok(&["network", "inspect", "front"]).stdout;
-    let v: serde_json::Value = serde_json::from_str(&doc).expect("json");
+    let v = network_doc(&env, "front");
     let ctr = v[0]["Containers"]
         .as_object()
         .expect("containers")
@@ -258,45 +257,18 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
     let fetch = format!(
         "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- {url} && exit 0; sleep 0.3; done; exit 1"
     );
-    let r = env.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        &bb(),
-        "sh",
-        "-c",
-        &fetch,
-    ]);
+    let r = run_on(&env, "front", &["sh", "-c", &fetch]);
     assert_eq!(r.stdout, "hello-from-web\n");
     // By name and by alias, through the holder's name server at the gateway.
     for name in ["web", "www", "WEB"] {
         let url = format!("http://{name}/");
-        let r = env.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            &bb(),
-            "wget",
-            "-q",
-            "-O-",
-            &url,
-        ]);
+        let r = run_on(&env, "front", &["wget", "-q", "-O-", &url]);
         assert_eq!(r.stdout, "hello-from-web\n", "{name}");
     }
-    let r = env.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        &bb(),
-        "cat",
-        "/etc/resolv.conf",
-    ]);
+    let r = run_on(&env, "front", &["cat", "/etc/resolv.conf"]);
     assert_eq!(r.stdout, "nameserver 10.90.1.1\n");
     // Another network's name server does not know web.
-    let r = env.run(&["run", "--rm", "--network", "back", &bb(), "nslookup", "web"]);
+    let r = try_on(&env, "back", &["nslookup", "web"]);
     assert!(!r.stdout.contains(&ip), "{r:?}");
     // Its own name resolves to its address on the network, not 127.0.1.1.
     let hosts = env.ok(&["exec", "web", "cat", "/etc/hosts"]).stdout;
@@ -305,31 +277,13 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
         "{hosts}"
     );
     let probe = format!("timeout -s KILL 4 wget -q -O- {url} && echo REACHED; true");
-    let r = env.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "back",
-        &bb(),
-        "sh",
-        "-c",
-        &probe,
-    ]);
+    let r = run_on(&env, "back", &["sh", "-c", &probe]);
     assert!(
         !r.stdout.contains("REACHED"),
         "another network reached web: {}",
         r.stdout
     );
-    let r = env.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "priv",
-        &bb(),
-        "sh",
-        "-c",
-        "ip route; true",
-    ]);
+    let r = run_on(&env, "priv", &["sh", "-c", "ip route; true"]);
     assert!(
         !r.stdout.contains("default"),
         "an internal network has no way out: {}",
@@ -338,21 +292,20 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
     if let Some(host) = host_address() {
         let port = host_server(&host, "hello-from-the-host");
         let get = format!("wget -q -O- http://{host}:{port}/");
-        let r = env.ok(&["run", "--rm", "--network", "skiff", &bb(), "sh", "-c", &get]);
+        let r = run_on(&env, "skiff", &["sh", "-c", &get]);
         assert_eq!(
             r.stdout, "hello-from-the-host",
             "outbound from the default network"
         );
-        let r = env.ok(&[
-            "run",
-            "--rm",
-            "--network",
+        let r = run_on(
+            &env,
             "priv",
-            &bb(),
-            "sh",
-            "-c",
-            &format!("timeout -s KILL 4 {get} && echo REACHED; true"),
-        ]);
+            &[
+                "sh",
+                "-c",
+                &format!("timeout -s KILL 4 {get} && echo REACHED; true"),
+            ],
+        );
         assert!(!r.stdout.contains("REACHED"), "{}", r.stdout);
     } else {
         eprintln!("no non-loopback host address here: the outbound check is skipped");
@@ -360,8 +313,7 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
     let holder = holder_pid(&env).expect("a holder runs while web does");
     assert!(alive(holder));
     env.ok(&["rm", "-f", "web"]);
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["network", "inspect", "front"]).stdout).expect("json");
+    let v: serde_json::Value = network_doc(&env, "front");
     assert_eq!(
         v[0]["Containers"],
         serde_json::json!({}),
@@ -429,8 +381,7 @@ fn parallel_containers_get_distinct_addresses_that_come_back() {
         })
         .collect();
     let ran: Vec<(String, String)> = runs.into_iter().map(|h| h.join().expect("run")).collect();
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["network", "inspect", "many"]).stdout).expect("json");
+    let v: serde_json::Value = network_doc(&env, "many");
     let leases = v[0]["Containers"].as_object().expect("containers");
     let mut ips: Vec<String> = leases
         .values()
@@ -458,8 +409,7 @@ fn parallel_containers_get_distinct_addresses_that_come_back() {
     let mut args = vec!["rm"];
     args.extend(names.iter().map(String::as_str));
     env.ok(&args);
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ok(&["network", "inspect", "many"]).stdout).expect("json");
+    let v: serde_json::Value = network_doc(&env, "many");
     assert_eq!(v[0]["Containers"], serde_json::json!({}));
 }
 
@@ -482,16 +432,11 @@ fn a_killed_holder_is_replaced_and_nothing_stays_behind() {
     let first = holder_pid(&env).expect("holder");
     kill9(first);
     eventually("the killed holder to die", || !alive(first));
-    let r = env.ok(&[
-        "run",
-        "--rm",
-        "--network",
+    let r = run_on(
+        &env,
         "front",
-        &bb(),
-        "sh",
-        "-c",
-        "ip -4 addr show eth0 | grep -c inet",
-    ]);
+        &["sh", "-c", "ip -4 addr show eth0 | grep -c inet"],
+    );
     assert_eq!(r.stdout, "1\n", "the next run on the network works");
     let second = holder_pid(&env).expect("a new holder");
     assert_ne!(first, second);
@@ -509,37 +454,32 @@ fn a_killed_holder_is_replaced_and_nothing_stays_behind() {
     );
 }
 
+/// `run --rm --network NET busybox ARGS…`, which must succeed.
+fn run_on(env: &Env, net: &str, args: &[&str]) -> Run {
+    let image = bb();
+    let mut all = vec!["run", "--rm", "--network", net, &image];
+    all.extend_from_slice(args);
+    env.ok(&all)
+}
+
+/// The same, whatever it exits with.
+fn try_on(env: &Env, net: &str, args: &[&str]) -> Run {
+    let image = bb();
+    let mut all = vec!["run", "--rm", "--network", net, &image];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
+/// `network inspect NAME`, parsed.
+fn network_doc(env: &Env, name: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["network", "inspect", name]).stdout).expect("json")
+}
+
 /// SIGKILL to `pid` (the holder this test's skiff started).
 fn kill9(pid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status();
-}
-
-/// The TCP answer of the host's port `port` on 127.0.0.1 to `GET /`, retried while the server
-/// starts (at most 10 s); `None` when nothing answers.
-fn get_from_host(port: u16) -> Option<String> {
-    let t = std::time::Instant::now();
-    while t.elapsed() < std::time::Duration::from_secs(10) {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if !out.is_empty() {
-                return Some(out);
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]
@@ -585,14 +525,8 @@ fn published_ports_on_the_default_network_do_not_collide() {
         "-c",
         &serve("from-hidden"),
     ]);
-    assert!(
-        get_from_host(p1).is_some_and(|r| r.contains("from-one")),
-        "one on {p1}"
-    );
-    assert!(
-        get_from_host(p2).is_some_and(|r| r.contains("from-two")),
-        "two on {p2}"
-    );
+    assert!(http_get(p1).contains("from-one"), "one on {p1}");
+    assert!(http_get(p2).contains("from-two"), "two on {p2}");
     assert_eq!(
         env.ok(&["port", "one"]).stdout,
         format!("80/tcp -> 0.0.0.0:{p1}\n")
@@ -633,7 +567,8 @@ fn published_ports_on_the_default_network_do_not_collide() {
         );
     }
     env.ok(&["rm", "-f", "one", "two", "hidden"]);
-    eventually("the host ports to be free again", || {
-        TcpListener::bind(("0.0.0.0", p1)).is_ok() && TcpListener::bind(("0.0.0.0", p2)).is_ok()
-    });
+    assert!(
+        port_released(p1) && port_released(p2),
+        "the host ports are free again"
+    );
 }

@@ -371,3 +371,48 @@ pub fn registry_digest(name: &str, tag: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no digest header in {resp}"))
 }
+
+/// A port that is free on the host right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / on 127.0.0.1:port, retried while the server inside starts (at most 20 s).
+pub fn http_get(port: u16) -> String {
+    let t = std::time::Instant::now();
+    loop {
+        let attempt = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            std::io::Write::write_all(&mut s, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut s, &mut body)?;
+            Ok(body)
+        });
+        match attempt {
+            Ok(body) if body.contains("200") => return body,
+            other => {
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(20),
+                    "no answer on port {port}: {other:?}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Whether the host port can be bound again (its forwarder is gone), waiting up to 10 s.
+pub fn port_released(port: u16) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(10) {
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
