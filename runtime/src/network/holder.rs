@@ -195,7 +195,15 @@ impl Session {
             lease.mac,
             net.bridge
         );
-        self.run(IP, &["-batch", "-"], &batch)
+        match self.run(IP, &["-batch", "-"], &batch) {
+            // The same container's last run: its namespace, and so this veth, is torn down
+            // asynchronously after it exits; a quick restart can still find it. It is dead.
+            Err(e) if e.contains("File exists") => {
+                let _ = self.run(IP, &["link", "del", &veth], "");
+                self.run(IP, &["-batch", "-"], &batch)
+            }
+            r => r,
+        }
     }
 
     /// The holder's namespaces, for a process that must join them.
