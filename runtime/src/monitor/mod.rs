@@ -571,7 +571,15 @@ fn launch(
         let plumbed = j
             .session
             .ensure_bridge(net)
-            .and_then(|()| j.session.attach(net, &cfg.id, lease, child.as_raw()))
+            .and_then(|()| {
+                j.session.attach(
+                    net,
+                    &cfg.id,
+                    lease,
+                    child.as_raw(),
+                    crate::network::iface::CONTAINER_IFACE,
+                )
+            })
             .and_then(|()| {
                 if cfg.ports.is_empty() {
                     return Ok(());

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use skiff_store::fsutil::{write_atomic, LockFile};
 
 use crate::network::dns::Resolver;
+use crate::network::netlink;
 use crate::network::records::{Lease, Network, Networks};
 use crate::sys::procfs;
 use crate::userns::identity::Identity;
@@ -185,25 +186,58 @@ impl Session {
         self.save()
     }
 
-    /// Joins the container whose init is `pid` to `net`: a veth pair, its end `eth0` (with the
-    /// lease's MAC) moved into the container's namespace, the other on the bridge.
-    pub fn attach(&self, net: &Network, id: &str, lease: &Lease, pid: i32) -> Result<(), String> {
-        let veth = veth_name(id);
-        let batch = format!(
-            "link add {veth} type veth peer name {} address {} netns {pid}\nlink set {veth} master {} up\n",
-            crate::network::iface::CONTAINER_IFACE,
-            lease.mac,
-            net.bridge
-        );
-        match self.run(IP, &["-batch", "-"], &batch) {
-            // The same container's last run: its namespace, and so this veth, is torn down
-            // asynchronously after it exits; a quick restart can still find it. It is dead.
-            Err(e) if e.contains("File exists") => {
-                let _ = self.run(IP, &["link", "del", &veth], "");
-                self.run(IP, &["-batch", "-"], &batch)
+    /// Joins the container whose init is `pid` to `net`: a veth pair, its end `iface` (with the
+    /// lease's MAC) moved into the container's namespace, the other on the bridge and up. One
+    /// rtnetlink request from a forked process in the holder's namespaces; no `ip` is run.
+    pub fn attach(
+        &self,
+        net: &Network,
+        id: &str,
+        lease: &Lease,
+        pid: i32,
+        iface: &str,
+    ) -> Result<(), String> {
+        let veth = veth_name(id, net);
+        let mut add = netlink::new_veth(&veth, iface, &lease.mac, pid)?;
+        let del = netlink::del_link(&veth);
+        let bridge = std::ffi::CString::new(net.bridge.as_str())
+            .map_err(|_| format!("bad bridge name {:?}", net.bridge))?;
+        self.in_holder(&mut || {
+            // SAFETY: a NUL-terminated name that lives for the call.
+            let index = unsafe { libc::if_nametoindex(bridge.as_ptr()) };
+            if index == 0 {
+                return libc::ENODEV;
             }
-            r => r,
-        }
+            add.set_master(index);
+            match add.send() {
+                // The same container's last run: its namespace, and so this veth, is torn down
+                // asynchronously after it exits; a quick restart can still find it. It is dead.
+                libc::EEXIST => {
+                    del.send();
+                    add.send()
+                }
+                code => code,
+            }
+        })
+        .map_err(|e| format!("joining network {}: {e}", net.name))
+    }
+
+    /// Takes the container off `net` (`network disconnect` of a running container): its veth
+    /// goes, both ends.
+    pub fn detach(&self, net: &Network, id: &str) -> Result<(), String> {
+        let del = netlink::del_link(&veth_name(id, net));
+        self.in_holder(&mut || match del.send() {
+            libc::ENODEV => 0,
+            code => code,
+        })
+        .map_err(|e| format!("leaving network {}: {e}", net.name))
+    }
+
+    /// Runs `f` in a forked process that has joined the holder's namespaces; `f` answers 0 or
+    /// an errno. `f` must not allocate (the caller may have other threads).
+    fn in_holder(&self, f: &mut dyn FnMut() -> i32) -> std::io::Result<()> {
+        let ns = self.namespaces().map_err(std::io::Error::other)?;
+        in_namespaces(ns.fds(), None, f)
     }
 
     /// The holder's namespaces, for a process that must join them.
@@ -319,9 +353,53 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The holder's end of a container's veth: `vsk` and the start of its id (at most 15 bytes).
-fn veth_name(id: &str) -> String {
-    format!("{VETH_PREFIX}{}", &id[..id.len().min(10)])
+/// The holder's end of a container's veth on `net`: `vsk`, the start of the container's id and
+/// the number of the network's bridge (`skiffN`), at most 15 bytes.
+fn veth_name(id: &str, net: &Network) -> String {
+    let n = net.bridge.trim_start_matches("skiff");
+    format!(
+        "{VETH_PREFIX}{}{}",
+        &id[..id.len().min(8)],
+        &n[..n.len().min(4)]
+    )
+}
+
+/// Runs `f` in a forked process that has joined the holder's namespaces `fds`, then (given)
+/// the network namespace `then_net`; `f` answers 0 or an errno, which becomes the result.
+/// Nothing in the child allocates.
+pub fn in_namespaces(
+    fds: NsFds,
+    then_net: Option<i32>,
+    f: &mut dyn FnMut() -> i32,
+) -> std::io::Result<()> {
+    // SAFETY: the child makes only system calls (setns, the netlink socket) and exits.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            let code = match fds.enter() {
+                Err(e) => e.raw_os_error().unwrap_or(libc::EPERM),
+                // SAFETY: setns on a descriptor the parent keeps open.
+                Ok(()) => match then_net {
+                    Some(fd) if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 => {
+                        // SAFETY: reading this thread's errno.
+                        unsafe { *libc::__errno_location() }
+                    }
+                    _ => f(),
+                },
+            };
+            // SAFETY: leaving the forked child without the parent's destructors.
+            unsafe { libc::_exit(code.clamp(0, 255)) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+                Err(std::io::Error::from_raw_os_error(code))
+            }
+            Ok(other) => Err(std::io::Error::other(format!(
+                "the plumbing process ended: {other:?}"
+            ))),
+            Err(e) => Err(e.into()),
+        },
+    }
 }
 
 /// The iptables rules of one network (`op` 'A' to add, 'D' to delete), for iptables-restore.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod forward;
 pub mod holder;
 pub mod iface;
+pub mod netlink;
 pub mod ports;
 pub mod records;
 pub mod slirp4netns;
