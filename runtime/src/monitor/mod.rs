@@ -554,15 +554,31 @@ fn launch(
             )),
         }
     }
+    // The ids are mapped and the limits set: the child prepares its root meanwhile, and waits
+    // for the second byte before it configures its network.
+    let _ = sync_w.write_all(&[1]);
+    let mut errp_r = File::from(errp_r);
+    // A plumbing step that failed: the child is killed; if it had failed first (its root,
+    // say), its own message is the one that counts.
+    let mut failed = |msg: String| {
+        let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+        let status = waitpid(child, None).ok();
+        let mut own = String::new();
+        let _ = std::io::Read::read_to_string(&mut errp_r, &mut own);
+        if own.trim().is_empty() {
+            Launch::Failed { code: 125, msg }
+        } else {
+            Launch::Failed {
+                code: status.and_then(crate::sys::procfs::exit_code).unwrap_or(125),
+                msg: own.trim().to_string(),
+            }
+        }
+    };
     if cfg.network == NetworkMode::Slirp4netns {
         // Before the child goes on: its command starts with the network up and ports published.
         match crate::network::slirp4netns::connect(child.as_raw(), &cfg.ports, ctr, userns) {
             Ok(helper) => l.net = Some(helper),
-            Err(msg) => {
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                return Ok(Launch::Failed { code: 125, msg });
-            }
+            Err(msg) => return Ok(failed(msg)),
         }
     }
     if let Some(j) = on_net.as_mut() {
@@ -589,16 +605,14 @@ fn launch(
                 Ok(())
             });
         if let Err(msg) = plumbed {
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            return Ok(Launch::Failed { code: 125, msg });
+            return Ok(failed(msg));
         }
     }
     drop(on_net);
     let _ = sync_w.write_all(&[1]);
     drop(sync_w);
     let mut errmsg = String::new();
-    let _ = std::io::Read::read_to_string(&mut File::from(errp_r), &mut errmsg);
+    let _ = std::io::Read::read_to_string(&mut errp_r, &mut errmsg);
     if !errmsg.trim().is_empty() {
         let code = waitpid(child, None)
             .ok()

@@ -27,7 +27,8 @@ pub struct ChildSetup<'a> {
     pub userns: bool,
     /// Whether gid 5 (tty) exists in the mapping, for devpts.
     pub gid5_mapped: bool,
-    /// Read end: one byte once the monitor has mapped the ids and connected the network.
+    /// Read end: one byte once the monitor has mapped the ids (and set the limits), a second once
+    /// it has connected the network (read only by a container with a network of its own).
     pub sync_fd: RawFd,
     /// Write end (close-on-exec): error text if setup fails.
     pub err_fd: RawFd,
@@ -95,8 +96,8 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
             )));
         }
     }
-    // Wait for the monitor: it maps our ids (rootless) and connects our network namespace
-    // (slirp4netns) before anything here may use them.
+    // Wait for the monitor: it maps our ids (rootless) before anything here may use them. It
+    // connects our network namespace meanwhile, and says so with a second byte (below).
     let mut b = [0u8; 1];
     // SAFETY: reading one byte into our buffer.
     if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
@@ -106,18 +107,23 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
             "the monitor did not finish setting up the container"
         }));
     }
-    // SAFETY: closing an fd this process owns and no longer needs.
-    unsafe { libc::close(s.sync_fd) };
     let cfg = s.cfg;
     nix::unistd::sethostname(&cfg.hostname)
         .map_err(|e| setup_err(format!("setting hostname: {e}")))?;
+    // The root is made while the monitor plumbs the network, on the other core.
+    mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
     if cfg.network.private() {
+        // SAFETY: reading one byte into our buffer.
+        if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err(setup_err("the monitor did not connect the container's network"));
+        }
         mounts::loopback_up().map_err(setup_err)?;
     }
+    // SAFETY: closing an fd this process owns and no longer needs.
+    unsafe { libc::close(s.sync_fd) };
     if let Some(a) = &s.eth0 {
         crate::network::iface::configure(a).map_err(setup_err)?;
     }
-    mounts::prepare(cfg, s.ctr, s.gid5_mapped).map_err(setup_err)?;
     if let Some(sock) = s.console {
         give_terminal(sock, s.winsize.as_ref())?;
     }
