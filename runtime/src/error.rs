@@ -82,6 +82,9 @@ pub enum Error {
     /// A network record operation that cannot be done as asked.
     #[error(transparent)]
     NetworkRecord(#[from] crate::network::error::NetworkError),
+    /// A plumbing step of `network connect`/`disconnect` that failed, as the plumbing said.
+    #[error("{0}")]
+    Plumbing(String),
     /// From the store's helpers.
     #[error(transparent)]
     Store(#[from] skiff_store::Error),

@@ -572,3 +572,146 @@ fn published_ports_on_the_default_network_do_not_collide() {
         "the host ports are free again"
     );
 }
+
+/// Whether a client on `net` fetches `hello-from-NAME` from `http://NAME/`, trying for a few
+/// seconds (a server that was just started may not listen yet).
+fn fetches(env: &Env, net: &str, name: &str) -> bool {
+    let probe = format!(
+        "for i in 1 2 3 4 5 6 7 8; do timeout -s KILL 2 wget -q -O- http://{name}/ && exit 0; sleep 0.3; done; exit 1"
+    );
+    let r = try_on(env, net, &["sh", "-c", &probe]);
+    r.code == 0 && r.stdout == format!("hello-from-{name}\n")
+}
+
+/// A one-shot probe that must not reach `http://NAME/` from `net`.
+fn cannot_reach(env: &Env, net: &str, name: &str) -> bool {
+    let probe = format!("timeout -s KILL 3 wget -q -O- http://{name}/ && echo REACHED; true");
+    !run_on(env, net, &["sh", "-c", &probe])
+        .stdout
+        .contains("REACHED")
+}
+
+#[test]
+fn containers_join_and_leave_networks_while_running_and_before_they_start() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["network", "create", "back"]);
+    let serve = |name: &str| {
+        format!(
+            "mkdir -p /w && echo hello-from-{name} > /w/index.html && exec httpd -f -p 80 -h /w"
+        )
+    };
+    let image = bb();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        &image,
+        "sh",
+        "-c",
+        &serve("web"),
+    ]);
+    assert!(fetches(&env, "skiff", "web"));
+    assert!(cannot_reach(&env, "back", "web"), "not on back yet");
+
+    // A running container joins: a second interface with an address on back, found by name and
+    // by the alias given, at once.
+    env.ok(&["network", "connect", "--alias", "site", "back", "web"]);
+    assert!(fetches(&env, "back", "web"), "web by name from back");
+    let r = run_on(&env, "back", &["wget", "-q", "-O-", "http://site/"]);
+    assert_eq!(r.stdout, "hello-from-web\n", "by the connect alias");
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "web"]).stdout).expect("json");
+    let nets = &doc[0]["NetworkSettings"]["Networks"];
+    let back_ip = nets["back"]["IPAddress"]
+        .as_str()
+        .expect("an address on back");
+    assert!(nets["skiff"]["IPAddress"].as_str().is_some(), "{nets}");
+    assert_eq!(nets["back"]["Aliases"][0], "site");
+    let addrs = env.ok(&["exec", "web", "ip", "-4", "addr"]).stdout;
+    assert!(
+        addrs.contains("eth1") && addrs.contains(&format!("{back_ip}/")),
+        "{addrs}"
+    );
+    // The default network still works for it: its way out is still eth0's.
+    assert!(fetches(&env, "skiff", "web"));
+    let back = network_doc(&env, "back");
+    assert_eq!(back[0]["Containers"].as_object().map(|o| o.len()), Some(1));
+
+    // What cannot be done, said in one line, with nothing changed.
+    env.fails(&["network", "connect", "back", "web"], "already connected");
+    env.fails(&["network", "connect", "skiff", "web"], "already connected");
+    env.fails(&["network", "connect", "nowhere", "web"], "no such network");
+    env.fails(
+        &["network", "connect", "back", "ghost"],
+        "no such container",
+    );
+    env.fails(
+        &["network", "connect", "--alias", "bad name", "back", "web"],
+        "alias",
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "hosty",
+        "--network",
+        "host",
+        &image,
+        "true",
+    ]);
+    env.fails(&["network", "connect", "back", "hosty"], "--network host");
+    env.fails(&["network", "disconnect", "back", "hosty"], "not connected");
+    env.fails(&["network", "rm", "back"], "in use");
+
+    // It leaves: unreachable from back at once, gone from both documents.
+    env.ok(&["network", "disconnect", "back", "web"]);
+    assert!(cannot_reach(&env, "back", "web"), "left back");
+    assert!(
+        fetches(&env, "skiff", "web"),
+        "still on the default network"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "web"]).stdout).expect("json");
+    assert!(doc[0]["NetworkSettings"]["Networks"]["back"].is_null());
+    let back = network_doc(&env, "back");
+    assert_eq!(back[0]["Containers"], serde_json::json!({}));
+    env.fails(&["network", "disconnect", "back", "web"], "not connected");
+
+    // A created container connected before its start is on both networks from its start, and
+    // after a restart too.
+    env.ok(&[
+        "create",
+        "--name",
+        "late",
+        &image,
+        "sh",
+        "-c",
+        &serve("late"),
+    ]);
+    env.ok(&["network", "connect", "back", "late"]);
+    env.ok(&["start", "late"]);
+    assert!(fetches(&env, "back", "late"), "late from back");
+    assert!(
+        fetches(&env, "skiff", "late"),
+        "late from the default network"
+    );
+    env.ok(&["restart", "late"]);
+    assert!(
+        fetches(&env, "back", "late"),
+        "late from back after a restart"
+    );
+
+    // Leaving its first network leaves it on the other one (at its next start).
+    env.ok(&["stop", "late"]);
+    env.ok(&["network", "disconnect", "skiff", "late"]);
+    env.ok(&["start", "late"]);
+    assert!(fetches(&env, "back", "late"), "late on back alone");
+    assert!(
+        cannot_reach(&env, "skiff", "late"),
+        "late left the default network"
+    );
+
+    env.ok(&["rm", "-f", "web", "late", "hosty"]);
+    env.ok(&["network", "rm", "back"]);
+}

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use skiff_runtime::container::filters::state_word;
 use skiff_runtime::container::lifecycle::View;
+use skiff_runtime::network::records::{Lease, Network};
 use skiff_runtime::{Containers, Status};
 use skiff_store::{Dirs, ImageStore};
 
@@ -157,13 +158,9 @@ fn network_settings(c: &Containers, v: &View) -> serde_json::Value {
         let lease = net.leases.get(&v.cfg.id)?.clone();
         Some((net, lease))
     });
-    match on_net {
+    let mut doc = match on_net {
         Some((net, l)) => serde_json::json!({
-            "Networks": { net.name.clone(): {
-                "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
-                "Gateway": net.gateway.to_string(), "MacAddress": l.mac, "Aliases": l.aliases,
-                "NetworkID": net.id, "EndpointID": "",
-            }},
+            "Networks": { net.name.clone(): endpoint(&net, &l) },
             "Ports": port_bindings(v),
             "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
             "Gateway": net.gateway.to_string(), "MacAddress": l.mac,
@@ -174,7 +171,26 @@ fn network_settings(c: &Containers, v: &View) -> serde_json::Value {
             "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
             "Gateway": v.cfg.network.address().map_or("", |a| a.1),
         }),
+    };
+    // The networks `network connect` added.
+    for more in &v.cfg.connected {
+        let Ok(net) = c.networks.find(&more.network) else {
+            continue;
+        };
+        if let Some(l) = net.leases.get(&v.cfg.id) {
+            doc["Networks"][net.name.as_str()] = endpoint(&net, l);
+        }
     }
+    doc
+}
+
+/// One entry of `NetworkSettings.Networks`: the container's lease on `net`.
+fn endpoint(net: &Network, l: &Lease) -> serde_json::Value {
+    serde_json::json!({
+        "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
+        "Gateway": net.gateway.to_string(), "MacAddress": l.mac, "Aliases": l.aliases,
+        "NetworkID": net.id, "EndpointID": "",
+    })
 }
 
 /// `port` flags.

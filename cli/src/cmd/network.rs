@@ -1,4 +1,4 @@
-//! `skiff network create|ls|inspect|rm|prune`, as Docker's: the user's networks, from their
+//! `skiff network create|ls|inspect|rm|prune|connect|disconnect`, as Docker's: the user's networks, from their
 //! records (`skiff_runtime::network::records`). The default network `skiff` (also called
 //! `bridge`) is always listed and cannot be removed.
 
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use skiff_runtime::container::connect::ConnectOptions;
 use skiff_runtime::network::holder::Session;
 use skiff_runtime::network::records::{CreateOptions, Network, Networks, DEFAULT_NETWORK};
 use skiff_store::Dirs;
@@ -29,6 +30,37 @@ pub enum NetworkCmd {
     Rm(RmArgs),
     /// Remove every network no container uses (not the default one)
     Prune(PruneArgs),
+    /// Connect a container to a network (a running one at once)
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+}
+
+/// `network connect` flags.
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// IPv4 address on the network (the lowest free one without)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Another name for the container on this network
+    #[arg(long = "alias")]
+    alias: Vec<String>,
+    /// Network
+    network: String,
+    /// Container
+    container: String,
+}
+
+/// `network disconnect` flags.
+#[derive(Args)]
+pub struct DisconnectArgs {
+    /// Accepted for Docker's sake: disconnecting never needs force
+    #[arg(short, long)]
+    force: bool,
+    /// Network
+    network: String,
+    /// Container
+    container: String,
 }
 
 /// `network create` flags.
@@ -259,6 +291,27 @@ pub fn run(cmd: NetworkCmd) -> Result<ExitCode> {
             println!("{n}");
             Ok(())
         })),
+        NetworkCmd::Connect(a) => {
+            let ip = match &a.ip {
+                Some(ip) => Some(ip.parse().map_err(|_| {
+                    anyhow::anyhow!("invalid --ip {ip:?}: give an IPv4 address such as 10.90.1.20")
+                })?),
+                None => None,
+            };
+            let (_, c) = crate::ctx::containers()?;
+            let o = ConnectOptions {
+                ip,
+                aliases: a.alias.clone(),
+            };
+            c.connect(&a.container, &a.network, &o)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NetworkCmd::Disconnect(a) => {
+            let _ = a.force;
+            let (_, c) = crate::ctx::containers()?;
+            c.disconnect(&a.container, &a.network)?;
+            Ok(ExitCode::SUCCESS)
+        }
         NetworkCmd::Prune(a) => {
             let warning =
                 "WARNING! This will remove all custom networks not used by at least one container.";

@@ -53,7 +53,18 @@ pub struct ProcessSpec {
     pub stdin: bool,
 }
 
-/// Everything `run`/`create` decided, written once as `config.json`.
+/// A network a container was connected to after it was created (`network connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connected {
+    /// The network's name.
+    pub network: String,
+    /// Its interface in the container (`eth1`, `eth2`…), fixed when connected so a running
+    /// container's names never change under it.
+    pub iface: String,
+}
+
+/// Everything `run`/`create` decided, written once as `config.json` (and again by `rename` and
+/// `network connect`/`disconnect`, under the container's lock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerConfig {
     /// 64 hex digits.
@@ -97,6 +108,10 @@ pub struct ContainerConfig {
     /// `--network-alias`.
     #[serde(default)]
     pub network_aliases: Vec<String>,
+    /// The networks `network connect` added after `network`, each with the interface it has
+    /// in the container (its address is its lease in that network's record).
+    #[serde(default)]
+    pub connected: Vec<Connected>,
     /// `--add-host NAME:IP` entries for /etc/hosts.
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,

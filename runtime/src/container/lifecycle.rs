@@ -455,11 +455,7 @@ impl Containers {
         let (mut cfg, _) = self.load(id)?;
         cfg.name = new.to_string();
         self.networks.rename_container(id, new)?;
-        let bytes = serde_json::to_vec_pretty(&cfg).map_err(|source| Error::Json {
-            context: "encoding config.json".into(),
-            source,
-        })?;
-        Ok(write_atomic(&self.dir(id).join("config.json"), &bytes)?)
+        self.save_config(id, &cfg)
     }
 
     /// The container's processes as it sees them (its pids, uids and user names), by pid.

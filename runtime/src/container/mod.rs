@@ -4,6 +4,7 @@
 //! rules and the verbs as users ask for them.
 
 pub mod config;
+pub mod connect;
 pub mod filters;
 pub mod lifecycle;
 pub mod logs;

@@ -451,6 +451,7 @@ mod tests {
             extra_hosts: vec![],
             ip: None,
             network_aliases: vec![],
+            connected: Vec::new(),
             group_add: vec![],
             ulimits: vec![],
             shm_size: None,

@@ -179,12 +179,9 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let (cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
     // Read once: a network in use and a container's lease there do not change while it lives.
-    let placed = cfg
-        .network
-        .network()
-        .map(|n| Placement::find(&cfg, n, &containers.networks));
+    let mut placed = Placements::find(&cfg, &containers.networks);
     let on = match &placed {
-        Some(Ok(p)) => Some((p.lease.ip, p.net.gateway)),
+        Some(Ok(p)) => Some((p.first.lease.ip, p.first.net.gateway)),
         _ => None,
     };
     write_etc_files(&cfg, &ctr, on)?;
@@ -356,6 +353,10 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             containers.update_state(id, |s| s.restarting = false)?;
             return Ok(code.unwrap_or(125));
         }
+        // `network connect`/`disconnect` may have changed its networks while it ran.
+        if let Ok((now_cfg, _)) = containers.load(id) {
+            placed = Placements::find(&now_cfg, &containers.networks);
+        }
     }
 }
 
@@ -398,7 +399,7 @@ fn launch(
     attached: bool,
     who: &Identity,
     networks: &Networks,
-    placed: Option<&std::result::Result<Placement, String>>,
+    placed: Option<&std::result::Result<Placements, String>>,
 ) -> Result<Launch> {
     // On a skiff network: the holder, found or started, its lock held until the container is
     // plumbed in.
@@ -479,7 +480,10 @@ fn launch(
     let setup = ChildSetup {
         cfg,
         ctr,
-        eth0: on_net.as_ref().map(|j| j.place.address()),
+        ifaces: on_net
+            .as_ref()
+            .map(|j| j.place.addresses())
+            .unwrap_or_default(),
         userns,
         gid5_mapped: who.maps_gid5(),
         sync_fd: sync_r.as_raw_fd(),
@@ -569,7 +573,9 @@ fn launch(
             Launch::Failed { code: 125, msg }
         } else {
             Launch::Failed {
-                code: status.and_then(crate::sys::procfs::exit_code).unwrap_or(125),
+                code: status
+                    .and_then(crate::sys::procfs::exit_code)
+                    .unwrap_or(125),
                 msg: own.trim().to_string(),
             }
         }
@@ -583,27 +589,20 @@ fn launch(
     }
     if let Some(j) = on_net.as_mut() {
         // Before the child goes on: it configures eth0 first thing.
-        let (net, lease) = (&j.place.net, &j.place.lease);
-        let plumbed = j
-            .session
-            .ensure_bridge(net)
-            .and_then(|()| {
-                j.session.attach(
-                    net,
-                    &cfg.id,
-                    lease,
-                    child.as_raw(),
-                    crate::network::iface::CONTAINER_IFACE,
-                )
-            })
-            .and_then(|()| {
-                if cfg.ports.is_empty() {
-                    return Ok(());
-                }
-                let ns = j.session.namespaces()?;
-                l.forward = Some(crate::network::forward::start(&cfg.ports, lease.ip, ns)?);
-                Ok(())
-            });
+        let plumbed = j.place.all().try_for_each(|(iface, p)| {
+            j.session.ensure_bridge(&p.net)?;
+            j.session
+                .attach(&p.net, &cfg.id, &p.lease, child.as_raw(), iface)
+        });
+        let plumbed = plumbed.and_then(|()| {
+            if cfg.ports.is_empty() {
+                return Ok(());
+            }
+            let ns = j.session.namespaces()?;
+            let ip = j.place.first.lease.ip;
+            l.forward = Some(crate::network::forward::start(&cfg.ports, ip, ns)?);
+            Ok(())
+        });
         if let Err(msg) = plumbed {
             return Ok(failed(msg));
         }
@@ -660,24 +659,66 @@ impl Placement {
         Ok(Placement { net, lease })
     }
 
-    /// What the container's eth0 gets (no default route on an internal network).
-    fn address(&self) -> Address {
+    /// What its interface gets: on its first network a default route (unless the network is
+    /// internal), on the others none.
+    fn address(&self, first: bool) -> Address {
         Address {
             ip: self.lease.ip,
             prefix: self.net.subnet.prefix(),
-            gateway: (!self.net.internal).then_some(self.net.gateway),
+            gateway: (first && !self.net.internal).then_some(self.net.gateway),
         }
+    }
+}
+
+/// Every skiff network a container is on: its first (`eth0`), then those `network connect`
+/// added, each with its interface.
+struct Placements {
+    first: Placement,
+    more: Vec<(String, Placement)>,
+}
+
+impl Placements {
+    /// Read at each start: the records of its networks and its leases there (`None` when it is
+    /// not on a skiff network).
+    fn find(
+        cfg: &ContainerConfig,
+        networks: &Networks,
+    ) -> Option<std::result::Result<Placements, String>> {
+        let first = cfg.network.network()?;
+        Some((|| {
+            let first = Placement::find(cfg, first, networks)?;
+            let more = cfg
+                .connected
+                .iter()
+                .map(|c| Ok((c.iface.clone(), Placement::find(cfg, &c.network, networks)?)))
+                .collect::<std::result::Result<Vec<_>, String>>()?;
+            Ok(Placements { first, more })
+        })())
+    }
+
+    /// Each network with the interface it gets, the first first.
+    fn all(&self) -> impl Iterator<Item = (&str, &Placement)> {
+        std::iter::once((crate::network::iface::CONTAINER_IFACE, &self.first))
+            .chain(self.more.iter().map(|(i, p)| (i.as_str(), p)))
+    }
+
+    /// What the container's init configures.
+    fn addresses(&self) -> Vec<(String, Address)> {
+        self.all()
+            .enumerate()
+            .map(|(n, (iface, p))| (iface.to_string(), p.address(n == 0)))
+            .collect()
     }
 }
 
 /// A container about to join its network: where it goes, and the holder's lock held meanwhile.
 struct Joining<'a> {
-    place: &'a Placement,
+    place: &'a Placements,
     session: Session,
 }
 
 fn join<'a>(
-    place: &'a Placement,
+    place: &'a Placements,
     who: &Identity,
     networks: &Networks,
 ) -> std::result::Result<Joining<'a>, String> {

@@ -1,6 +1,6 @@
 //! The network holder's name server, as Docker's embedded resolver and podman's aardvark-dns:
 //! it answers on port 53 of every bridge's gateway (one socket on the holder's namespace) for the
-//! names of the containers on the asker's network — their names, `--network-alias`es and short
+//! names of the containers on the asker's networks — their names, `--network-alias`es and short
 //! ids, read from the network records at each question, so a container is known as soon as it
 //! is created — and passes every other question to slirp4netns's forwarder (10.0.2.3), which asks
 //! the host's resolvers. Internal networks get no forwarding. Containers on another network are
@@ -105,7 +105,15 @@ impl Resolver {
         let Some(net) = nets.iter().find(|n| n.subnet.contains(*from4.ip())) else {
             return;
         };
-        match lookup(net, &q.name) {
+        // A container on several networks (`network connect`) finds the containers of each.
+        let asker = net.leases.iter().find(|(_, l)| l.ip == *from4.ip());
+        let found = lookup(net, &q.name).or_else(|| {
+            let (id, _) = asker?;
+            nets.iter()
+                .filter(|n| n.name != net.name && n.leases.contains_key(id))
+                .find_map(|n| lookup(n, &q.name))
+        });
+        match found {
             Some(ip) => {
                 let ip = (q.qtype == TYPE_A || q.qtype == TYPE_ANY).then_some(ip);
                 let _ = self.sock.send_to(&reply(msg, q.end, NOERROR, ip), from);

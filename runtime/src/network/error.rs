@@ -57,6 +57,18 @@ pub enum NetworkError {
     /// `network rm` of a network containers use.
     #[error("network {network} is in use by container(s) {containers}: remove them first (skiff rm -f {containers})")]
     InUse { network: String, containers: String },
+    /// `network disconnect` of a container that is not on the network.
+    #[error("container {container} is not connected to network {network} (skiff inspect {container} shows its networks)")]
+    NotConnected { container: String, network: String },
+    /// `network connect` of a container already on the network.
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+    /// `network connect` of a container whose network is not a skiff network.
+    #[error("container {container} uses --network {mode}, which cannot be joined to other networks: create it on a skiff network (--network NAME)")]
+    NotBridged { container: String, mode: String },
+    /// `network connect` of a running container whose network holder is gone.
+    #[error("container {0} lost its network when the network holder ended: restart it (skiff restart {0}), then connect it")]
+    HolderGone(String),
     /// `network rm` of the default network.
     #[error("network {0} is skiff's default network and cannot be removed")]
     Default(String),

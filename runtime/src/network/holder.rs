@@ -208,7 +208,7 @@ impl Session {
             if index == 0 {
                 return libc::ENODEV;
             }
-            add.set_master(index);
+            add.set_index(index);
             match add.send() {
                 // The same container's last run: its namespace, and so this veth, is torn down
                 // asynchronously after it exits; a quick restart can still find it. It is dead.
@@ -220,6 +220,39 @@ impl Session {
             }
         })
         .map_err(|e| format!("joining network {}: {e}", net.name))
+    }
+
+    /// Gives interface `iface` of the running container whose init is `pid` its address and
+    /// brings it up, from a forked process in the holder's namespaces and then the container's
+    /// network namespace (`network connect` of a running container; a starting one does this
+    /// itself). No default route: the container keeps the one of its first network.
+    pub fn configure_inside(
+        &self,
+        pid: i32,
+        iface: &str,
+        ip: std::net::Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), String> {
+        let net_ns = File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| format!("opening the container's network namespace: {e}"))?;
+        let name = std::ffi::CString::new(iface).map_err(|_| format!("bad interface {iface:?}"))?;
+        let mut addr = netlink::new_addr(ip, prefix);
+        let mut up = netlink::link_up();
+        let ns = self.namespaces()?;
+        in_namespaces(ns.fds(), Some(net_ns.as_raw_fd()), &mut || {
+            // SAFETY: a NUL-terminated name that lives for the call.
+            let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            if index == 0 {
+                return libc::ENODEV;
+            }
+            addr.set_index(index);
+            up.set_index(index);
+            match addr.send() {
+                0 => up.send(),
+                code => code,
+            }
+        })
+        .map_err(|e| format!("configuring {iface} in the container: {e}"))
     }
 
     /// Takes the container off `net` (`network disconnect` of a running container): its veth

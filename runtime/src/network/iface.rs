@@ -1,14 +1,14 @@
-//! Configures the container's end of its veth (`eth0`) from inside its network namespace with
-//! the classic interface ioctls: its address and netmask, up, and a default route through the
-//! network's gateway. The container's init does this itself (it holds CAP_NET_ADMIN over its own
+//! Configures the container's ends of its veths (`eth0`, and `eth1`… for the networks it was
+//! connected to later) from inside its network namespace with the classic interface ioctls: the
+//! address and netmask, up, and (for its first network) a default route through the gateway. The container's init does this itself (it holds CAP_NET_ADMIN over its own
 //! namespace), so no `ip` process runs per container for it.
 
 use std::net::Ipv4Addr;
 
-/// The interface name inside every container on a skiff network.
+/// The interface name of a container's first network.
 pub const CONTAINER_IFACE: &str = "eth0";
 
-/// What `eth0` gets.
+/// What an interface gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Address {
     /// The container's address.
@@ -41,8 +41,8 @@ fn ifreq(name: &str) -> libc::ifreq {
     req
 }
 
-/// Sets `eth0`'s address and netmask, brings it up and adds the default route.
-pub fn configure(a: &Address) -> Result<(), String> {
+/// Sets `iface`'s address and netmask, brings it up and adds the default route (if any).
+pub fn configure(iface: &str, a: &Address) -> Result<(), String> {
     // SAFETY: a plain socket for the ioctls, closed by OwnedFd.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
@@ -51,25 +51,20 @@ pub fn configure(a: &Address) -> Result<(), String> {
     // SAFETY: raw is a new descriptor this function owns.
     let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-    let fail = |what: &str| {
-        format!(
-            "{what} on {CONTAINER_IFACE}: {}",
-            std::io::Error::last_os_error()
-        )
-    };
+    let fail = |what: &str| format!("{what} on {iface}: {}", std::io::Error::last_os_error());
     let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(a.prefix)).unwrap_or(0));
     for (req_no, ip, what) in [
         (libc::SIOCSIFADDR, a.ip, "setting the address"),
         (libc::SIOCSIFNETMASK, mask, "setting the netmask"),
     ] {
-        let mut req = ifreq(CONTAINER_IFACE);
+        let mut req = ifreq(iface);
         req.ifr_ifru.ifru_addr = sockaddr(ip);
         // SAFETY: a valid ifreq for this request.
         if unsafe { libc::ioctl(fd, req_no, &req) } != 0 {
             return Err(fail(what));
         }
     }
-    let mut req = ifreq(CONTAINER_IFACE);
+    let mut req = ifreq(iface);
     // SAFETY: a valid ifreq; the flags are read, then written back with IFF_UP.
     let up = unsafe {
         libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) == 0 && {

@@ -33,8 +33,9 @@ const IFF_UP: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct Request {
     buf: Vec<u8>,
-    /// Where the bridge's index goes, for a request that names one.
-    master_at: Option<usize>,
+    /// Where an interface index goes that is only known in the namespace the request is sent
+    /// in (the bridge of `new_veth`, the interface of `new_addr` and `link_up`).
+    index_at: Option<usize>,
 }
 
 /// Appends attributes, each padded to four bytes, and nests them.
@@ -80,7 +81,7 @@ impl Writer {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -90,7 +91,7 @@ impl Writer {
         self.buf[..4].copy_from_slice(&len.to_ne_bytes());
         Request {
             buf: self.buf,
-            master_at: None,
+            index_at: None,
         }
     }
 }
@@ -116,7 +117,7 @@ fn mac_bytes(mac: &str) -> Option<[u8; 6]> {
 }
 
 /// `ip link add NAME master BRIDGE up type veth peer name PEER address MAC netns PID`: one
-/// end on the bridge (its index is set with `set_master` where it is known, in the holder's
+/// end on the bridge (its index is set with `set_index` where it is known, in the holder's
 /// namespace), up; the other, down, in the namespace of `pid`.
 pub fn new_veth(name: &str, peer: &str, mac: &str, pid: i32) -> Result<Request, String> {
     let mac = mac_bytes(mac).ok_or_else(|| format!("{mac:?} is not a MAC address"))?;
@@ -137,7 +138,7 @@ pub fn new_veth(name: &str, peer: &str, mac: &str, pid: i32) -> Result<Request, 
     w.end(data);
     w.end(info);
     let mut r = w.finish();
-    r.master_at = Some(master_at);
+    r.index_at = Some(master_at);
     Ok(r)
 }
 
@@ -149,29 +150,33 @@ pub fn del_link(name: &str) -> Request {
     w.finish()
 }
 
-/// `ip link set dev INDEX up`.
-pub fn link_up(index: u32) -> Request {
+/// `ip link set dev IFACE up` (the interface's index is set with `set_index`).
+pub fn link_up() -> Request {
     let mut w = header(RTM_NEWLINK, 0);
-    w.ifinfo(index as i32, IFF_UP, IFF_UP);
-    w.finish()
+    w.ifinfo(0, IFF_UP, IFF_UP);
+    let mut r = w.finish();
+    r.index_at = Some(NLMSG_HDRLEN + 4);
+    r
 }
 
-/// `ip addr add IP/PREFIX dev INDEX`.
-pub fn new_addr(index: u32, ip: Ipv4Addr, prefix: u8) -> Request {
+/// `ip addr add IP/PREFIX dev IFACE` (the interface's index is set with `set_index`).
+pub fn new_addr(ip: Ipv4Addr, prefix: u8) -> Request {
     let mut w = header(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
     w.buf
         .extend_from_slice(&[libc::AF_INET as u8, prefix, 0, 0]);
-    w.buf.extend_from_slice(&index.to_ne_bytes());
+    w.buf.extend_from_slice(&0u32.to_ne_bytes());
     debug_assert_eq!(w.buf.len(), NLMSG_HDRLEN + IFADDR_LEN);
     w.attr(IFA_LOCAL, &ip.octets());
     w.attr(IFA_ADDRESS, &ip.octets());
-    w.finish()
+    let mut r = w.finish();
+    r.index_at = Some(NLMSG_HDRLEN + 4);
+    r
 }
 
 impl Request {
-    /// Fills in the bridge's index in a `new_veth` request (no allocation).
-    pub fn set_master(&mut self, index: u32) {
-        if let Some(at) = self.master_at {
+    /// Fills in the interface index the request needs (no allocation).
+    pub fn set_index(&mut self, index: u32) {
+        if let Some(at) = self.index_at {
             self.buf[at..at + 4].copy_from_slice(&index.to_ne_bytes());
         }
     }
@@ -250,13 +255,13 @@ mod tests {
     #[test]
     fn a_veth_request_has_its_lengths_and_nesting_right() {
         let mut r = new_veth("vsk0123", "eth0", "02:42:0a:5a:00:02", 4242).unwrap();
-        r.set_master(7);
+        r.set_index(7);
         let b = &r.buf;
         assert_eq!(
             u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
             b.len()
         );
-        assert_eq!(b.len() % 4, 0);
+        assert!(b.len().is_multiple_of(4));
         assert_eq!(u16_at(b, 4), RTM_NEWLINK);
         // The first attribute after the headers is the name, NUL-terminated and padded.
         let at = NLMSG_HDRLEN + IFINFO_LEN;
@@ -278,6 +283,26 @@ mod tests {
         assert_eq!(
             u32::from_ne_bytes([b[m + 4], b[m + 5], b[m + 6], b[m + 7]]),
             7
+        );
+    }
+
+    #[test]
+    fn address_and_up_requests_take_their_index() {
+        let mut a = new_addr(Ipv4Addr::new(10, 90, 1, 2), 24);
+        a.set_index(5);
+        let b = &a.buf;
+        assert_eq!(
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            b.len()
+        );
+        assert_eq!((b[16], b[17]), (libc::AF_INET as u8, 24));
+        assert_eq!(u32::from_ne_bytes([b[20], b[21], b[22], b[23]]), 5);
+        assert_eq!(&b[28..32], &[10, 90, 1, 2]);
+        let mut u = link_up();
+        u.set_index(9);
+        assert_eq!(
+            i32::from_ne_bytes([u.buf[20], u.buf[21], u.buf[22], u.buf[23]]),
+            9
         );
     }
 

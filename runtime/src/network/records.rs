@@ -277,6 +277,22 @@ impl Networks {
         Ok((net, lease))
     }
 
+    /// Gives back container `id`'s address on network `key` (`network disconnect`), with the
+    /// network and the lease it had.
+    pub fn release_from(&self, key: &str, id: &str, container: &str) -> Result<(Network, Lease)> {
+        let _lock = self.lock()?;
+        let mut net = self.find(key)?;
+        let lease = net
+            .leases
+            .remove(id)
+            .ok_or_else(|| NetworkError::NotConnected {
+                container: container.to_string(),
+                network: net.name.clone(),
+            })?;
+        self.write(&net)?;
+        Ok((net, lease))
+    }
+
     /// Gives back every address container `id` holds (it is being removed). Nothing to do for a
     /// container that holds none.
     pub fn release(&self, id: &str) -> Result<()> {

@@ -21,8 +21,9 @@ pub struct ChildSetup<'a> {
     pub cfg: &'a ContainerConfig,
     /// Its directory (rootfs, upper, work, etc files).
     pub ctr: &'a Path,
-    /// On a skiff network: the address `eth0` gets (the monitor moves it in before the sync).
-    pub eth0: Option<crate::network::iface::Address>,
+    /// On skiff networks: each interface and the address it gets (`eth0` first, with the
+    /// default route; the monitor moves them in before the second sync byte).
+    pub ifaces: Vec<(String, crate::network::iface::Address)>,
     /// Whether the child is in a new user namespace that the parent maps.
     pub userns: bool,
     /// Whether gid 5 (tty) exists in the mapping, for devpts.
@@ -115,14 +116,16 @@ fn setup_and_exec(s: &ChildSetup<'_>) -> Result<std::convert::Infallible, Fail> 
     if cfg.network.private() {
         // SAFETY: reading one byte into our buffer.
         if unsafe { libc::read(s.sync_fd, b.as_mut_ptr().cast(), 1) } != 1 {
-            return Err(setup_err("the monitor did not connect the container's network"));
+            return Err(setup_err(
+                "the monitor did not connect the container's network",
+            ));
         }
         mounts::loopback_up().map_err(setup_err)?;
     }
     // SAFETY: closing an fd this process owns and no longer needs.
     unsafe { libc::close(s.sync_fd) };
-    if let Some(a) = &s.eth0 {
-        crate::network::iface::configure(a).map_err(setup_err)?;
+    for (iface, a) in &s.ifaces {
+        crate::network::iface::configure(iface, a).map_err(setup_err)?;
     }
     if let Some(sock) = s.console {
         give_terminal(sock, s.winsize.as_ref())?;

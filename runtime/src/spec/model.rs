@@ -209,6 +209,7 @@ impl ContainerSpec {
             ports: self.ports,
             ip: self.ip,
             network_aliases: self.network_aliases,
+            connected: Vec::new(),
             limits: self.limits,
             extra_hosts: self.extra_hosts,
             dns: self.dns,
