@@ -80,7 +80,8 @@ impl Containers {
         };
         self.save_config(&id, &cfg).map_err(undo_lease)?;
         let v = self.view(&id)?;
-        let Some(pid) = v.state.pid.filter(|_| v.running()) else {
+        let (Some(pid), Some(start)) = (v.state.pid.filter(|_| v.running()), v.state.pid_start)
+        else {
             return Ok(net);
         };
         let plumbed = (|| -> Result<()> {
@@ -88,8 +89,7 @@ impl Containers {
                 .ok_or_else(|| NetworkError::HolderGone(cfg.name.clone()))?;
             session
                 .ensure_bridge(&net)
-                .and_then(|()| session.attach(&net, &id, &lease, pid, &iface))
-                .and_then(|()| session.configure_inside(pid, &iface, lease.ip, net.subnet.prefix()))
+                .and_then(|()| session.attach_running(&net, &id, &lease, (pid, start), &iface))
                 .map_err(|why| {
                     let _ = session.detach(&net, &id);
                     Error::Plumbing(why)

@@ -28,6 +28,7 @@ use crate::error::{Ctx, Error, Result};
 use crate::hooks::{Event, ExitEvent, StartEvent};
 use crate::network::holder::{HolderNs, Session};
 use crate::network::iface::Address;
+use crate::network::netlink::Netns;
 use crate::network::records::{Lease, Network, Networks};
 use crate::network::NetworkMode;
 use crate::process::init::{child_main, ChildSetup};
@@ -592,7 +593,7 @@ fn launch(
         let plumbed = j.place.all().try_for_each(|(iface, p)| {
             j.session.ensure_bridge(&p.net)?;
             j.session
-                .attach(&p.net, &cfg.id, &p.lease, child.as_raw(), iface)
+                .attach(&p.net, &cfg.id, &p.lease, Netns::Pid(child.as_raw()), iface)
         });
         let plumbed = plumbed.and_then(|()| {
             if cfg.ports.is_empty() {

@@ -186,19 +186,19 @@ impl Session {
         self.save()
     }
 
-    /// Joins the container whose init is `pid` to `net`: a veth pair, its end `iface` (with the
-    /// lease's MAC) moved into the container's namespace, the other on the bridge and up. One
-    /// rtnetlink request from a forked process in the holder's namespaces; no `ip` is run.
+    /// Joins the container whose network namespace is `ns` to `net`: a veth pair, its end
+    /// `iface` (with the lease's MAC) in the container's namespace, the other on the bridge and
+    /// up. One rtnetlink request from a forked process in the holder's namespaces; no `ip` runs.
     pub fn attach(
         &self,
         net: &Network,
         id: &str,
         lease: &Lease,
-        pid: i32,
+        ns: netlink::Netns,
         iface: &str,
     ) -> Result<(), String> {
         let veth = veth_name(id, net);
-        let mut add = netlink::new_veth(&veth, iface, &lease.mac, pid)?;
+        let mut add = netlink::new_veth(&veth, iface, &lease.mac, ns)?;
         let del = netlink::del_link(&veth);
         let bridge = std::ffi::CString::new(net.bridge.as_str())
             .map_err(|_| format!("bad bridge name {:?}", net.bridge))?;
@@ -222,37 +222,78 @@ impl Session {
         .map_err(|e| format!("joining network {}: {e}", net.name))
     }
 
-    /// Gives interface `iface` of the running container whose init is `pid` its address and
-    /// brings it up, from a forked process in the holder's namespaces and then the container's
-    /// network namespace (`network connect` of a running container; a starting one does this
-    /// itself). No default route: the container keeps the one of its first network.
-    pub fn configure_inside(
+    /// Joins a running container (not a child of the caller: its init `pid`, started at
+    /// `start`) to `net` as interface `iface` with the lease's address, up, without a default
+    /// route (it keeps its first network's): `network connect`. One forked process in the
+    /// holder's namespaces opens the container's network namespace, checks that `pid` is still
+    /// that container (a pid may be reused), adds the veth into it by that descriptor, then
+    /// enters it and sets the address. Nothing in it allocates.
+    pub fn attach_running(
         &self,
-        pid: i32,
+        net: &Network,
+        id: &str,
+        lease: &Lease,
+        (pid, start): (i32, u64),
         iface: &str,
-        ip: std::net::Ipv4Addr,
-        prefix: u8,
     ) -> Result<(), String> {
-        let net_ns = File::open(format!("/proc/{pid}/ns/net"))
-            .map_err(|e| format!("opening the container's network namespace: {e}"))?;
-        let name = std::ffi::CString::new(iface).map_err(|_| format!("bad interface {iface:?}"))?;
-        let mut addr = netlink::new_addr(ip, prefix);
+        let cstr = |s: String| std::ffi::CString::new(s).map_err(|e| e.to_string());
+        let ns_path = cstr(format!("/proc/{pid}/ns/net"))?;
+        let stat_path = cstr(format!("/proc/{pid}/stat"))?;
+        let bridge = cstr(net.bridge.clone())?;
+        let name = cstr(iface.to_string())?;
+        let veth = veth_name(id, net);
+        let mut add = netlink::new_veth(&veth, iface, &lease.mac, netlink::Netns::Fd(-1))?;
+        let mut addr = netlink::new_addr(lease.ip, net.subnet.prefix());
         let mut up = netlink::link_up();
-        let ns = self.namespaces()?;
-        in_namespaces(ns.fds(), Some(net_ns.as_raw_fd()), &mut || {
-            // SAFETY: a NUL-terminated name that lives for the call.
-            let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-            if index == 0 {
-                return libc::ENODEV;
+        let mut stat = [0u8; 1024];
+        let r = self.in_holder(&mut || {
+            // SAFETY: plain system calls on NUL-terminated paths and buffers that live for them.
+            unsafe {
+                let fd = libc::open(ns_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return *libc::__errno_location();
+                }
+                let same = crate::sys::procfs::read_stat(&stat_path, &mut stat)
+                    .and_then(crate::sys::procfs::start_time_in)
+                    == Some(start);
+                if !same {
+                    return libc::ESRCH;
+                }
+                let index = libc::if_nametoindex(bridge.as_ptr());
+                if index == 0 {
+                    return libc::ENODEV;
+                }
+                add.set_index(index);
+                add.set_netns_fd(fd);
+                let code = add.send();
+                if code != 0 {
+                    return code;
+                }
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return *libc::__errno_location();
+                }
+                let inside = libc::if_nametoindex(name.as_ptr());
+                if inside == 0 {
+                    return libc::ENODEV;
+                }
+                addr.set_index(inside);
+                up.set_index(inside);
+                match addr.send() {
+                    0 => up.send(),
+                    code => code,
+                }
             }
-            addr.set_index(index);
-            up.set_index(index);
-            match addr.send() {
-                0 => up.send(),
-                code => code,
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                Err("the container stopped while it was being connected".into())
             }
-        })
-        .map_err(|e| format!("configuring {iface} in the container: {e}"))
+            Err(e) => Err(format!(
+                "connecting the container to network {}: {e}",
+                net.name
+            )),
+        }
     }
 
     /// Takes the container off `net` (`network disconnect` of a running container): its veth

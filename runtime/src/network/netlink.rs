@@ -22,6 +22,7 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_PID: u16 = 19;
+const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -36,6 +37,8 @@ pub struct Request {
     /// Where an interface index goes that is only known in the namespace the request is sent
     /// in (the bridge of `new_veth`, the interface of `new_addr` and `link_up`).
     index_at: Option<usize>,
+    /// Where a namespace descriptor goes that is only opened in the child (`Netns::Fd`).
+    ns_at: Option<usize>,
 }
 
 /// Appends attributes, each padded to four bytes, and nests them.
@@ -92,6 +95,7 @@ impl Writer {
         Request {
             buf: self.buf,
             index_at: None,
+            ns_at: None,
         }
     }
 }
@@ -116,10 +120,21 @@ fn mac_bytes(mac: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
-/// `ip link add NAME master BRIDGE up type veth peer name PEER address MAC netns PID`: one
+/// The network namespace a veth's other end goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Netns {
+    /// The namespace of this process: the monitor's own child, whose pid cannot be reused
+    /// while the monitor has not reaped it.
+    Pid(i32),
+    /// A descriptor of the namespace, opened (and checked) beforehand: for a process that is
+    /// not the caller's child, whose pid could be reused.
+    Fd(i32),
+}
+
+/// `ip link add NAME master BRIDGE up type veth peer name PEER address MAC netns NS`: one
 /// end on the bridge (its index is set with `set_index` where it is known, in the holder's
-/// namespace), up; the other, down, in the namespace of `pid`.
-pub fn new_veth(name: &str, peer: &str, mac: &str, pid: i32) -> Result<Request, String> {
+/// namespace), up; the other, down, in namespace `ns`.
+pub fn new_veth(name: &str, peer: &str, mac: &str, ns: Netns) -> Result<Request, String> {
     let mac = mac_bytes(mac).ok_or_else(|| format!("{mac:?} is not a MAC address"))?;
     let mut w = header(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     w.ifinfo(0, IFF_UP, IFF_UP);
@@ -133,12 +148,17 @@ pub fn new_veth(name: &str, peer: &str, mac: &str, pid: i32) -> Result<Request, 
     w.ifinfo(0, 0, 0);
     w.str_attr(IFLA_IFNAME, peer);
     w.attr(IFLA_ADDRESS, &mac);
-    w.attr(IFLA_NET_NS_PID, &(pid as u32).to_ne_bytes());
+    let ns_at = w.buf.len() + 4;
+    match ns {
+        Netns::Pid(pid) => w.attr(IFLA_NET_NS_PID, &(pid as u32).to_ne_bytes()),
+        Netns::Fd(fd) => w.attr(IFLA_NET_NS_FD, &(fd as u32).to_ne_bytes()),
+    }
     w.end(p);
     w.end(data);
     w.end(info);
     let mut r = w.finish();
     r.index_at = Some(master_at);
+    r.ns_at = matches!(ns, Netns::Fd(_)).then_some(ns_at);
     Ok(r)
 }
 
@@ -178,6 +198,14 @@ impl Request {
     pub fn set_index(&mut self, index: u32) {
         if let Some(at) = self.index_at {
             self.buf[at..at + 4].copy_from_slice(&index.to_ne_bytes());
+        }
+    }
+
+    /// Fills in the namespace descriptor of a `new_veth(…, Netns::Fd(_))` request (no
+    /// allocation).
+    pub fn set_netns_fd(&mut self, fd: i32) {
+        if let Some(at) = self.ns_at {
+            self.buf[at..at + 4].copy_from_slice(&(fd as u32).to_ne_bytes());
         }
     }
 
@@ -254,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_veth_request_has_its_lengths_and_nesting_right() {
-        let mut r = new_veth("vsk0123", "eth0", "02:42:0a:5a:00:02", 4242).unwrap();
+        let mut r = new_veth("vsk0123", "eth0", "02:42:0a:5a:00:02", Netns::Pid(4242)).unwrap();
         r.set_index(7);
         let b = &r.buf;
         assert_eq!(
@@ -308,8 +336,8 @@ mod tests {
 
     #[test]
     fn a_bad_mac_is_refused() {
-        assert!(new_veth("v", "eth0", "02:42:zz:00:00:01", 1).is_err());
-        assert!(new_veth("v", "eth0", "02:42:00:00:01", 1).is_err());
+        assert!(new_veth("v", "eth0", "02:42:zz:00:00:01", Netns::Pid(1)).is_err());
+        assert!(new_veth("v", "eth0", "02:42:00:00:01", Netns::Fd(3)).is_err());
         assert_eq!(
             mac_bytes("02:42:0a:5a:00:02"),
             Some([2, 0x42, 10, 0x5a, 0, 2])

@@ -3,16 +3,45 @@
 
 /// The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    start_time_in(&stat)
+}
+
+/// The start time in the text of a `/proc/PID/stat`, `None` for a zombie. Allocates nothing,
+/// so a forked child may use it (with `read_stat`).
+pub fn start_time_in(stat: &[u8]) -> Option<u64> {
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = stat.get(close + 2..)?;
+    let mut fields = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
     // rest starts at field 3 (state); starttime is field 22.
-    let state = fields.first()?;
-    if *state == "Z" || *state == "X" {
+    let state = fields.next()?;
+    if state == b"Z" || state == b"X" {
         return None; // a zombie has exited
     }
-    fields.get(22 - 3)?.parse().ok()
+    let digits = fields.nth(22 - 4)?;
+    digits.iter().try_fold(0u64, |n, d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .flatten()
+    })
+}
+
+/// Reads a `/proc/PID/stat` (its NUL-terminated path built beforehand) into `buf` with plain
+/// system calls, returning the bytes read: for a forked child that must not allocate.
+pub fn read_stat<'b>(path: &std::ffi::CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    // SAFETY: open/read/close on a path and buffer that live for the calls.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        buf.get(..usize::try_from(n).ok()?)
+    }
 }
 
 /// Whether `pid` is alive and is the same process that started at `start`.
@@ -93,6 +122,22 @@ pub fn exit_code(ws: nix::sys::wait::WaitStatus) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_time_is_field_22_even_with_odd_names() {
+        let stat =
+            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_time_in(stat), Some(987654));
+        let zombie = b"42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_time_in(zombie), None);
+        assert_eq!(start_time_in(b"42 (x) S 1"), None);
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        let path = std::ffi::CString::new(format!("/proc/{me}/stat")).unwrap();
+        let mut buf = [0u8; 1024];
+        let raw = read_stat(&path, &mut buf).map(start_time_in);
+        assert_eq!(raw, Some(start_time(me)));
+    }
 
     #[test]
     fn a_child_is_among_our_descendants() {
