@@ -12,6 +12,7 @@ pub mod ports;
 pub mod records;
 pub mod slirp4netns;
 pub mod subnet;
+pub mod udprelay;
 
 use serde::{Deserialize, Serialize};
 
