@@ -32,6 +32,9 @@ pub struct CommitSettings {
     pub user: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The ports it declares (`80/tcp`: its image's, `--expose`'s, the published ones); none
+    /// keeps the base's.
+    pub exposed_ports: Vec<String>,
     /// `-a`.
     pub author: Option<String>,
     /// `-m`.
@@ -161,6 +164,14 @@ impl ImageStore {
         c["WorkingDir"] = serde_json::json!(s.workdir);
         c["User"] = serde_json::json!(s.user);
         c["Labels"] = serde_json::json!(s.labels);
+        if !s.exposed_ports.is_empty() {
+            let ports: serde_json::Map<String, serde_json::Value> = s
+                .exposed_ports
+                .iter()
+                .map(|k| (k.clone(), serde_json::json!({})))
+                .collect();
+            c["ExposedPorts"] = ports.into();
+        }
         match config["rootfs"]["diff_ids"].as_array_mut() {
             Some(d) => d.push(diff_id.to_string().into()),
             None => {

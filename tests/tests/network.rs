@@ -158,7 +158,19 @@ fn bad_publish_requests_are_one_line_errors() {
         ],
         "drop --network host",
     );
-    env.fails(&["run", "--rm", "-p", "80", &bb(), "true"], "host port too");
+    env.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "80",
+            &bb(),
+            "true",
+        ],
+        "drop --network none",
+    );
     env.fails(
         &["run", "--rm", "-p", "x:80", &bb(), "true"],
         "is not a port",

@@ -33,21 +33,6 @@ fn alive(pid: i32) -> bool {
     })
 }
 
-/// The host's first non-loopback IPv4 address, where a server of the test listens.
-fn host_address() -> Option<String> {
-    let out = std::process::Command::new("hostname")
-        .arg("-I")
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|a| {
-            a.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback())
-        })
-        .map(str::to_string)
-}
-
 /// A one-line HTTP server on the host's address answering `body` to every request.
 fn host_server(addr: &str, body: &'static str) -> u16 {
     let l = TcpListener::bind((addr, 0)).expect("bind on the host's address");
@@ -150,19 +135,6 @@ fn network_commands_keep_records_and_refuse_bad_input() {
                 "true",
             ],
             "not a usable address of network back",
-        ),
-        (
-            vec![
-                "run",
-                "--rm",
-                "--network",
-                "back",
-                "-p",
-                "8080:80/udp",
-                &bb(),
-                "true",
-            ],
-            "only TCP ports",
         ),
     ] {
         let r = env.fails(&args, needle);

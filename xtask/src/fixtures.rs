@@ -295,6 +295,22 @@ pub fn build_and_push() -> Result<()> {
     )?;
     push(&layout, "hello", "hello:latest", &[])?;
 
+    // EXPOSEs a TCP and a UDP port, for -P.
+    umoci_image(&layout, "web", std::slice::from_ref(&bb), arch, &["sh"])?;
+    sh::output(&mut cmd(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &format!("{}:web", layout.display()),
+            "--config.exposedports",
+            "80/tcp",
+            "--config.exposedports",
+            "53/udp",
+        ],
+    ))?;
+    push(&layout, "web", "web:latest", &[])?;
+
     let (la, lb) = multilayer(&work)?;
     umoci_image(&layout, "layers", &[bb.clone(), la, lb], arch, &["sh"])?;
     push(&layout, "layers", "layers:latest", &[])?;

@@ -45,6 +45,7 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         workdir: v.cfg.process.cwd.clone(),
         user: v.cfg.process.user.clone(),
         labels: v.cfg.labels.clone(),
+        exposed_ports: v.cfg.exposed.clone(),
         author: a.author.clone(),
         message: a.message.clone(),
     };

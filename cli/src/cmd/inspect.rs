@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use skiff_runtime::container::filters::state_word;
 use skiff_runtime::container::lifecycle::View;
+use skiff_runtime::network::ports::PortSpec;
 use skiff_runtime::network::records::{Lease, Network};
 use skiff_runtime::{Containers, Status};
 use skiff_store::{Dirs, ImageStore};
@@ -80,20 +81,44 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` for the published ports.
-fn port_bindings(v: &View) -> serde_json::Value {
+/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` for `ports`. As Docker
+/// keeps them, `HostConfig.PortBindings` shows what was asked (an address or port left out is
+/// `""`) and `NetworkSettings.Ports` what is bound now, with each exposed port nothing
+/// publishes as `null`.
+fn ports_doc(ports: &[PortSpec], asked: bool, unpublished: &[String]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    for p in &v.cfg.ports {
-        let key = format!("{}/{}", p.container_port, p.protocol);
-        let entry = serde_json::json!({ "HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string() });
-        match m.get_mut(&key).and_then(|e| e.as_array_mut()) {
+    for p in ports {
+        let entry = if asked {
+            let port = match p.host_port {
+                0 => String::new(),
+                n => n.to_string(),
+            };
+            serde_json::json!({ "HostIp": p.host_ip, "HostPort": port })
+        } else {
+            serde_json::json!({ "HostIp": p.host_ip_or_any(), "HostPort": p.host_port.to_string() })
+        };
+        match m.get_mut(&p.key()).and_then(|e| e.as_array_mut()) {
             Some(list) => list.push(entry),
             None => {
-                m.insert(key, serde_json::json!([entry]));
+                m.insert(p.key(), serde_json::json!([entry]));
             }
         }
     }
+    for k in unpublished {
+        m.entry(k.clone()).or_insert(serde_json::Value::Null);
+    }
     serde_json::Value::Object(m)
+}
+
+/// `NetworkSettings.Ports`: the ports bound while it runs, and the exposed ones nothing
+/// publishes; empty once it stopped, as in Docker.
+fn bound_ports_doc(v: &View) -> serde_json::Value {
+    let exposed: &[String] = if v.running() && v.cfg.network.private() {
+        &v.cfg.exposed
+    } else {
+        &[]
+    };
+    ports_doc(&v.bound_ports(), false, exposed)
 }
 
 /// The `inspect` document of a container, with the field names Docker users know.
@@ -133,9 +158,10 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "Cmd": v.cfg.cmd, "Entrypoint": v.cfg.entrypoint, "WorkingDir": v.cfg.process.cwd,
             "Labels": v.cfg.labels, "Image": v.cfg.image, "Tty": v.cfg.process.terminal,
             "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
+            "ExposedPorts": v.cfg.exposed.iter().map(|k| (k.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>(),
         },
         "HostConfig": {
-            "NetworkMode": v.cfg.network, "PortBindings": port_bindings(v),
+            "NetworkMode": v.cfg.network, "PortBindings": ports_doc(&v.cfg.ports, true, &[]), "PublishAllPorts": v.cfg.publish_all,
             "Memory": v.cfg.limits.memory.unwrap_or(0), "PidsLimit": v.cfg.limits.pids.unwrap_or(0),
             "NanoCpus": v.cfg.limits.cpu_micros.unwrap_or(0) * 1000, "ReadonlyRootfs": v.cfg.read_only, "Privileged": v.cfg.privileged,
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
@@ -161,13 +187,13 @@ fn network_settings(c: &Containers, v: &View) -> serde_json::Value {
     let mut doc = match on_net {
         Some((net, l)) => serde_json::json!({
             "Networks": { net.name.clone(): endpoint(&net, &l) },
-            "Ports": port_bindings(v),
+            "Ports": bound_ports_doc(v),
             "IPAddress": l.ip.to_string(), "IPPrefixLen": net.subnet.prefix(),
             "Gateway": net.gateway.to_string(), "MacAddress": l.mac,
         }),
         None => serde_json::json!({
             "Networks": { v.cfg.network.as_str(): {} },
-            "Ports": port_bindings(v),
+            "Ports": bound_ports_doc(v),
             "IPAddress": v.cfg.network.address().map_or("", |a| a.0),
             "Gateway": v.cfg.network.address().map_or("", |a| a.1),
         }),
@@ -202,7 +228,8 @@ pub struct PortArgs {
     port: Option<String>,
 }
 
-/// `skiff port`: the container's published ports, as `80/tcp -> 0.0.0.0:8080`.
+/// `skiff port`: the ports a running container publishes, as `80/tcp -> 0.0.0.0:8080`, sorted by
+/// container port; with PORT[/PROTO], only its host addresses.
 pub fn port(a: PortArgs) -> Result<ExitCode> {
     let (_, c) = ctx::containers()?;
     let id = c.resolve(&a.container)?;
@@ -214,9 +241,18 @@ pub fn port(a: PortArgs) -> Result<ExitCode> {
             format!("{p}/tcp")
         }
     });
+    let mut ports = v.bound_ports();
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.protocol, &a.host_ip, a.host_port).cmp(&(
+            b.container_port,
+            &b.protocol,
+            &b.host_ip,
+            b.host_port,
+        ))
+    });
     let mut shown = 0;
-    for p in &v.cfg.ports {
-        let key = format!("{}/{}", p.container_port, p.protocol);
+    for p in &ports {
+        let key = p.key();
         match &want {
             Some(w) if *w != key => continue,
             Some(_) => println!("{}:{}", p.host_ip_or_any(), p.host_port),

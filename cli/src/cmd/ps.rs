@@ -48,6 +48,17 @@ fn command_text(v: &View, full: bool) -> String {
     }
 }
 
+/// PORTS as Docker shows it: what a running container publishes and the exposed ports nothing
+/// publishes; nothing once it stopped.
+fn ports_text(v: &View) -> String {
+    let exposed: &[String] = if v.running() && v.cfg.network.private() {
+        &v.cfg.exposed
+    } else {
+        &[]
+    };
+    skiff_runtime::network::ports::ps_text(&v.bound_ports(), exposed)
+}
+
 /// The fields `ps --format` knows, as Docker names them.
 fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
     let labels: Vec<String> = v
@@ -64,7 +75,7 @@ fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
         "RunningFor": human::ago(seconds_since(Some(&v.cfg.created))),
         "Status": status_text(v),
         "State": state_word(v),
-        "Ports": v.cfg.ports.iter().map(|p| p.display()).collect::<Vec<_>>().join(", "),
+        "Ports": ports_text(v),
         "Names": v.cfg.name,
         "Labels": labels.join(","),
         "ExitCode": v.state.exit_code,

@@ -59,8 +59,8 @@ pub struct RunArgs {
     /// Mount a tmpfs at this path
     #[arg(long, action = ArgAction::Append)]
     tmpfs: Vec<String>,
-    /// Network: host (default), none, slirp4netns (private; the default with -p), or a
-    /// network's name (skiff network ls; bridge is the default network, skiff)
+    /// Network: a network's name (skiff network ls; by default skiff, which bridge also
+    /// names), slirp4netns, host or none
     #[arg(long, alias = "net")]
     network: Option<String>,
     /// Address on the network (--network NAME)
@@ -69,9 +69,16 @@ pub struct RunArgs {
     /// Another name the container answers to on its network
     #[arg(long, alias = "net-alias", action = ArgAction::Append)]
     network_alias: Vec<String>,
-    /// Publish a container port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
+    /// Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (no
+    /// host port: a free one; ranges: 8000-8001:80-81)
     #[arg(short, long, action = ArgAction::Append)]
     publish: Vec<String>,
+    /// Publish every exposed port (the image's EXPOSE and --expose) on a free host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Declare a container port (or a range) for -P: PORT[/tcp|udp]
+    #[arg(long, action = ArgAction::Append)]
+    expose: Vec<String>,
     /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
     #[arg(long, action = ArgAction::Append)]
     mount: Vec<String>,
@@ -237,6 +244,8 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         tmpfs: a.tmpfs.clone(),
         network: a.network.clone(),
         publish: a.publish.clone(),
+        publish_all: a.publish_all,
+        expose: a.expose.clone(),
         ip: a.ip.clone(),
         network_alias: a.network_alias.clone(),
         mount: a.mount.clone(),

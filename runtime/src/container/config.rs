@@ -99,9 +99,17 @@ pub struct ContainerConfig {
     /// or one of the user's networks.
     #[serde(default)]
     pub network: crate::network::NetworkMode,
-    /// Published ports (`-p`), with `slirp4netns`.
+    /// Published ports as asked (`-p`, one per port of a range; host port 0 for a free one
+    /// picked at each start). The ports bound are in the state.
     #[serde(default)]
     pub ports: Vec<crate::network::ports::PortSpec>,
+    /// The ports it declares (`80/tcp`): the image's `ExposedPorts`, `--expose`, and the
+    /// published ones, as Docker's `Config.ExposedPorts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<String>,
+    /// `-P`: each exposed port `ports` leaves out is published on a free host port at start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
     /// `--ip` asked for on a skiff network (the address it got is in the network's record).
     #[serde(default)]
     pub ip: Option<std::net::Ipv4Addr>,
@@ -290,6 +298,10 @@ pub struct State {
     /// `pause`d: every process stopped (SIGSTOP) until `unpause`.
     #[serde(default)]
     pub paused: bool,
+    /// The ports published while it runs, each with the host port actually bound (a free one
+    /// for host port 0); empty once it exited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::ports::PortSpec>,
 }
 
 impl State {
@@ -308,6 +320,7 @@ impl State {
             restart_count: 0,
             restarting: false,
             paused: false,
+            ports: Vec::new(),
         }
     }
 }

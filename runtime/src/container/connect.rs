@@ -138,8 +138,11 @@ impl Containers {
             if !cfg.connected.is_empty() {
                 cfg.connected.remove(0);
             }
-            // Its ports went with its first network's address.
-            cfg.ports.clear();
+            // Ports are published to its first network's address: with no network left, none.
+            if cfg.network == NetworkMode::None {
+                cfg.ports.clear();
+                cfg.publish_all = false;
+            }
         } else {
             cfg.connected.retain(|c| c.network != net.name);
         }

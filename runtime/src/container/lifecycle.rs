@@ -11,6 +11,7 @@ use super::StateError;
 use crate::container::config::{ContainerConfig, State, Status};
 use crate::container::records::{Containers, Damaged};
 use crate::error::{Error, Result};
+use crate::network::ports::PortSpec;
 use crate::sys::procfs;
 
 /// A signal by number (1–64) or name, with or without `SIG`, any case (`TERM`, `sigkill`, `9`).
@@ -70,6 +71,24 @@ impl View {
     /// with a live monitor about to start it again.
     pub fn restarting(&self) -> bool {
         self.state.restarting && self.state.status == Status::Exited && self.monitor_alive()
+    }
+
+    /// The ports it publishes now, with the host ports bound (none unless it runs, as in
+    /// Docker). A record of an earlier build, which kept no bound ports, had only fixed ones.
+    pub fn bound_ports(&self) -> Vec<PortSpec> {
+        if !self.running() {
+            return Vec::new();
+        }
+        if self.state.ports.is_empty() {
+            return self
+                .cfg
+                .ports
+                .iter()
+                .filter(|p| p.host_port != 0)
+                .cloned()
+                .collect();
+        }
+        self.state.ports.clone()
     }
 
     /// Whether its processes are stopped by `pause`.

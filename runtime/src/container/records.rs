@@ -447,6 +447,8 @@ mod tests {
             read_only: false,
             network: crate::network::NetworkMode::Host,
             ports: vec![],
+            exposed: vec![],
+            publish_all: false,
             limits: Default::default(),
             extra_hosts: vec![],
             ip: None,

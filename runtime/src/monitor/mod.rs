@@ -148,6 +148,7 @@ pub fn run(containers: &Containers, id: &str, opts: MonitorOptions<'_>) -> i32 {
             let msg = e.to_string();
             let _ = containers.update_state(id, |s| {
                 s.status = Status::Exited;
+                s.ports.clear();
                 s.error = Some(msg.clone());
                 s.exit_code.get_or_insert(125);
                 s.finished_at = Some(now());
@@ -216,6 +217,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
+                    s.ports.clear();
                     s.exit_code = Some(code);
                     s.error = Some(msg.clone());
                     s.started_at = Some(now());
@@ -240,8 +242,10 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             }
             Launch::Started(mut l) => {
                 let me = std::process::id() as i32;
+                let bound = std::mem::take(&mut l.ports);
                 containers.update_state(id, |s| {
                     s.status = Status::Running;
+                    s.ports = bound;
                     s.pid = Some(l.child.as_raw());
                     s.pid_start = procfs::start_time(l.child.as_raw());
                     s.monitor_pid = Some(me);
@@ -316,6 +320,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
         let again = policy.should_restart(code, st.restart_count, containers.stopped_by_user(id));
         containers.update_state(id, |s| {
             s.status = Status::Exited;
+            s.ports.clear();
             s.exit_code = code;
             s.finished_at = Some(now());
             s.restarting = again;
@@ -381,6 +386,8 @@ struct Launched {
     net: Option<crate::network::slirp4netns::Helper>,
     /// The forwarder of its published ports on a skiff network: it exits when this is dropped.
     forward: Option<crate::network::forward::Forwarder>,
+    /// Its published ports as bound (free ones picked), for the state.
+    ports: Vec<crate::network::ports::PortSpec>,
     /// The container's cgroups, for limits: removed when this is dropped (after `net`, so
     /// slirp4netns has gone first; it is not in them anyway).
     cgroup: Option<crate::cgroups::Cgroup>,
@@ -427,6 +434,7 @@ fn launch(
         child: Pid::from_raw(0),
         net: None,
         forward: None,
+        ports: Vec::new(),
         cgroup: None,
         warnings: Vec::new(),
         pty: None,
@@ -581,10 +589,15 @@ fn launch(
             }
         }
     };
+    // What -p asked and, with -P, the exposed ports; free ports are picked now, at each start.
+    let ports = crate::network::ports::to_publish(&cfg.ports, &cfg.exposed, cfg.publish_all);
     if cfg.network == NetworkMode::Slirp4netns {
         // Before the child goes on: its command starts with the network up and ports published.
-        match crate::network::slirp4netns::connect(child.as_raw(), &cfg.ports, ctr, userns) {
-            Ok(helper) => l.net = Some(helper),
+        match crate::network::slirp4netns::connect(child.as_raw(), &ports, ctr, userns) {
+            Ok((helper, bound)) => {
+                l.net = Some(helper);
+                l.ports = bound;
+            }
             Err(msg) => return Ok(failed(msg)),
         }
     }
@@ -596,12 +609,14 @@ fn launch(
                 .attach(&p.net, &cfg.id, &p.lease, Netns::Pid(child.as_raw()), iface)
         });
         let plumbed = plumbed.and_then(|()| {
-            if cfg.ports.is_empty() {
+            if ports.is_empty() {
                 return Ok(());
             }
             let ns = j.session.namespaces()?;
             let ip = j.place.first.lease.ip;
-            l.forward = Some(crate::network::forward::start(&cfg.ports, ip, ns)?);
+            let (forward, bound) = crate::network::forward::start(&ports, ip, ns)?;
+            l.forward = Some(forward);
+            l.ports = bound;
             Ok(())
         });
         if let Err(msg) = plumbed {

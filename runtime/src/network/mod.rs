@@ -13,6 +13,7 @@ pub mod ports;
 pub mod records;
 pub mod slirp4netns;
 pub mod subnet;
+pub mod udprelay;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,12 +42,9 @@ pub enum Error {
         "unknown --network {0:?}: use a network's name (skiff network ls), slirp4netns, host or none"
     )]
     Unknown(String),
-    /// `-p` with a mode that has no private network to publish from.
-    #[error("-p publishes ports of a private network, and --network {0} has none: drop --network {0} (or use --network slirp4netns)")]
+    /// `-p` or `-P` with a mode that has no private network to publish from.
+    #[error("-p and -P publish ports of a private network, and --network {0} has none: drop --network {0} (or use --network slirp4netns)")]
     NoPortsIn(String),
-    /// A UDP `-p` on a skiff network: not built yet.
-    #[error("-p {0}/udp: only TCP ports can be published on skiff networks yet: use --network slirp4netns for UDP")]
-    UdpOnBridge(String),
     /// `--ip` that is not an IPv4 address.
     #[error("invalid --ip {0:?}: give an IPv4 address such as 10.90.1.20")]
     BadIp(String),

@@ -43,13 +43,14 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 
 /// Connects the network namespace of `pid` (new, its user namespace already mapped when
 /// `userns`) to the host through slirp4netns — interface `tap0`, 10.0.2.100/24, DNS at
-/// [`DNS_FORWARD`] — and publishes `ports` through its API socket, made in `dir`.
+/// [`DNS_FORWARD`] — and publishes `ports` through its API socket, made in `dir`; gives the
+/// helper and the ports as published (host port 0 given a free one).
 pub fn connect(
     pid: i32,
     ports: &[PortSpec],
     dir: &Path,
     userns: bool,
-) -> std::result::Result<Helper, String> {
+) -> std::result::Result<(Helper, Vec<PortSpec>), String> {
     let pipe = || {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("making a pipe for slirp4netns: {e}"))
@@ -133,12 +134,50 @@ pub fn connect(
             "slirp4netns could not set up the container's network".into(),
         ));
     }
+    let mut published = Vec::with_capacity(ports.len());
     for p in ports {
-        add_forward(dir, p).map_err(|e| format!("publishing {}: {e}", p.display()))?;
+        published.push(publish(dir, p)?);
     }
     // The child is slirp4netns itself (it does not fork); the monitor's SIGCHLD loop reaps it.
     drop(child);
-    Ok(helper)
+    Ok((helper, published))
+}
+
+/// How often a free port is picked again when another program took it before slirp4netns
+/// could bind it.
+const FREE_PORT_TRIES: usize = 3;
+
+/// Publishes one port; host port 0 gets a port the kernel finds free just before, tried again
+/// if it was taken in between.
+fn publish(dir: &Path, p: &PortSpec) -> std::result::Result<PortSpec, String> {
+    if p.host_port != 0 {
+        add_forward(dir, p).map_err(|e| format!("publishing {}: {e}", p.display()))?;
+        return Ok(p.clone());
+    }
+    let mut last = String::new();
+    for _ in 0..FREE_PORT_TRIES {
+        let picked = p.on_host_port(free_port(p)?);
+        match add_forward(dir, &picked) {
+            Ok(()) => return Ok(picked),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!(
+        "publishing {} on a free host port: {last}",
+        p.key()
+    ))
+}
+
+/// A host port free for `p`'s address and protocol right now (bound to port 0, then let go).
+fn free_port(p: &PortSpec) -> std::result::Result<u16, String> {
+    let at = (p.host_ip_or_any(), 0);
+    let port = if p.protocol == "udp" {
+        std::net::UdpSocket::bind(at).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind(at).and_then(|l| l.local_addr())
+    };
+    port.map(|a| a.port())
+        .map_err(|e| format!("finding a free host port for {}: {e}", p.key()))
 }
 
 /// The API socket's name in the container's directory.
@@ -177,33 +216,4 @@ fn add_forward(dir: &Path, p: &PortSpec) -> std::result::Result<(), String> {
             }
         })
         .unwrap_or(answer))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn docker_publish_forms_parse_and_bad_ones_say_why() {
-        let p = PortSpec::parse("8080:80").unwrap();
-        assert_eq!(
-            (p.host_ip.as_str(), p.host_port, p.container_port),
-            ("", 8080, 80)
-        );
-        assert_eq!(p.display(), "0.0.0.0:8080->80/tcp");
-        let p = PortSpec::parse("127.0.0.1:5353:53/udp").unwrap();
-        assert_eq!(p.display(), "127.0.0.1:5353->53/udp");
-        for (bad, why) in [
-            ("80", "host port too"),
-            ("x:80", "is not a port"),
-            ("0:80", "is not a port"),
-            ("8080:80/sctp", "unknown protocol"),
-            ("8000-8010:80", "ranges"),
-            ("nohost:1:2", "not an IPv4 address"),
-            ("[::1]:8443:443", "not an IPv4 address"),
-        ] {
-            let e = PortSpec::parse(bad).unwrap_err().to_string();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
 }

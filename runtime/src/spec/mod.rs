@@ -19,7 +19,7 @@ use crate::container::config::RestartPolicy;
 use crate::container::config::{MountKind, MountSpec, ProcessSpec};
 use crate::container::records::Containers;
 use crate::error::{Error, Result};
-use crate::network::NetworkMode;
+use crate::network::{ports, NetworkMode};
 use crate::userns::identity::Identity;
 
 /// The `run`/`create` flags, already parsed.
@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub network: Option<String>,
     /// `-p` / `--publish`.
     pub publish: Vec<String>,
+    /// `-P` / `--publish-all`: every exposed port on a free host port.
+    pub publish_all: bool,
+    /// `--expose PORT[/PROTO]`: ports to declare besides the image's.
+    pub expose: Vec<String>,
     /// `--ip`.
     pub ip: Option<String>,
     /// `--network-alias`.
@@ -405,13 +409,19 @@ pub fn build(
             .into());
         }
     }
-    let ports = o
-        .publish
-        .iter()
-        .map(|p| crate::network::ports::PortSpec::parse(p))
-        .collect::<Result<Vec<_>>>()?;
-    // Published ports need a private network: -p alone picks slirp4netns.
-    let network = NetworkMode::choose(o.network.as_deref(), !ports.is_empty())?;
+    let mut ports = Vec::new();
+    for p in &o.publish {
+        ports.extend(ports::PortSpec::parse(p)?);
+    }
+    // The image's, --expose's and the published ones, as Docker's Config.ExposedPorts.
+    let mut exposed = ports::image_exposed(&c["ExposedPorts"]);
+    for e in &o.expose {
+        exposed.extend(ports::parse_expose(e)?);
+    }
+    let publishes = !ports.is_empty() || (o.publish_all && !exposed.is_empty());
+    exposed.extend(ports.iter().map(|p| p.key()));
+    ports::sort_keys(&mut exposed);
+    let network = NetworkMode::choose(o.network.as_deref(), publishes)?;
     let ip = match &o.ip {
         Some(t) => Some(
             t.parse::<std::net::Ipv4Addr>()
@@ -552,6 +562,8 @@ pub fn build(
         read_only: o.read_only,
         network,
         ports,
+        exposed,
+        publish_all: o.publish_all,
         ip,
         network_aliases: o.network_alias.clone(),
         limits,
@@ -644,6 +656,38 @@ mod tests {
     }
 
     #[test]
+    fn exposed_ports_gather_the_images_expose_and_published_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let c = containers(t.path());
+        let cfg = serde_json::json!({"config": {"Cmd": ["sh"], "ExposedPorts": {"80/tcp": {}, "53/udp": {}}}});
+        let o = RunOptions {
+            publish: vec!["8080:8080".into(), "9000-9001".into()],
+            expose: vec!["443".into()],
+            publish_all: true,
+            ..Default::default()
+        };
+        let spec = build(&image(&cfg), &o, &c, &Identity::Root).unwrap();
+        assert_eq!(
+            spec.exposed,
+            ["53/udp", "80/tcp", "443/tcp", "8080/tcp", "9000/tcp", "9001/tcp"]
+        );
+        assert_eq!(
+            spec.ports.len(),
+            3,
+            "-P is applied at start, not in the record"
+        );
+        assert!(spec.publish_all);
+        // -P with nothing exposed publishes nothing, so any network will do.
+        let bare = serde_json::json!({"config": {"Cmd": ["sh"]}});
+        let o = RunOptions {
+            network: Some("host".into()),
+            publish_all: true,
+            ..Default::default()
+        };
+        assert!(build(&image(&bare), &o, &c, &Identity::Root).is_ok());
+    }
+
+    #[test]
     fn bad_input_is_refused_with_the_reason() {
         let t = tempfile::tempdir().unwrap();
         let c = containers(t.path());
@@ -666,10 +710,27 @@ mod tests {
         })
         .contains("drop --network host"));
         assert!(err(RunOptions {
-            publish: vec!["80".into()],
+            publish: vec!["8000-8001:80".into()],
             ..Default::default()
         })
         .contains("invalid -p"));
+        assert!(err(RunOptions {
+            publish: vec!["8080:80".into(), "8080:81".into()],
+            ..Default::default()
+        })
+        .contains("already published"));
+        assert!(err(RunOptions {
+            network: Some("none".into()),
+            publish_all: true,
+            expose: vec!["80".into()],
+            ..Default::default()
+        })
+        .contains("drop --network none"));
+        assert!(err(RunOptions {
+            expose: vec!["80/sctp".into()],
+            ..Default::default()
+        })
+        .contains("invalid --expose"));
         assert!(err(RunOptions {
             volumes: vec!["/no/such/dir:/x".into()],
             ..Default::default()

@@ -39,8 +39,12 @@ pub struct ContainerSpec {
     pub read_only: bool,
     /// `--network`.
     pub network: NetworkMode,
-    /// `-p`.
+    /// `-p`, one spec per port of a range; host port 0 for a free one.
     pub ports: Vec<PortSpec>,
+    /// The ports it declares (`80/tcp`): the image's, `--expose`'s and the published ones.
+    pub exposed: Vec<String>,
+    /// `-P`: publish every exposed port `ports` leaves out, each on a free host port.
+    pub publish_all: bool,
     /// `--ip`: the address asked for on a skiff network.
     pub ip: Option<std::net::Ipv4Addr>,
     /// `--network-alias`: other names the container answers to on its network.
@@ -84,7 +88,8 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// Checks what must hold of any spec, from flags or adjusted by a hook, with the same
     /// messages as the flags get: a command to run, well-formed env and labels, absolute mount
-    /// points and working dir, a valid hostname, ports only on a private network, capabilities
+    /// points and working dir, a valid hostname, ports only on a private network and each host port
+    /// once, capabilities
     /// skiff knows, `--rm` without a restart policy, and a user this identity can map.
     pub fn validate(&self, identity: &Identity) -> Result<()> {
         if self.process.args.is_empty() {
@@ -122,18 +127,16 @@ impl ContainerSpec {
                 return Err(SpecError::Hostname(h.clone()).into());
             }
         }
-        if !self.ports.is_empty() {
-            match &self.network {
-                NetworkMode::Slirp4netns => {}
-                NetworkMode::Bridge(_) => {
-                    if let Some(p) = self.ports.iter().find(|p| p.protocol != "tcp") {
-                        let port = format!("{}:{}", p.host_port, p.container_port);
-                        return Err(crate::network::Error::UdpOnBridge(port).into());
-                    }
-                }
-                m => return Err(crate::network::Error::NoPortsIn(m.as_str().to_string()).into()),
-            }
+        let publishes = !self.ports.is_empty() || (self.publish_all && !self.exposed.is_empty());
+        if publishes
+            && !matches!(
+                self.network,
+                NetworkMode::Slirp4netns | NetworkMode::Bridge(_)
+            )
+        {
+            return Err(crate::network::Error::NoPortsIn(self.network.to_string()).into());
         }
+        crate::network::ports::check_unique(&self.ports)?;
         if self.network.network().is_none() {
             let needs = |what| crate::network::Error::NeedsBridge(what, self.network.to_string());
             if self.ip.is_some() {
@@ -207,6 +210,8 @@ impl ContainerSpec {
             read_only: self.read_only,
             network: self.network,
             ports: self.ports,
+            exposed: self.exposed,
+            publish_all: self.publish_all,
             ip: self.ip,
             network_aliases: self.network_aliases,
             connected: Vec::new(),

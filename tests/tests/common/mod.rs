@@ -416,3 +416,18 @@ pub fn port_released(port: u16) -> bool {
     }
     false
 }
+
+/// The host's first non-loopback IPv4 address, where a server of the test listens.
+pub fn host_address() -> Option<String> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+}
