@@ -610,6 +610,16 @@ fn containers_join_and_leave_networks_while_running_and_before_they_start() {
     assert!(fetches(&env, "skiff", "web"));
     let back = network_doc(&env, "back");
     assert_eq!(back[0]["Containers"].as_object().map(|o| o.len()), Some(1));
+    for net in ["back", "bridge", "skiff"] {
+        let ps = env.ok(&[
+            "ps",
+            "--filter",
+            &format!("network={net}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        assert_eq!(ps.stdout, "web\n", "ps --filter network={net}");
+    }
 
     // What cannot be done, said in one line, with nothing changed.
     env.fails(&["network", "connect", "back", "web"], "already connected");

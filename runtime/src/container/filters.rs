@@ -11,7 +11,7 @@ use crate::spec::error::SpecError;
 
 /// The keys `ps --filter` knows.
 const KEYS: &[&str] = &[
-    "status", "name", "id", "label", "ancestor", "exited", "before", "since",
+    "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network",
 ];
 
 /// The values `status=` takes.
@@ -62,7 +62,7 @@ impl PsFilter {
             if !KEYS.contains(&k) {
                 return Err(bad(
                     k,
-                    "use status, name, id, label, ancestor, exited, before or since",
+                    "use status, name, id, label, ancestor, exited, before, since or network",
                 ));
             }
             if k == "status" && !STATUSES.contains(&val) {
@@ -160,6 +160,14 @@ fn matches_view(key: &str, val: &str, v: &View) -> bool {
         "exited" => {
             v.state.status == Status::Exited
                 && v.state.exit_code.map(|x| x.to_string()).as_deref() == Some(val)
+        }
+        // Its first network (by name, `bridge` for the default one, or a mode such as host)
+        // or one it was connected to.
+        "network" => {
+            let want = crate::network::canonical(val);
+            v.cfg.network.network().map(crate::network::canonical) == Some(want)
+                || v.cfg.network.as_str() == val
+                || v.cfg.connected.iter().any(|c| c.network == want)
         }
         _ => false,
     }
