@@ -30,9 +30,7 @@ fn health_helpers(id: &str) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| a.starts_with(b"__health"))
-            && args.iter().any(|a| *a == id.as_bytes())
-        {
+        if args.iter().any(|a| a.starts_with(b"__health")) && args.contains(&id.as_bytes()) {
             found.push(pid);
         }
     }
