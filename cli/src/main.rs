@@ -153,6 +153,9 @@ enum Cmd {
     /// Manage WebAssembly plugins
     #[command(subcommand)]
     Plugin(cmd::plugin::PluginCmd),
+    /// Run a container's healthcheck (as podman's `healthcheck run`)
+    #[command(subcommand)]
+    Healthcheck(HealthcheckCmd),
     /// Disk usage and pruning of everything
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
@@ -182,6 +185,10 @@ enum Cmd {
         #[arg(long = "linger-ms")]
         linger_ms: Option<u64>,
     },
+    #[command(name = "__health", hide = true)]
+    HelperHealth { id: String },
+    #[command(name = "__health-check", hide = true)]
+    HelperHealthCheck { id: String },
     /// Man pages for skiff and each command into DIR (`cargo xtask man DIR` runs this).
     #[command(name = "__man", hide = true)]
     HelperMan { dir: PathBuf },
@@ -304,6 +311,16 @@ enum ImageCmd {
     Load(cmd::image::LoadArgs),
 }
 
+/// `skiff healthcheck …`.
+#[derive(Subcommand)]
+enum HealthcheckCmd {
+    /// Run the container's healthcheck now: prints healthy or unhealthy, exits 0 or 1
+    Run {
+        /// Container
+        container: String,
+    },
+}
+
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
@@ -324,6 +341,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::HelperMan { dir } => helpers::man_pages(&dir, Cli::command()),
         Cmd::HelperHook { linger_ms } => helpers::hook(linger_ms),
+        Cmd::HelperHealth { id } => helpers::health_loop(&id),
+        Cmd::HelperHealthCheck { id } => helpers::health_check(&id),
+        Cmd::Healthcheck(HealthcheckCmd::Run { container }) => cmd::health::run(&container),
         Cmd::HelperRmtree { dir } => helpers::helper_rmtree(&dir).map(|_| ExitCode::SUCCESS),
         Cmd::HelperCp {
             direction,

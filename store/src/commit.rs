@@ -35,6 +35,8 @@ pub struct CommitSettings {
     /// The ports it declares (`80/tcp`: its image's, `--expose`'s, the published ones); none
     /// keeps the base's.
     pub exposed_ports: Vec<String>,
+    /// Its healthcheck in Docker's `Healthcheck` form; none keeps the base's.
+    pub healthcheck: Option<serde_json::Value>,
     /// `-a`.
     pub author: Option<String>,
     /// `-m`.
@@ -164,6 +166,9 @@ impl ImageStore {
         c["WorkingDir"] = serde_json::json!(s.workdir);
         c["User"] = serde_json::json!(s.user);
         c["Labels"] = serde_json::json!(s.labels);
+        if let Some(h) = &s.healthcheck {
+            c["Healthcheck"] = h.clone();
+        }
         if !s.exposed_ports.is_empty() {
             let ports: serde_json::Map<String, serde_json::Value> = s
                 .exposed_ports

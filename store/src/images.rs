@@ -294,7 +294,7 @@ impl ImageStore {
             "Config": {
                 "User": c["User"], "Env": c["Env"], "Cmd": c["Cmd"], "Entrypoint": c["Entrypoint"],
                 "WorkingDir": c["WorkingDir"], "Labels": c["Labels"], "ExposedPorts": c["ExposedPorts"],
-                "Volumes": c["Volumes"], "StopSignal": c["StopSignal"],
+                "Volumes": c["Volumes"], "StopSignal": c["StopSignal"], "Healthcheck": c["Healthcheck"],
             },
             "RootFS": { "Type": "layers", "Layers": config["rootfs"]["diff_ids"] },
             "ManifestDigest": img.manifest.to_string(),

@@ -118,6 +118,39 @@ fn run_hooks(pending: &RefCell<Option<Child>>, event: &Event) {
     }
 }
 
+/// Starts the container's `skiff __health ID` loop at after-start and ends it at after-exit:
+/// the checks join the container from skiff, so this monitor only holds the pipe whose EOF
+/// tells the helper the container ended (it sees EOF too should this monitor die).
+fn run_health(helper: &RefCell<Option<Child>>, id: &str, event: &Event) {
+    if let Some(mut old) = helper.borrow_mut().take() {
+        drop(old.stdin.take());
+        // Mid-check, it ends as soon as the check does; a short wait, then SIGKILL. (When
+        // the pump already reaped it, try_wait fails and there is nothing to kill.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        loop {
+            match old.try_wait() {
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Ok(None) => {
+                    let _ = old.kill();
+                    let _ = old.wait();
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+    if let Event::AfterStart(_) = event {
+        let mut c = Command::new(skiff_beside());
+        c.args(["__health", id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        *helper.borrow_mut() = c.spawn().ok();
+    }
+}
+
 /// The `skiff` executable installed beside this monitor.
 fn skiff_beside() -> std::path::PathBuf {
     std::env::current_exe()
@@ -154,7 +187,18 @@ fn main() -> ExitCode {
         }
     };
     let pending = RefCell::new(None);
-    let notify = |event: &Event| run_hooks(&pending, event);
+    let health = containers
+        .load(&req.id)
+        .is_ok_and(|(cfg, _)| cfg.healthcheck.is_some_and(|h| h.active()));
+    let checker = RefCell::new(None);
+    let notify = |event: &Event| {
+        if health {
+            run_health(&checker, &req.id, event);
+        }
+        if req.hooks {
+            run_hooks(&pending, event);
+        }
+    };
     let code = monitor::run(
         &containers,
         &req.id,
@@ -164,7 +208,11 @@ fn main() -> ExitCode {
             sig_proxy: req.sig_proxy,
             remove: &remove,
             log_max: req.log_max,
-            notify: if req.hooks { Some(&notify) } else { None },
+            notify: if req.hooks || health {
+                Some(&notify)
+            } else {
+                None
+            },
         },
     );
     ExitCode::from(u8::try_from(code).unwrap_or(125))

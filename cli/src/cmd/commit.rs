@@ -46,6 +46,11 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
         user: v.cfg.process.user.clone(),
         labels: v.cfg.labels.clone(),
         exposed_ports: v.cfg.exposed.clone(),
+        healthcheck: v
+            .cfg
+            .healthcheck
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok()),
         author: a.author.clone(),
         message: a.message.clone(),
     };

@@ -78,6 +78,7 @@ pub fn exec(a: ExecArgs) -> Result<ExitCode> {
         detach: a.detach,
         interactive: a.interactive,
         tty: a.tty,
+        timeout: None,
     };
     match skiff_runtime::process::exec::exec_in(&c, &id, &o) {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(125))),

@@ -119,3 +119,70 @@ pub fn hook(linger_ms: Option<u64>) -> Result<ExitCode> {
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(ExitCode::from(3)),
     }
 }
+
+/// `skiff __health ID`: the container's healthcheck loop, started by its monitor when the
+/// container starts. It marks the record `starting`, then every interval runs the check (through
+/// `__health-check`, which joins the container as `exec` does) and records the result. It ends
+/// when its stdin — the monitor's end of a pipe — reaches EOF: the container ended or the
+/// monitor died.
+pub fn health_loop(id: &str) -> Result<ExitCode> {
+    use skiff_runtime::container::health;
+    let (_, c) = ctx::containers()?;
+    let (cfg, _) = c.load(id)?;
+    let Some(hc) = cfg.healthcheck.filter(|h| h.active()) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let exe = std::env::current_exe().context("locating the skiff binary")?;
+    let (tx, ended) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    let dir = c.dir(id);
+    health::update(&dir, |h| {
+        h.status = health::HealthStatus::Starting;
+        h.failing_streak = 0;
+    })?;
+    let began = std::time::Instant::now();
+    loop {
+        match ended.recv_timeout(hc.interval()) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return Ok(ExitCode::SUCCESS),
+        }
+        let in_start_period = began.elapsed() < hc.start_period();
+        let r = health::run_check(&exe, id, &hc);
+        // A check cut short by the container's end is no result.
+        if !matches!(ended.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        health::record(&dir, &hc, r, in_start_period)?;
+    }
+}
+
+/// `skiff __health-check ID`: runs the container's healthcheck command once inside it, joined
+/// exactly as `skiff exec` joins (from a sealed copy of skiff), killed at the check's timeout;
+/// exits with its code. Its stdout and stderr are the caller's pipe.
+pub fn health_check(id: &str) -> Result<ExitCode> {
+    skiff_runtime::process::exec::run_from_sealed_copy()?;
+    let (_, c) = ctx::containers()?;
+    let (cfg, _) = c.load(id)?;
+    let hc = cfg.healthcheck.filter(|h| h.active());
+    let Some((hc, args)) = hc.and_then(|h| h.command().map(|a| (h, a))) else {
+        anyhow::bail!("container {} has no healthcheck command", cfg.name);
+    };
+    let o = skiff_runtime::process::exec::ExecOptions {
+        args,
+        timeout: Some(hc.timeout()),
+        ..Default::default()
+    };
+    match skiff_runtime::process::exec::exec_in(&c, id, &o) {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(125))),
+        Err(skiff_runtime::Error::Exec(code, msg)) => {
+            eprintln!("{msg}");
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(125)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

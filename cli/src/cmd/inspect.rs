@@ -136,7 +136,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({
+    let mut doc = serde_json::json!({
         "Id": v.cfg.id,
         "Created": v.cfg.created,
         "Path": v.cfg.process.args.first(),
@@ -148,6 +148,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "Error": st.error.clone().unwrap_or_default(),
+            "Health": skiff_runtime::container::health::of(v.cfg.healthcheck.as_ref(), &c.dir(&v.cfg.id)),
         },
         "Image": v.cfg.image_id,
         "ImageName": v.cfg.image,
@@ -157,7 +158,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "Hostname": v.cfg.hostname, "User": v.cfg.process.user, "Env": v.cfg.process.env,
             "Cmd": v.cfg.cmd, "Entrypoint": v.cfg.entrypoint, "WorkingDir": v.cfg.process.cwd,
             "Labels": v.cfg.labels, "Image": v.cfg.image, "Tty": v.cfg.process.terminal,
-            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal,
+            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal, "Healthcheck": v.cfg.healthcheck,
             "ExposedPorts": v.cfg.exposed.iter().map(|k| (k.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>(),
         },
         "HostConfig": {
@@ -173,7 +174,16 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
         "LogPath": c.log_path(&v.cfg.id),
         // skiff's own: the plugins that saw this container before it was created, and what each set.
         "Plugins": v.cfg.plugins.iter().map(|(name, keys)| serde_json::json!({"Name": name, "Changed": keys})).collect::<Vec<_>>(),
-    })
+    });
+    // As Docker: no State.Health or Config.Healthcheck without a healthcheck.
+    for (part, key) in [("State", "Health"), ("Config", "Healthcheck")] {
+        if doc[part][key].is_null() {
+            if let Some(o) = doc[part].as_object_mut() {
+                o.remove(key);
+            }
+        }
+    }
+    doc
 }
 
 /// Docker's `NetworkSettings`: on a skiff network, the container's lease there; with

@@ -5,6 +5,7 @@ pub mod commit;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod health;
 pub mod helpers;
 pub mod history;
 pub mod image;

@@ -9,14 +9,15 @@ use clap::{ArgAction, Args};
 use skiff_runtime::container::filters::{state_word, PsFilter};
 use skiff_runtime::container::lifecycle::View;
 use skiff_runtime::container::times::seconds_since;
-use skiff_runtime::Status;
+use skiff_runtime::{Containers, Status};
 
 use crate::ctx;
 use crate::output::format::Format;
 use crate::output::human;
 
-/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Restarting (1) 1 second ago`, `Created`.
-fn status_text(v: &View) -> String {
+/// `Up 3 seconds`, `Up 3 seconds (healthy)`, `Exited (0) 2 minutes ago`, `Restarting (1) 1
+/// second ago`, `Created`.
+fn status_text(c: &Containers, v: &View) -> String {
     if v.restarting() {
         return format!(
             "Restarting ({}) {}",
@@ -29,7 +30,22 @@ fn status_text(v: &View) -> String {
         Status::Running => format!(
             "Up {}{}",
             human::ago(seconds_since(v.state.started_at.as_deref())).trim_end_matches(" ago"),
-            if v.paused() { " (Paused)" } else { "" }
+            if v.paused() {
+                " (Paused)".to_string()
+            } else {
+                match skiff_runtime::container::health::of(
+                    v.cfg.healthcheck.as_ref(),
+                    &c.dir(&v.cfg.id),
+                )
+                .map(|h| h.status)
+                {
+                    Some(skiff_runtime::container::health::HealthStatus::Starting) => {
+                        " (health: starting)".to_string()
+                    }
+                    Some(s) => format!(" ({})", s.word()),
+                    None => String::new(),
+                }
+            }
         ),
         Status::Exited => format!(
             "Exited ({}) {}",
@@ -60,7 +76,7 @@ fn ports_text(v: &View) -> String {
 }
 
 /// The fields `ps --format` knows, as Docker names them.
-fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
+fn ps_item(c: &Containers, v: &View, no_trunc: bool) -> serde_json::Value {
     let labels: Vec<String> = v
         .cfg
         .labels
@@ -73,7 +89,7 @@ fn ps_item(v: &View, no_trunc: bool) -> serde_json::Value {
         "Command": command_text(v, no_trunc),
         "CreatedAt": v.cfg.created,
         "RunningFor": human::ago(seconds_since(Some(&v.cfg.created))),
-        "Status": status_text(v),
+        "Status": status_text(c, v),
         "State": state_word(v),
         "Ports": ports_text(v),
         "Names": v.cfg.name,
@@ -175,8 +191,10 @@ pub fn ps(a: PsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut items: Vec<serde_json::Value> =
-        selected.iter().map(|v| ps_item(v, a.no_trunc)).collect();
+    let mut items: Vec<serde_json::Value> = selected
+        .iter()
+        .map(|v| ps_item(&c, v, a.no_trunc))
+        .collect();
     if a.size {
         // As Docker: "RW (virtual V)", V being the image's unpacked size plus RW. An image gone
         // from the store is measured from the container's own layer dirs.

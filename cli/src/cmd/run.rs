@@ -145,6 +145,24 @@ pub struct RunArgs {
     /// Seconds `stop` waits before SIGKILL (default 10)
     #[arg(long)]
     stop_timeout: Option<u64>,
+    /// Command to run to check health (through /bin/sh -c in the container)
+    #[arg(long)]
+    health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h) (default 30s)
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// Maximum time a health check may run (ms|s|m|h) (default 30s)
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3)
+    #[arg(long, allow_negative_numbers = true)]
+    health_retries: Option<i64>,
+    /// Start period: failures in it do not count (ms|s|m|h) (default 0s)
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Image to run
     image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -269,6 +287,14 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
         interactive: a.interactive,
         restart: a.restart.clone(),
         stop_timeout: a.stop_timeout,
+        health: skiff_runtime::container::health::HealthFlags {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            start_period: a.health_start_period.clone(),
+            retries: a.health_retries,
+            none: a.no_healthcheck,
+        },
     };
     let identity = Identity::current();
     let mut spec = spec::build(&info, &opts, &containers, &identity)?;

@@ -162,6 +162,10 @@ pub struct ContainerConfig {
     /// `--stop-timeout` in seconds (default 10).
     #[serde(default)]
     pub stop_timeout: Option<u64>,
+    /// The healthcheck: the image's under the `--health-*` flags (`["NONE"]` with
+    /// `--no-healthcheck`), as Docker's `Config.Healthcheck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::container::health::Healthcheck>,
     /// `--restart`, kept on disk in Docker's spelling (`no`, `on-failure[:N]`, …).
     #[serde(default)]
     pub restart: RestartPolicy,

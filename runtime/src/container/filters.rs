@@ -11,8 +11,11 @@ use crate::spec::error::SpecError;
 
 /// The keys `ps --filter` knows.
 const KEYS: &[&str] = &[
-    "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network",
+    "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "health",
 ];
+
+/// The values `health=` takes.
+const HEALTHS: &[&str] = &["starting", "healthy", "unhealthy", "none"];
 
 /// The values `status=` takes.
 const STATUSES: &[&str] = &[
@@ -62,13 +65,19 @@ impl PsFilter {
             if !KEYS.contains(&k) {
                 return Err(bad(
                     k,
-                    "use status, name, id, label, ancestor, exited, before, since or network",
+                    "use status, name, id, label, ancestor, exited, before, since, network or health",
                 ));
             }
             if k == "status" && !STATUSES.contains(&val) {
                 return Err(bad(
                     &format!("status={val}"),
                     "use created, running or exited",
+                ));
+            }
+            if k == "health" && !HEALTHS.contains(&val) {
+                return Err(bad(
+                    &format!("health={val}"),
+                    "use starting, healthy, unhealthy or none",
                 ));
             }
             match keys.iter_mut().find(|(key, _)| key == k) {
@@ -106,6 +115,12 @@ impl PsFilter {
                     any |= match k.as_str() {
                         "before" => i > index_of(val)?,
                         "since" => i < index_of(val)?,
+                        "health" => {
+                            crate::container::health::filter_word(
+                                v.cfg.healthcheck.as_ref(),
+                                &c.dir(&v.cfg.id),
+                            ) == val
+                        }
                         _ => matches_view(k, val, v),
                     };
                 }

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod connect;
 pub mod filters;
+pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;

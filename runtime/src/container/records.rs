@@ -467,6 +467,7 @@ mod tests {
             auto_remove: false,
             stop_signal: None,
             stop_timeout: None,
+            healthcheck: None,
             restart: Default::default(),
             plugins: Default::default(),
         }

@@ -46,6 +46,10 @@ pub struct ExecOptions {
     pub interactive: bool,
     /// `-t`: the command gets a new pty made inside the container, relayed to skiff's terminal.
     pub tty: bool,
+    /// Kill the command (its process group, with SIGKILL) when it runs longer than this: a
+    /// healthcheck's timeout. The process that waits for it in the container does so, so the
+    /// check's own process and its group end, not only skiff.
+    pub timeout: Option<std::time::Duration>,
 }
 
 fn ns_fd(pid: i32, ns: &str) -> Result<OwnedFd> {
@@ -422,6 +426,9 @@ pub fn exec_in(containers: &Containers, id: &str, o: &ExecOptions) -> Result<i32
                 Ok(ForkResult::Parent { child }) => {
                     drop(err_w);
                     forward_signals_to(child);
+                    if let Some(t) = o.timeout {
+                        kill_after(t);
+                    }
                     let code = loop {
                         match waitpid(child, None) {
                             Err(nix::errno::Errno::EINTR) => continue,
@@ -483,6 +490,42 @@ extern "C" fn forward(sig: libc::c_int) {
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    }
+}
+
+extern "C" fn kill_command(_: libc::c_int) {
+    let pid = COMMAND.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe. The command leads its own session, so -pid is
+        // its process group; the pid itself too, in case it has not made it yet.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Arms a one-shot timer that SIGKILLs the command and its process group after `t` (in the
+/// child waiting for it, after [`forward_signals_to`] recorded its pid).
+fn kill_after(t: std::time::Duration) {
+    let t = t.max(std::time::Duration::from_micros(1));
+    let it = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+        },
+    };
+    // SAFETY: installing a handler that only calls kill, and arming this process's real timer.
+    unsafe {
+        libc::signal(
+            libc::SIGALRM,
+            kill_command as *const () as libc::sighandler_t,
+        );
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
     }
 }
 

@@ -101,6 +101,8 @@ pub struct RunOptions {
     pub restart: Option<String>,
     /// `--stop-timeout` seconds.
     pub stop_timeout: Option<u64>,
+    /// `--health-*` and `--no-healthcheck`.
+    pub health: crate::container::health::HealthFlags,
 }
 
 /// What the image contributes, given by the CLI from the store.
@@ -367,6 +369,10 @@ pub fn build(
             })
         })
         .transpose()?;
+    let healthcheck = crate::container::health::merge(
+        crate::container::health::Healthcheck::from_image(c),
+        &o.health,
+    )?;
     if let Some(sig) = &o.stop_signal {
         if crate::container::lifecycle::signal_number(sig).is_none() {
             return Err(SpecError::Flag {
@@ -581,6 +587,7 @@ pub fn build(
         auto_remove: o.auto_remove,
         stop_signal,
         stop_timeout: o.stop_timeout,
+        healthcheck,
         restart,
         plugins: BTreeMap::new(),
     };

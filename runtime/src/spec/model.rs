@@ -79,6 +79,8 @@ pub struct ContainerSpec {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`.
     pub stop_timeout: Option<u64>,
+    /// The healthcheck (image's merged under the flags).
+    pub healthcheck: Option<crate::container::health::Healthcheck>,
     /// `--restart`.
     pub restart: RestartPolicy,
     /// The plugins that saw this spec (before-create, validate), each with the keys it set.
@@ -230,6 +232,7 @@ impl ContainerSpec {
             auto_remove: self.auto_remove,
             stop_signal: self.stop_signal,
             stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck,
             restart: self.restart,
             plugins: self.plugins,
         }
