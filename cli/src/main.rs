@@ -133,6 +133,8 @@ enum Cmd {
     Commit(cmd::commit::CommitArgs),
     /// Write a container's filesystem to a tar archive
     Export(cmd::export::ExportArgs),
+    /// Show a container's changes against its image (A added, C changed, D deleted)
+    Diff(cmd::diff::DiffArgs),
     /// Stop every process of containers until unpause
     Pause(Names),
     /// Let paused containers go on
@@ -189,6 +191,8 @@ enum Cmd {
     HelperRmtree { dir: PathBuf },
     #[command(name = "__pack-upper", hide = true)]
     HelperPackUpper { dir: PathBuf },
+    #[command(name = "__diff", hide = true)]
+    HelperDiff { id: String },
     #[command(name = "__cp", hide = true)]
     HelperCp {
         direction: String,
@@ -276,6 +280,8 @@ enum ContainerCmd {
     Commit(cmd::commit::CommitArgs),
     /// Write a container's filesystem to a tar archive
     Export(cmd::export::ExportArgs),
+    /// Show a container's changes against its image
+    Diff(cmd::diff::DiffArgs),
 }
 
 #[derive(Subcommand)]
@@ -307,8 +313,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, network,
-        plugin, ps, run, stats, system, volume,
+        commit, cp, diff, exec, export, helpers, history, image, info, inspect, lifecycle, logs,
+        network, plugin, ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -356,6 +362,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::diff(a),
+        Cmd::HelperDiff { id } => ctx::containers().and_then(|(_, c)| diff::print_changes(&c, &id)),
         Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(a),

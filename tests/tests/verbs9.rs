@@ -1,0 +1,97 @@
+//! The verbs a Docker user reaches for in the first hour: `diff`, `import`, `update`, `export`
+//! of a running container, the `image`/`container` groups, and inspect's Docker fields.
+
+mod common;
+
+use common::*;
+
+/// `diff` shows added, changed and deleted paths as Docker's lines, parents before children,
+/// names in order; deletions (whiteouts) and a replaced directory (opaque) both count, skiff's
+/// own mount points do not, and a planted symlink is shown, not followed.
+#[test]
+fn diff_lists_the_containers_changes_like_docker() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["create", "--name", "fresh", &bb(), "true"]);
+    assert_eq!(env.ok(&["diff", "fresh"]).stdout, "", "nothing changed yet");
+    env.ok(&[
+        "run",
+        "--name",
+        "d",
+        &bb(),
+        "sh",
+        "-c",
+        "echo x > /new && mkdir -p /tmp/a/b && touch /tmp/a/b/f && rm /bin/ls && \
+         echo y >> /etc/passwd && rm -rf /usr && mkdir /usr && touch /usr/only && \
+         ln -s /etc/shadow /tmp/link && chown 1000 /new",
+    ]);
+    let out = env.ok(&["diff", "d"]).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no {l:?} in:\n{out}"))
+    };
+    for l in [
+        "C /bin",
+        "D /bin/ls",
+        "C /etc",
+        "C /etc/passwd",
+        "A /new",
+        "C /tmp",
+        "A /tmp/a",
+        "A /tmp/a/b",
+        "A /tmp/a/b/f",
+        "A /tmp/link",
+        "C /usr",
+        "D /usr/bin",
+        "A /usr/only",
+    ] {
+        at(l);
+    }
+    assert!(
+        at("C /bin") < at("D /bin/ls") && at("D /bin/ls") < at("C /etc"),
+        "{out}"
+    );
+    assert!(at("A /tmp/a") < at("A /tmp/a/b") && at("A /tmp/a/b") < at("A /tmp/link"));
+    assert!(
+        !out.contains("/etc/hosts") && !out.contains("/etc/hostname") && !out.contains("resolv"),
+        "skiff's own mount points are not changes: {out}"
+    );
+    assert!(!out.contains("shadow"), "{out}");
+    // The new /usr is opaque: what the old one held is deleted.
+    assert!(at("C /usr") < at("D /usr/bin") && at("D /usr/bin") < at("A /usr/only"));
+    assert!(!out.contains("/dev") && !out.contains("/proc"), "{out}");
+    // The same through the group, and by id prefix.
+    let id = env.state("d")["Id"].as_str().unwrap().to_string();
+    assert_eq!(env.ok(&["container", "diff", &id[..12]]).stdout, out);
+    env.fails(&["diff", "nosuch"], "nosuch");
+}
+
+/// With the copy fallback (`SKIFF_ROOTFS=copy`), the private copy is compared with the image:
+/// the same lines for what the test changed.
+#[test]
+fn diff_of_a_copied_rootfs_compares_it_with_the_image() {
+    let env = Env::new();
+    env.pull("busybox");
+    let mut c = env.cmd(&[
+        "run",
+        "--name",
+        "c",
+        &bb(),
+        "sh",
+        "-c",
+        "echo x > /new && rm /bin/ls && echo y >> /etc/passwd",
+    ]);
+    let st = c.env("SKIFF_ROOTFS", "copy").status().unwrap();
+    assert!(st.success());
+    assert!(env.data().join("containers").exists());
+    let out = env.ok(&["diff", "c"]).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["C /bin", "D /bin/ls", "C /etc", "C /etc/passwd", "A /new"],
+        "{out}"
+    );
+}
