@@ -70,6 +70,8 @@ enum Cmd {
     Load(cmd::image::LoadArgs),
     /// Show the history of an image
     History(cmd::history::HistoryArgs),
+    /// Make a one-layer image from a tarball (plain or gzip; a file or `-` for stdin)
+    Import(cmd::import::ImportArgs),
     /// Remove one or more images
     Rmi(cmd::image::RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -308,13 +310,15 @@ enum ImageCmd {
     Save(cmd::image::SaveArgs),
     /// Read images from a tar archive
     Load(cmd::image::LoadArgs),
+    /// Make a one-layer image from a tarball
+    Import(cmd::import::ImportArgs),
 }
 
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, diff, exec, export, helpers, history, image, info, inspect, lifecycle, logs,
-        network, plugin, ps, run, stats, system, volume,
+        commit, cp, diff, exec, export, helpers, history, image, import, info, inspect, lifecycle,
+        logs, network, plugin, ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -384,6 +388,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect::inspect(a),
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(a),
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::history(a),
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import::import(a),
         Cmd::Login(a) => image::login(a),
         Cmd::Unshare { command } => helpers::unshare(command),
         Cmd::Logout(a) => image::logout(a),

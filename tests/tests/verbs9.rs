@@ -95,3 +95,90 @@ fn diff_of_a_copied_rootfs_compares_it_with_the_image() {
         "{out}"
     );
 }
+
+/// `import` makes a one-layer image from an exported file system (plain, or gzipped on stdin),
+/// applies `--change`, prints the id, and refuses a file that is no tar without storing a thing.
+#[test]
+fn import_makes_a_one_layer_image_from_a_tarball() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "--name",
+        "src",
+        &bb(),
+        "sh",
+        "-c",
+        "echo hi > /greeting",
+    ]);
+    let tar = env.home.path().join("fs.tar");
+    env.ok(&["export", "-o", tar.to_str().unwrap(), "src"]);
+    let id = env
+        .ok(&[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/greeting\"]",
+            "--change",
+            "ENV WHO=world",
+            "-c",
+            "WORKDIR /tmp",
+            "-m",
+            "from a tar",
+            tar.to_str().unwrap(),
+            "imported:1",
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(env.ok(&["run", "--rm", "imported:1"]).stdout, "hi\n");
+    let run = env.ok(&["run", "--rm", "imported:1", "sh", "-c", "echo $WHO; pwd"]);
+    assert_eq!(run.stdout, "world\n/tmp\n");
+    let img: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "imported:1"]).stdout).unwrap();
+    assert_eq!(img[0]["Id"], id.as_str());
+    assert_eq!(img[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert!(env
+        .ok(&["history", "imported:1"])
+        .stdout
+        .contains("from a tar"));
+
+    // gzip through stdin, with `image import`.
+    let gz = std::process::Command::new("gzip")
+        .args(["-c", tar.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut c = env.cmd(&["image", "import", "-", "imported:gz"]);
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &gz).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        env.ok(&["run", "--rm", "imported:gz", "cat", "/greeting"])
+            .stdout,
+        "hi\n"
+    );
+
+    // Not a tar: 125, one line, nothing new in the store.
+    let before = env.ok(&["images", "-q"]).stdout;
+    let junk = env.home.path().join("junk.tar");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    env.fails(
+        &["import", junk.to_str().unwrap(), "junk:1"],
+        "not a tar archive",
+    );
+    env.fails(
+        &["import", tar.to_str().unwrap()],
+        "give the new image a name",
+    );
+    env.fails(
+        &["import", "-c", "RUN true", tar.to_str().unwrap(), "x:1"],
+        "import applies CMD",
+    );
+    assert_eq!(env.ok(&["images", "-q"]).stdout, before);
+}

@@ -9,6 +9,7 @@ pub mod export;
 pub mod helpers;
 pub mod history;
 pub mod image;
+pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod lifecycle;
