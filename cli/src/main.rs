@@ -137,6 +137,8 @@ enum Cmd {
     Export(cmd::export::ExportArgs),
     /// Show a container's changes against its image (A added, C changed, D deleted)
     Diff(cmd::diff::DiffArgs),
+    /// Change containers' restart policy and limits
+    Update(cmd::update::UpdateArgs),
     /// Stop every process of containers until unpause
     Pause(Names),
     /// Let paused containers go on
@@ -284,6 +286,8 @@ enum ContainerCmd {
     Export(cmd::export::ExportArgs),
     /// Show a container's changes against its image
     Diff(cmd::diff::DiffArgs),
+    /// Change containers' restart policy and limits
+    Update(cmd::update::UpdateArgs),
 }
 
 #[derive(Subcommand)]
@@ -318,7 +322,7 @@ enum ImageCmd {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
         commit, cp, diff, exec, export, helpers, history, image, import, info, inspect, lifecycle,
-        logs, network, plugin, ps, run, stats, system, volume,
+        logs, network, plugin, ps, run, stats, system, update, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -367,6 +371,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::diff(a),
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => update::update(a),
         Cmd::HelperDiff { id } => ctx::containers().and_then(|(_, c)| diff::print_changes(&c, &id)),
         Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),

@@ -182,3 +182,109 @@ fn import_makes_a_one_layer_image_from_a_tarball() {
     );
     assert_eq!(env.ok(&["images", "-q"]).stdout, before);
 }
+
+/// `update --restart` on a running container: its monitor honours the new policy at the next
+/// exit; the names are printed as given; bad flags change nothing.
+#[test]
+fn update_changes_the_restart_policy_of_a_running_container() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u",
+        &bb(),
+        "sh",
+        "-c",
+        "sleep 2; exit 3",
+    ]);
+    env.fails(&["update", "u"], "nothing to update");
+    env.fails(&["update", "--restart", "sometimes", "u"], "--restart");
+    env.fails(&["update", "--memory", "lots", "u"], "--memory");
+    let out = env.ok(&["update", "--restart", "on-failure:2", "u"]);
+    assert_eq!(out.stdout, "u\n");
+    let s = env.state("u");
+    assert_eq!(s["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(s["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    // Started again twice by its monitor, then left exited with its code.
+    eventually("two restarts, then exited", || {
+        let s = env.state("u");
+        s["RestartCount"] == 2 && s["State"]["Status"] == "exited"
+    });
+    assert_eq!(env.state("u")["State"]["ExitCode"], 3);
+
+    // A --rm container takes no restart policy.
+    env.ok(&["run", "-d", "--rm", "--name", "gone", &bb(), "sleep", "30"]);
+    env.fails(
+        &["container", "update", "--restart", "always", "gone"],
+        "--rm",
+    );
+    env.ok(&["rm", "-f", "gone"]);
+}
+
+/// `update --memory/--pids-limit/--cpus` writes the limits into the record (inspect shows them);
+/// as root they change in the running container's cgroup, rootless a warning says they wait
+/// for its next start.
+#[test]
+fn update_changes_limits_where_cgroups_allow() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "l",
+        "-m",
+        "64m",
+        &bb(),
+        "sleep",
+        "60",
+    ]);
+    let id = env.state("l")["Id"].as_str().unwrap().to_string();
+    let r = env.ok(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "l",
+    ]);
+    assert_eq!(r.stdout, "l\n");
+    let hc = env.state("l")["HostConfig"].clone();
+    assert_eq!(hc["Memory"], 128 << 20);
+    assert_eq!(hc["PidsLimit"], 50);
+    assert_eq!(hc["NanoCpus"], 500_000_000u64);
+    let cg = std::path::Path::new("/sys/fs/cgroup/skiff").join(&id);
+    if is_root() && cg.is_dir() {
+        let read = |f: &str| {
+            std::fs::read_to_string(cg.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(read("memory.max"), (128u64 << 20).to_string());
+        assert_eq!(read("pids.max"), "50");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        env.ok(&["update", "--pids-limit", "-1", "l"]);
+        assert_eq!(read("pids.max"), "max");
+        assert_eq!(env.state("l")["HostConfig"]["PidsLimit"], 0);
+    } else if is_root() {
+        // cgroup v1: the container started with a memory cgroup only; the others wait.
+        let mem = std::path::Path::new("/sys/fs/cgroup/memory/skiff").join(&id);
+        if mem.is_dir() {
+            let got = std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap();
+            assert_eq!(got.trim(), (128u64 << 20).to_string());
+            assert!(r.stderr.contains("next start"), "{}", r.stderr);
+        }
+    } else {
+        assert!(
+            r.stderr.contains("WARNING") && r.stderr.contains("next start"),
+            "{}",
+            r.stderr
+        );
+    }
+    env.ok(&["rm", "-f", "l"]);
+}

@@ -20,4 +20,5 @@ pub mod ps;
 pub mod run;
 pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volume;
