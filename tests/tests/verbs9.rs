@@ -288,3 +288,32 @@ fn update_changes_limits_where_cgroups_allow() {
     }
     env.ok(&["rm", "-f", "l"]);
 }
+
+/// The `container` and `image` groups reach the same verbs as the top-level commands, and
+/// podman's `image untag` takes a name away from an image that keeps another.
+#[test]
+fn container_and_image_groups_are_complete() {
+    let env = Env::new();
+    env.pull("busybox");
+    assert_eq!(
+        env.ok(&["container", "run", "--rm", &bb(), "echo", "hi"]).stdout,
+        "hi\n"
+    );
+    env.ok(&["container", "create", "--name", "g", &bb(), "sleep", "60"]);
+    env.ok(&["container", "start", "g"]);
+    assert_eq!(env.ok(&["container", "exec", "g", "echo", "in"]).stdout, "in\n");
+    assert!(env.ok(&["container", "top", "g"]).stdout.contains("sleep"));
+    env.ok(&["container", "rename", "g", "g2"]);
+    env.ok(&["container", "pause", "g2"]);
+    assert_eq!(env.state("g2")["State"]["Status"], "paused");
+    env.ok(&["container", "unpause", "g2"]);
+    env.ok(&["container", "restart", "-t", "0", "g2"]);
+    env.ok(&["container", "kill", "g2"]);
+    assert_eq!(env.ok(&["container", "wait", "g2"]).stdout, "137\n");
+
+    env.ok(&["image", "tag", &bb(), "other:1"]);
+    env.ok(&["image", "untag", "other:1", "other:1"]);
+    assert!(!env.ok(&["image", "ls"]).stdout.contains("other"));
+    env.fails(&["image", "untag", &bb(), &bb()], "last name");
+    env.fails(&["image", "untag", &bb(), "nosuch:1"], "not a name of image");
+}
