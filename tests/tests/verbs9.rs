@@ -296,12 +296,16 @@ fn container_and_image_groups_are_complete() {
     let env = Env::new();
     env.pull("busybox");
     assert_eq!(
-        env.ok(&["container", "run", "--rm", &bb(), "echo", "hi"]).stdout,
+        env.ok(&["container", "run", "--rm", &bb(), "echo", "hi"])
+            .stdout,
         "hi\n"
     );
     env.ok(&["container", "create", "--name", "g", &bb(), "sleep", "60"]);
     env.ok(&["container", "start", "g"]);
-    assert_eq!(env.ok(&["container", "exec", "g", "echo", "in"]).stdout, "in\n");
+    assert_eq!(
+        env.ok(&["container", "exec", "g", "echo", "in"]).stdout,
+        "in\n"
+    );
     assert!(env.ok(&["container", "top", "g"]).stdout.contains("sleep"));
     env.ok(&["container", "rename", "g", "g2"]);
     env.ok(&["container", "pause", "g2"]);
@@ -315,5 +319,65 @@ fn container_and_image_groups_are_complete() {
     env.ok(&["image", "untag", "other:1", "other:1"]);
     assert!(!env.ok(&["image", "ls"]).stdout.contains("other"));
     env.fails(&["image", "untag", &bb(), &bb()], "last name");
-    env.fails(&["image", "untag", &bb(), "nosuch:1"], "not a name of image");
+    env.fails(
+        &["image", "untag", &bb(), "nosuch:1"],
+        "not a name of image",
+    );
+}
+
+/// inspect's Docker fields that skiff knows: the /etc files' paths, the storage driver and its
+/// dirs, and the HostConfig the flags recorded.
+#[test]
+fn inspect_has_dockers_paths_driver_and_host_config() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "create",
+        "--name",
+        "i",
+        "--dns",
+        "1.1.1.1",
+        "--add-host",
+        "db:10.0.0.5",
+        "--group-add",
+        "2000",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--tmpfs",
+        "/run",
+        "-v",
+        "/tmp:/host:ro",
+        "--stop-timeout",
+        "7",
+        &bb(),
+        "true",
+    ]);
+    let s = env.state("i");
+    let dir = s["HostsPath"].as_str().unwrap();
+    assert!(
+        dir.ends_with("/hosts") && dir.contains(s["Id"].as_str().unwrap()),
+        "{s}"
+    );
+    assert!(s["ResolvConfPath"]
+        .as_str()
+        .unwrap()
+        .ends_with("/resolv.conf"));
+    assert!(s["HostnamePath"].as_str().unwrap().ends_with("/hostname"));
+    assert_eq!(s["Driver"], "overlay");
+    assert_eq!(s["GraphDriver"]["Name"], "overlay");
+    assert!(s["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .unwrap()
+        .ends_with("/upper"));
+    assert!(s["ExecIDs"].is_null());
+    assert_eq!(s["State"]["Dead"], false);
+    assert_eq!(s["Config"]["StopTimeout"], 7);
+    let hc = &s["HostConfig"];
+    assert_eq!(hc["Dns"], serde_json::json!(["1.1.1.1"]));
+    assert_eq!(hc["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]));
+    assert_eq!(hc["GroupAdd"], serde_json::json!(["2000"]));
+    assert_eq!(hc["Binds"], serde_json::json!(["/tmp:/host:ro"]));
+    assert!(hc["Tmpfs"].get("/run").is_some(), "{hc}");
+    assert_eq!(hc["Ulimits"][0]["Name"], "nofile");
+    assert_eq!(hc["Ulimits"][0]["Hard"], 2048);
 }
