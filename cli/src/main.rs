@@ -70,6 +70,8 @@ enum Cmd {
     Load(cmd::image::LoadArgs),
     /// Show the history of an image
     History(cmd::history::HistoryArgs),
+    /// Make a one-layer image from a tarball (plain or gzip; a file or `-` for stdin)
+    Import(cmd::import::ImportArgs),
     /// Remove one or more images
     Rmi(cmd::image::RmiArgs),
     /// Show low-level information on containers and images as JSON
@@ -105,21 +107,9 @@ enum Cmd {
     /// Remove containers
     Rm(cmd::lifecycle::RmArgs),
     /// Rename a container
-    Rename {
-        /// Current name or id
-        container: String,
-        /// New name
-        new_name: String,
-    },
+    Rename(RenameArgs),
     /// Show a container's processes as it sees them (its pids and user names)
-    Top {
-        /// Container
-        container: String,
-        /// ps options: aux, -ef (the default), or -eo FIELD,... (pid, ppid, user, uid, comm,
-        /// args, etime, time, stat, tty, c, stime, vsz, rss, pcpu, pmem)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_options: Vec<String>,
-    },
+    Top(TopArgs),
     /// Run a command in a running container
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(cmd::exec::ExecArgs),
@@ -133,6 +123,10 @@ enum Cmd {
     Commit(cmd::commit::CommitArgs),
     /// Write a container's filesystem to a tar archive
     Export(cmd::export::ExportArgs),
+    /// Show a container's changes against its image (A added, C changed, D deleted)
+    Diff(cmd::diff::DiffArgs),
+    /// Change containers' restart policy and limits
+    Update(cmd::update::UpdateArgs),
     /// Stop every process of containers until unpause
     Pause(Names),
     /// Let paused containers go on
@@ -196,6 +190,8 @@ enum Cmd {
     HelperRmtree { dir: PathBuf },
     #[command(name = "__pack-upper", hide = true)]
     HelperPackUpper { dir: PathBuf },
+    #[command(name = "__diff", hide = true)]
+    HelperDiff { id: String },
     #[command(name = "__cp", hide = true)]
     HelperCp {
         direction: String,
@@ -248,6 +244,26 @@ const LOGS_EXAMPLES: &str = "Examples:
   skiff logs -f --tail 20 web
   skiff logs -t --since 10m web";
 
+/// `rename` arguments.
+#[derive(Args)]
+struct RenameArgs {
+    /// Current name or id
+    container: String,
+    /// New name
+    new_name: String,
+}
+
+/// `top` arguments.
+#[derive(Args)]
+struct TopArgs {
+    /// Container
+    container: String,
+    /// ps options: aux, -ef (the default), or -eo FIELD,... (pid, ppid, user, uid, comm,
+    /// args, etime, time, stat, tty, c, stime, vsz, rss, pcpu, pmem)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_options: Vec<String>,
+}
+
 /// One or more containers, for the commands that take nothing else.
 #[derive(Args)]
 struct Names {
@@ -258,6 +274,26 @@ struct Names {
 
 #[derive(Subcommand)]
 enum ContainerCmd {
+    /// Run a command in a new container
+    Run(Box<cmd::run::RunArgs>),
+    /// Create a container without starting it
+    Create(Box<cmd::run::RunArgs>),
+    /// Run a command in a running container
+    Exec(cmd::exec::ExecArgs),
+    /// Send a signal to containers
+    Kill(cmd::lifecycle::KillArgs),
+    /// Restart containers
+    Restart(cmd::lifecycle::StopArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(Names),
+    /// Show a container's processes
+    Top(TopArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Stop every process of containers until unpause
+    Pause(Names),
+    /// Let paused containers go on
+    Unpause(Names),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(cmd::ps::PsArgs),
@@ -283,6 +319,10 @@ enum ContainerCmd {
     Commit(cmd::commit::CommitArgs),
     /// Write a container's filesystem to a tar archive
     Export(cmd::export::ExportArgs),
+    /// Show a container's changes against its image
+    Diff(cmd::diff::DiffArgs),
+    /// Change containers' restart policy and limits
+    Update(cmd::update::UpdateArgs),
 }
 
 #[derive(Subcommand)]
@@ -309,6 +349,10 @@ enum ImageCmd {
     Save(cmd::image::SaveArgs),
     /// Read images from a tar archive
     Load(cmd::image::LoadArgs),
+    /// Make a one-layer image from a tarball
+    Import(cmd::import::ImportArgs),
+    /// Take names away from an image that keeps another (podman's)
+    Untag(cmd::image::UntagArgs),
 }
 
 /// `skiff healthcheck …`.
@@ -324,8 +368,8 @@ enum HealthcheckCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, network,
-        plugin, ps, run, stats, system, volume,
+        commit, cp, diff, exec, export, helpers, history, image, import, info, inspect, lifecycle,
+        logs, network, plugin, ps, run, stats, system, update, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -351,36 +395,41 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             path,
             name,
         } => helpers::cp_helper(&direction, &id, &path, &name),
-        Cmd::Run(a) => run::run(*a),
-        Cmd::Create(a) => run::create(*a),
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => run::run(*a),
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => run::create(*a),
         Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => ps::ps(a),
         Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => logs::logs(a),
         Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => lifecycle::stop(a),
-        Cmd::Kill(a) => lifecycle::kill(a),
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => lifecycle::kill(a),
         Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => lifecycle::start(a),
-        Cmd::Restart(a) => lifecycle::restart(a),
-        Cmd::Wait(n) => lifecycle::wait(n.containers),
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => lifecycle::restart(a),
+        Cmd::Wait(n) | Cmd::Container(ContainerCmd::Wait(n)) => lifecycle::wait(n.containers),
         Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => lifecycle::rm(a),
         Cmd::Container(ContainerCmd::Prune(a)) => lifecycle::prune(a),
         Cmd::Container(ContainerCmd::Inspect(a)) => inspect::inspect(a.of_kind("container")),
-        Cmd::Rename {
-            container,
-            new_name,
-        } => lifecycle::rename(&container, &new_name),
-        Cmd::Top {
-            container,
-            ps_options,
-        } => inspect::top(&container, &ps_options),
-        Cmd::Exec(a) => exec::exec(a),
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => {
+            lifecycle::rename(&a.container, &a.new_name)
+        }
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => {
+            inspect::top(&a.container, &a.ps_options)
+        }
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => exec::exec(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::diff(a),
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => update::update(a),
+        Cmd::HelperDiff { id } => ctx::containers().and_then(|(_, c)| diff::print_changes(&c, &id)),
         Cmd::HelperPackUpper { dir } => helpers::pack_upper_helper(&dir),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => image::save(a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => image::load(a),
-        Cmd::Pause(n) => lifecycle::pause(&n.containers, true),
-        Cmd::Unpause(n) => lifecycle::pause(&n.containers, false),
+        Cmd::Pause(n) | Cmd::Container(ContainerCmd::Pause(n)) => {
+            lifecycle::pause(&n.containers, true)
+        }
+        Cmd::Unpause(n) | Cmd::Container(ContainerCmd::Unpause(n)) => {
+            lifecycle::pause(&n.containers, false)
+        }
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::stats(a),
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => image::push(a),
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(a),
@@ -395,7 +444,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),
         Cmd::Inspect(a) | Cmd::Image(ImageCmd::Inspect(a)) => inspect::inspect(a),
         Cmd::Image(ImageCmd::Prune(a)) => image::prune(a),
+        Cmd::Image(ImageCmd::Untag(a)) => image::untag(a),
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::history(a),
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import::import(a),
         Cmd::Login(a) => image::login(a),
         Cmd::Unshare { command } => helpers::unshare(command),
         Cmd::Logout(a) => image::logout(a),

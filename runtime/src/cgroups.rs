@@ -222,6 +222,81 @@ fn apply_v1(id: &str, pid: i32, l: &Limits) -> std::result::Result<Cgroup, Strin
     Ok(cg)
 }
 
+/// Changes the limits of a running container's cgroup (`update`), in place: the controllers a
+/// new limit needs are enabled on the parents first. `Err` says why not: the container runs
+/// without a cgroup (it started without limits, or they were refused), or the write failed.
+pub fn update(id: &str, l: &Limits) -> std::result::Result<(), String> {
+    let root = Path::new(ROOT);
+    let none = || {
+        "it runs without a cgroup (started without limits, or they were refused); they apply from its next start".to_string()
+    };
+    let max = |v: Option<u64>| v.map_or("max".to_string(), |v| v.to_string());
+    if root.join("cgroup.controllers").exists() {
+        let parent = root.join("skiff");
+        let dir = parent.join(id);
+        if !dir.is_dir() {
+            return Err(none());
+        }
+        let wanted = ["+memory", "+pids", "+cpu"].join(" ");
+        for d in [root, parent.as_path()] {
+            write(d, "cgroup.subtree_control", &wanted)?;
+        }
+        write(&dir, "memory.max", &max(l.memory))?;
+        if dir.join("memory.swap.max").exists() {
+            write(&dir, "memory.swap.max", &max(l.memory))?;
+        }
+        write(&dir, "pids.max", &max(l.pids))?;
+        let quota = l.cpu_micros.map(|c| c * CPU_PERIOD / 1_000_000);
+        return write(&dir, "cpu.max", &format!("{} {CPU_PERIOD}", max(quota)));
+    }
+    let v1 = |c: &str| root.join(c).join("skiff").join(id);
+    let mut missing = Vec::new();
+    let unlimited = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+    for (controller, asked) in [
+        ("memory", l.memory.is_some()),
+        ("pids", l.pids.is_some()),
+        ("cpu", l.cpu_micros.is_some()),
+    ] {
+        let d = v1(controller);
+        if !d.is_dir() {
+            if asked {
+                missing.push(controller);
+            }
+            continue;
+        }
+        match controller {
+            "memory" => {
+                // memsw may never be below the memory limit: raised first, set again after.
+                let memsw = d.join("memory.memsw.limit_in_bytes").exists();
+                let both = unlimited(l.memory.map(|m| 2 * m));
+                if memsw {
+                    let _ = write(&d, "memory.memsw.limit_in_bytes", &both);
+                }
+                write(&d, "memory.limit_in_bytes", &unlimited(l.memory))?;
+                if memsw {
+                    write(&d, "memory.memsw.limit_in_bytes", &both)?;
+                }
+            }
+            "pids" => write(&d, "pids.max", &max(l.pids))?,
+            _ => write(
+                &d,
+                "cpu.cfs_quota_us",
+                &unlimited(l.cpu_micros.map(|c| c * CPU_PERIOD / 1_000_000)),
+            )?,
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else if missing.len() == 3 {
+        Err(none())
+    } else {
+        Err(format!(
+            "it has no {} cgroup (it started without that limit); it applies from its next start",
+            missing.join(" or ")
+        ))
+    }
+}
+
 /// Removes a container's cgroups if its monitor could not (it was killed); they must be empty.
 pub fn remove_leftovers(id: &str) {
     let root = Path::new(ROOT);

@@ -110,46 +110,7 @@ impl ImageStore {
             "the base manifest",
         )?;
 
-        // The layer: gzipped into scratch while both digests are taken.
-        let tmp = self.dirs.tmp().join(format!(
-            "commit-{}.{}.partial",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-        ));
-        std::fs::create_dir_all(self.dirs.tmp()).ctx(|| "creating tmp".to_string())?;
-        let written = (|| -> Result<(Digest, Digest, u64)> {
-            let file = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-            let compressed = HashingWriter::new(file);
-            let mut gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
-            let mut uncompressed = HashingWriter::new(&mut gz);
-            let mut input = layer;
-            std::io::copy(&mut input, &mut uncompressed)
-                .ctx(|| "reading the changes".to_string())?;
-            let (_, diff_id) = uncompressed.finish();
-            let compressed = gz.finish().ctx(|| "compressing the layer".to_string())?;
-            let size = compressed.written();
-            let (file, digest) = compressed.finish();
-            file.sync_all().ctx(|| "writing the layer".to_string())?;
-            Ok((diff_id, digest, size))
-        })();
-        let (diff_id, digest, size) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        if !self.layout.has_blob(&digest) {
-            let mut ingest = self.layout.ingest(&digest)?;
-            let copied = std::fs::File::open(&tmp)
-                .and_then(|mut f| std::io::copy(&mut f, &mut ingest))
-                .ctx(|| "storing the layer".to_string());
-            let _ = std::fs::remove_file(&tmp);
-            copied?;
-            ingest.commit(size)?;
-        } else {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let (diff_id, digest, size) = self.store_layer(layer)?;
 
         // The config: the base's, with the container's settings, the new layer and history.
         let mut config = parse_json(&self.layout.read_blob(base)?, "the base config")?;
@@ -193,17 +154,118 @@ impl ImageStore {
             Some(h) => h.push(history),
             None => config["history"] = serde_json::json!([history]),
         }
-        let config_bytes = serde_json::to_vec(&config).map_err(|source| Error::Json {
+        let layers = base_manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        self.finish_image(
+            reference,
+            &config,
+            layers,
+            (&diff_id, &digest, size),
+            unpacker,
+        )
+    }
+
+    /// `import`: a one-layer image named `reference` from the tar on `input` (plain or gzipped;
+    /// `shown` names it in errors), with `settings` as its config's `config` section and
+    /// `comment` as its one history step's; returns the new image's id. Nothing is stored when
+    /// the input is not a tar.
+    pub fn import_tar(
+        &self,
+        reference: &str,
+        input: impl Read + 'static,
+        shown: &str,
+        settings: serde_json::Value,
+        comment: &str,
+        unpacker: &dyn LayerUnpacker,
+    ) -> Result<Digest> {
+        let reference = Reference::parse(reference)?.to_string();
+        let layer = plain_tar(input, shown)?;
+        let _gc = self.gc_guard_shared()?;
+        let (diff_id, digest, size) = self.store_layer(layer)?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let host = crate::platform::Platform::host();
+        let mut config = serde_json::json!({
+            "created": now, "architecture": host.architecture, "os": host.os,
+            "config": settings,
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+            "history": [{"created": now, "created_by": "skiff import", "comment": comment}],
+        });
+        if let Some(v) = host.variant {
+            config["variant"] = v.into();
+        }
+        self.finish_image(
+            &reference,
+            &config,
+            Vec::new(),
+            (&diff_id, &digest, size),
+            unpacker,
+        )
+    }
+
+    /// Stores the layer tar on `layer` gzipped as a blob (through scratch, while both digests
+    /// are taken); returns its diff id, blob digest and compressed size.
+    fn store_layer(&self, layer: impl Read) -> Result<(Digest, Digest, u64)> {
+        let tmp = self.dirs.tmp().join(format!(
+            "commit-{}.{}.partial",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        ));
+        std::fs::create_dir_all(self.dirs.tmp()).ctx(|| "creating tmp".to_string())?;
+        let written = (|| -> Result<(Digest, Digest, u64)> {
+            let file = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+            let compressed = HashingWriter::new(file);
+            let mut gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
+            let mut uncompressed = HashingWriter::new(&mut gz);
+            let mut input = layer;
+            std::io::copy(&mut input, &mut uncompressed).ctx(|| "reading the layer".to_string())?;
+            let (_, diff_id) = uncompressed.finish();
+            let compressed = gz.finish().ctx(|| "compressing the layer".to_string())?;
+            let size = compressed.written();
+            let (file, digest) = compressed.finish();
+            file.sync_all().ctx(|| "writing the layer".to_string())?;
+            Ok((diff_id, digest, size))
+        })();
+        let (diff_id, digest, size) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if !self.layout.has_blob(&digest) {
+            let mut ingest = self.layout.ingest(&digest)?;
+            let copied = std::fs::File::open(&tmp)
+                .and_then(|mut f| std::io::copy(&mut f, &mut ingest))
+                .ctx(|| "storing the layer".to_string());
+            let _ = std::fs::remove_file(&tmp);
+            copied?;
+            ingest.commit(size)?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+
+        Ok((diff_id, digest, size))
+    }
+
+    /// Stores `config` and a manifest of `layers` plus the new one, unpacks the new layer on
+    /// top of the others, and names the image `reference`; returns the new image's id.
+    fn finish_image(
+        &self,
+        reference: &str,
+        config: &serde_json::Value,
+        mut layers: Vec<serde_json::Value>,
+        (diff_id, digest, size): (&Digest, &Digest, u64),
+        unpacker: &dyn LayerUnpacker,
+    ) -> Result<Digest> {
+        let config_bytes = serde_json::to_vec(config).map_err(|source| Error::Json {
             context: "encoding the new config".into(),
             source,
         })?;
         let config_digest = Digest::of(&config_bytes);
         self.layout.put_blob(&config_digest, &config_bytes)?;
 
-        let mut layers = base_manifest["layers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         layers.push(serde_json::json!({
             "mediaType": GZIP_LAYER, "digest": digest.to_string(), "size": size,
         }));
@@ -222,16 +284,16 @@ impl ImageStore {
         let manifest_digest = Digest::of(&manifest_bytes);
         self.layout.put_blob(&manifest_digest, &manifest_bytes)?;
 
-        let diff_ids = crate::layers::diff_ids(&config)?;
+        let diff_ids = crate::layers::diff_ids(config)?;
         let chains = chain_ids(&diff_ids);
         if let Some(top) = chains.last() {
             let dest = self.layer_dir(top);
             if !dest.exists() {
-                let blob = self.layout.blob_path(&digest);
+                let blob = self.layout.blob_path(digest);
                 unpack_into_place(
                     unpacker,
                     &blob,
-                    &diff_id,
+                    diff_id,
                     &self.dirs.layers(),
                     &dest,
                     self.config.max_layer_size(),
@@ -252,6 +314,27 @@ impl ImageStore {
         )?;
         Ok(config_digest)
     }
+}
+
+/// The tar in `input`, gunzipped when it is gzip; refused unless its first header is a tar's
+/// (the `ustar` magic, POSIX or GNU), so nothing is stored for a wrong file.
+fn plain_tar(input: impl Read + 'static, shown: &str) -> Result<Box<dyn Read>> {
+    let mut input = std::io::BufReader::new(input);
+    let head = std::io::BufRead::fill_buf(&mut input).ctx(|| format!("reading {shown}"))?;
+    let mut tar: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(input))
+    } else {
+        Box::new(input)
+    };
+    let mut first = Vec::with_capacity(512);
+    (&mut tar)
+        .take(512)
+        .read_to_end(&mut first)
+        .ctx(|| format!("reading {shown}"))?;
+    if first.len() < 512 || &first[257..262] != b"ustar" {
+        return Err(Error::NotTar(shown.to_string()));
+    }
+    Ok(Box::new(std::io::Cursor::new(first).chain(tar)))
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub enum Error {
     #[error("{prefix}: ambiguous image id prefix, matches {candidates}")]
     AmbiguousImage { prefix: String, candidates: String },
     /// A layer tar is malformed or tries something the unpacker refuses.
+    /// `import` was given something that is not a tar (nor a gzipped one).
+    #[error("{0} is not a tar archive (plain or gzip-compressed): import takes a file system as one tar, e.g. from skiff export")]
+    NotTar(String),
     #[error("layer {layer}: {reason}")]
     BadLayer { layer: String, reason: String },
     /// A config file could not be parsed.

@@ -108,7 +108,7 @@ pub fn ensure_file_in_root(root: &OwnedFd, path: &str) -> Result<OwnedFd, InRoot
     .map_err(|e| InRootError::Io(format!("opening {path}"), e))
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd, InRootError> {
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, InRootError> {
     rfs::open(
         path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -203,7 +203,7 @@ fn dot_or(p: &str) -> &str {
 const MAX_SYMLINKS: u32 = 40;
 
 /// What one name is in a merged directory.
-enum Merged {
+pub(crate) enum Merged {
     /// Absent, or deleted by a whiteout above.
     Absent,
     /// A directory: its layers' directories, topmost first, down to an opaque one.
@@ -212,7 +212,7 @@ enum Merged {
     Other(usize, rfs::FileType),
 }
 
-fn opaque(dir: &OwnedFd) -> bool {
+pub(crate) fn opaque(dir: &OwnedFd) -> bool {
     let mut buf = [0u8; 2];
     let path = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
     ["user.overlay.opaque", "trusted.overlay.opaque"]
@@ -223,7 +223,7 @@ fn opaque(dir: &OwnedFd) -> bool {
 /// Looks `name` up in a merged directory (its layer dirs topmost first), as overlayfs does: the
 /// topmost entry wins, a 0/0 character device is a whiteout, directories merge down to an
 /// opaque one or to a non-directory, which ends the merge.
-fn lookup(stack: &[OwnedFd], name: &str, shown: &str) -> Result<Merged, InRootError> {
+pub(crate) fn lookup(stack: &[OwnedFd], name: &str, shown: &str) -> Result<Merged, InRootError> {
     let mut dirs = Vec::new();
     for (i, dir) in stack.iter().enumerate() {
         let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod artifact;
 pub mod auth;
+pub mod changes;
 pub mod commit;
 pub mod config;
 pub mod digest;

@@ -475,3 +475,37 @@ pub fn tag(source: &str, target: &str) -> Result<ExitCode> {
     open_store()?.tag(source, target)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `image untag` (podman's) arguments.
+#[derive(Args)]
+pub struct UntagArgs {
+    /// Image by name, id or id prefix
+    image: String,
+    /// Names to take away
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// `skiff image untag IMAGE NAME…`: takes names away from an image that keeps another one;
+/// skiff keeps no unnamed images, so its last name goes only with `rmi`.
+pub fn untag(a: UntagArgs) -> Result<ExitCode> {
+    let store = open_store()?;
+    let unpacker = ctx::unpacker::for_this_user(&store.dirs);
+    let id = store.find(&a.image)?.first().map(|i| i.id.clone());
+    let gc = store.lock_for_gc()?;
+    let used = ctx::in_use(&store.dirs)?;
+    for name in &a.names {
+        let hit = store
+            .find(name)
+            .ok()
+            .and_then(|v| v.first().map(|i| i.id.clone()));
+        if hit != id || skiff_store::Reference::parse(name).is_err() {
+            anyhow::bail!("{name} is not a name of image {}", a.image);
+        }
+        if !store.untags_only(name)? {
+            anyhow::bail!("{name} is the last name of its image, and skiff keeps no unnamed images: remove the image with skiff rmi {name}");
+        }
+        store.remove(&gc, name, false, &*unpacker, &used.layers)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

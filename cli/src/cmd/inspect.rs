@@ -136,6 +136,40 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             })
         })
         .collect();
+    let dir = c.dir(&v.cfg.id);
+    let copy = dir.join("rootfs-copy");
+    let (driver, graph) = if copy.join(".skiff-copy-complete").exists() {
+        ("vfs", serde_json::json!({ "MergedDir": copy }))
+    } else {
+        let lower: Vec<String> = v
+            .cfg
+            .layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
+        (
+            "overlay",
+            serde_json::json!({ "LowerDir": lower.join(":"), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work"), "MergedDir": dir.join("rootfs") }),
+        )
+    };
+    let of = |k: skiff_runtime::MountKind| v.cfg.mounts.iter().filter(move |m| m.kind == k);
+    let binds: Vec<String> = of(skiff_runtime::MountKind::Bind)
+        .map(|m| {
+            format!(
+                "{}:{}{}",
+                m.source.display(),
+                m.destination,
+                if m.readonly { ":ro" } else { "" }
+            )
+        })
+        .collect();
+    let tmpfs: serde_json::Map<String, serde_json::Value> = of(skiff_runtime::MountKind::Tmpfs)
+        .map(|m| (m.destination.clone(), "".into()))
+        .collect();
+    let volumes: serde_json::Map<String, serde_json::Value> = of(skiff_runtime::MountKind::Volume)
+        .map(|m| (m.destination.clone(), serde_json::json!({})))
+        .collect();
     let mut doc = serde_json::json!({
         "Id": v.cfg.id,
         "Created": v.cfg.created,
@@ -147,7 +181,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-            "Error": st.error.clone().unwrap_or_default(),
+            "Error": st.error.clone().unwrap_or_default(), "Dead": false,
             "Health": skiff_runtime::container::health::of(v.cfg.healthcheck.as_ref(), &c.dir(&v.cfg.id)),
         },
         "Image": v.cfg.image_id,
@@ -158,7 +192,8 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "Hostname": v.cfg.hostname, "User": v.cfg.process.user, "Env": v.cfg.process.env,
             "Cmd": v.cfg.cmd, "Entrypoint": v.cfg.entrypoint, "WorkingDir": v.cfg.process.cwd,
             "Labels": v.cfg.labels, "Image": v.cfg.image, "Tty": v.cfg.process.terminal,
-            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal, "Healthcheck": v.cfg.healthcheck,
+            "OpenStdin": v.cfg.process.stdin, "StopSignal": v.cfg.stop_signal, "StopTimeout": v.cfg.stop_timeout,
+            "Volumes": volumes, "Healthcheck": v.cfg.healthcheck,
             "ExposedPorts": v.cfg.exposed.iter().map(|k| (k.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>(),
         },
         "HostConfig": {
@@ -168,10 +203,17 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "CapAdd": v.cfg.cap_add, "CapDrop": v.cfg.cap_drop, "AutoRemove": v.cfg.auto_remove, "Init": v.cfg.init,
             "RestartPolicy": { "Name": v.cfg.restart.name(), "MaximumRetryCount": v.cfg.restart.max_retries() },
             "SecurityOpt": security_opts(&v.cfg),
+            "Binds": binds, "Tmpfs": tmpfs, "ShmSize": v.cfg.shm_size.unwrap_or(64 << 20), "Dns": v.cfg.dns,
+            "ExtraHosts": v.cfg.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
+            "GroupAdd": v.cfg.group_add, "PidMode": "", "LogConfig": { "Type": "json-file", "Config": {} },
+            "Ulimits": v.cfg.ulimits.iter().map(|(n, soft, hard)| serde_json::json!({"Name": n, "Soft": soft, "Hard": hard})).collect::<Vec<_>>(),
         },
         "Mounts": mounts,
         "NetworkSettings": network_settings(c, v),
         "LogPath": c.log_path(&v.cfg.id),
+        "ResolvConfPath": dir.join("resolv.conf"), "HostsPath": dir.join("hosts"), "HostnamePath": dir.join("hostname"),
+        "Driver": driver, "Platform": "linux", "ExecIDs": null,
+        "GraphDriver": { "Name": driver, "Data": graph },
         // skiff's own: the plugins that saw this container before it was created, and what each set.
         "Plugins": v.cfg.plugins.iter().map(|(name, keys)| serde_json::json!({"Name": name, "Changed": keys})).collect::<Vec<_>>(),
     });

@@ -3,12 +3,14 @@
 
 pub mod commit;
 pub mod cp;
+pub mod diff;
 pub mod exec;
 pub mod export;
 pub mod health;
 pub mod helpers;
 pub mod history;
 pub mod image;
+pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod lifecycle;
@@ -19,4 +21,5 @@ pub mod ps;
 pub mod run;
 pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volume;

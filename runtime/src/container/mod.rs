@@ -15,6 +15,7 @@ pub mod records;
 pub mod stats;
 pub mod times;
 pub mod top;
+pub mod update;
 pub mod verbs;
 pub mod volumes;
 

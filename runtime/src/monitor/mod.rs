@@ -178,7 +178,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Result<i32> {
-    let (cfg, _) = containers.load(id)?;
+    let (mut cfg, _) = containers.load(id)?;
     let ctr = containers.dir(id);
     // Read once: a network in use and a container's lease there do not change while it lives.
     let mut placed = Placements::find(&cfg, &containers.networks);
@@ -188,7 +188,6 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     };
     write_etc_files(&cfg, &ctr, on)?;
     let mut log = LogWriter::open(&containers.log_path(id), opts.log_max)?;
-    let policy = cfg.restart;
     let who = Identity::current();
 
     // SAFETY: plain prctl: orphans in our subtree are reparented to us, so we can reap them.
@@ -206,6 +205,10 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut ready_fd = opts.ready_fd;
     let mut backoff = Duration::from_millis(100);
     loop {
+        // `update` may have changed the limits since the last start.
+        if let Ok((now, _)) = containers.load(id) {
+            cfg.limits = now.limits;
+        }
         let ended = match launch(
             &cfg,
             &ctr,
@@ -316,8 +319,12 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             }
         };
         let code = ended.code;
-        let (_, st) = containers.load(id)?;
-        let again = policy.should_restart(code, st.restart_count, containers.stopped_by_user(id));
+        // The policy as it is now: `update --restart` may have changed it while this ran.
+        let (now_cfg, st) = containers.load(id)?;
+        let again =
+            now_cfg
+                .restart
+                .should_restart(code, st.restart_count, containers.stopped_by_user(id));
         containers.update_state(id, |s| {
             s.status = Status::Exited;
             s.ports.clear();
