@@ -141,6 +141,9 @@ enum Cmd {
     Info(cmd::info::InfoArgs),
     /// Show skiff's version
     Version(cmd::info::InfoArgs),
+    /// Show what happens to your containers and images, live (or between --since and --until)
+    #[command(after_help = EVENTS_EXAMPLES)]
+    Events(cmd::events::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -241,6 +244,13 @@ const LOGS_EXAMPLES: &str = "Examples:
   skiff logs -f --tail 20 web
   skiff logs -t --since 10m web";
 
+/// `skiff events --help` examples.
+const EVENTS_EXAMPLES: &str = "Examples:
+  skiff events
+  skiff events --since 10m --until 0s
+  skiff events --filter type=container --filter event=die
+  skiff events --filter container=web --format '{{json .}}'";
+
 /// One or more containers, for the commands that take nothing else.
 #[derive(Args)]
 struct Names {
@@ -307,8 +317,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, exec, export, helpers, history, image, info, inspect, lifecycle, logs, network,
-        plugin, ps, run, stats, system, volume,
+        commit, cp, events, exec, export, helpers, history, image, info, inspect, lifecycle, logs,
+        network, plugin, ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -370,6 +380,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Plugin(p) => plugin::run(p),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),
+        Cmd::Events(a) => events::events(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),

@@ -3,6 +3,7 @@
 
 pub mod commit;
 pub mod cp;
+pub mod events;
 pub mod exec;
 pub mod export;
 pub mod helpers;

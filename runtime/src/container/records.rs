@@ -20,6 +20,8 @@ pub struct Containers {
     pub volumes: PathBuf,
     /// The user's networks, whose leases follow the containers' lives.
     pub networks: crate::network::records::Networks,
+    /// The user's event log, which the lifecycle's steps append to.
+    pub events: crate::events::EventLog,
 }
 
 impl Containers {
@@ -31,6 +33,7 @@ impl Containers {
             root,
             volumes: dirs.data.join("volumes"),
             networks: crate::network::records::Networks::open(dirs),
+            events: crate::events::EventLog::open(dirs),
         })
     }
 
@@ -93,6 +96,8 @@ impl Containers {
         })?;
         write_atomic(&dir.join("config.json"), &tmp_cfg)?;
         self.write_state(&id, &State::created())?;
+        self.events
+            .emit(&crate::events::Event::container("create", &cfg, &[]));
         Ok(cfg)
     }
 

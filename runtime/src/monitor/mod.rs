@@ -223,6 +223,11 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.started_at = Some(now());
                     s.finished_at = Some(now());
                 })?;
+                containers.events.emit(&crate::events::Event::container(
+                    "die",
+                    &cfg,
+                    &[("exitCode", code.to_string())],
+                ));
                 if opts.attached {
                     eprintln!("Error: {msg}");
                 }
@@ -256,6 +261,9 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.error = None;
                     s.restarting = false;
                 })?;
+                containers
+                    .events
+                    .emit(&crate::events::Event::container("start", &cfg, &[]));
                 for w in &l.warnings {
                     if opts.attached {
                         eprintln!("WARNING: {w}");
@@ -316,7 +324,8 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             }
         };
         let code = ended.code;
-        let (_, st) = containers.load(id)?;
+        // Read again: a rename while it ran shows in its `die` event.
+        let (cfg_now, st) = containers.load(id)?;
         let again = policy.should_restart(code, st.restart_count, containers.stopped_by_user(id));
         containers.update_state(id, |s| {
             s.status = Status::Exited;
@@ -329,6 +338,11 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 s.restart_count += 1;
             }
         })?;
+        containers.events.emit(&crate::events::Event::container(
+            "die",
+            &cfg_now,
+            &[("exitCode", code.unwrap_or(125).to_string())],
+        ));
         if let Some(notify) = opts.notify {
             notify(&Event::AfterExit(ExitEvent {
                 id: id.to_string(),
