@@ -120,6 +120,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_options: Vec<String>,
     },
+    /// Attach this terminal to a running container's output (and stdin, if it has one)
+    Attach(cmd::attach::AttachArgs),
     /// Run a command in a running container
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(cmd::exec::ExecArgs),
@@ -261,6 +263,8 @@ struct Names {
 
 #[derive(Subcommand)]
 enum ContainerCmd {
+    /// Attach this terminal to a running container
+    Attach(cmd::attach::AttachArgs),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(cmd::ps::PsArgs),
@@ -317,8 +321,8 @@ enum ImageCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, events, exec, export, helpers, history, image, info, inspect, lifecycle, logs,
-        network, plugin, ps, run, stats, system, volume,
+        attach, commit, cp, events, exec, export, helpers, history, image, info, inspect,
+        lifecycle, logs, network, plugin, ps, run, stats, system, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -362,6 +366,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             ps_options,
         } => inspect::top(&container, &ps_options),
         Cmd::Exec(a) => exec::exec(a),
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => attach::attach(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
