@@ -384,6 +384,11 @@ pub fn rmi(a: RmiArgs) -> Result<ExitCode> {
                     println!("{l}");
                     // Docker's events for what rmi printed: one per untagged name and deleted id.
                     if let Some(n) = l.strip_prefix("Untagged: ") {
+                        // Docker's familiar form, as the name was tagged.
+                        let n = n
+                            .strip_prefix("docker.io/library/")
+                            .or_else(|| n.strip_prefix("docker.io/"))
+                            .unwrap_or(n);
                         ctx::image_event("untag", n, n);
                     } else if let Some(i) = l.strip_prefix("Deleted: ") {
                         ctx::image_event("delete", i, name);
