@@ -20,6 +20,16 @@ use skiff_store::{Dirs, ImageStore, NoProgress, Platform, Progress, PullOptions,
 
 use crate::output::progress;
 
+/// Appends an event to this user's event log (best effort: `skiff events` shows it).
+pub fn event(ev: &skiff_runtime::events::Event) {
+    skiff_runtime::events::EventLog::open(&Dirs::from_env()).emit(ev);
+}
+
+/// An image event: `action` on `id`, the reference `name` it concerns.
+pub fn image_event(action: &str, id: &str, name: &str) {
+    event(&skiff_runtime::events::Event::image(action, id, name));
+}
+
 pub fn open_store() -> Result<ImageStore> {
     Ok(ImageStore::open(Dirs::from_env())?)
 }

@@ -110,6 +110,8 @@ enum Cmd {
     Rename(RenameArgs),
     /// Show a container's processes as it sees them (its pids and user names)
     Top(TopArgs),
+    /// Attach this terminal to a running container's output (and stdin, if it has one)
+    Attach(cmd::attach::AttachArgs),
     /// Run a command in a running container
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(cmd::exec::ExecArgs),
@@ -135,6 +137,9 @@ enum Cmd {
     Info(cmd::info::InfoArgs),
     /// Show skiff's version
     Version(cmd::info::InfoArgs),
+    /// Show what happens to your containers and images, live (or between --since and --until)
+    #[command(after_help = EVENTS_EXAMPLES)]
+    Events(cmd::events::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -264,6 +269,13 @@ struct TopArgs {
     ps_options: Vec<String>,
 }
 
+/// `skiff events --help` examples.
+const EVENTS_EXAMPLES: &str = "Examples:
+  skiff events
+  skiff events --since 10m --until 0s
+  skiff events --filter type=container --filter event=die
+  skiff events --filter container=web --format '{{json .}}'";
+
 /// One or more containers, for the commands that take nothing else.
 #[derive(Args)]
 struct Names {
@@ -294,6 +306,8 @@ enum ContainerCmd {
     Pause(Names),
     /// Let paused containers go on
     Unpause(Names),
+    /// Attach this terminal to a running container
+    Attach(cmd::attach::AttachArgs),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(cmd::ps::PsArgs),
@@ -368,8 +382,8 @@ enum HealthcheckCmd {
 /// Runs a parsed command; `Err` means a skiff error (exit 125).
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     use cmd::{
-        commit, cp, diff, exec, export, helpers, history, image, import, info, inspect, lifecycle,
-        logs, network, plugin, ps, run, stats, system, update, volume,
+        attach, commit, cp, diff, events, exec, export, helpers, history, image, import, info,
+        inspect, lifecycle, logs, network, plugin, ps, run, stats, system, update, volume,
     };
     match cli.command {
         Cmd::HelperUnpack {
@@ -414,6 +428,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             inspect::top(&a.container, &a.ps_options)
         }
         Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => exec::exec(a),
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => attach::attach(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
         Cmd::Info(a) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
@@ -439,6 +454,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Plugin(p) => plugin::run(p),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),
+        Cmd::Events(a) => events::events(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),

@@ -10,6 +10,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod hooks;
 pub mod monitor;

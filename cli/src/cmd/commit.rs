@@ -84,6 +84,13 @@ pub fn commit(a: CommitArgs) -> Result<ExitCode> {
     if paused {
         let _ = c.unpause(&id);
     }
-    println!("{}", result?);
+    let made = result?;
+    // A container event in Docker, naming the new image.
+    ctx::event(&skiff_runtime::events::Event::container(
+        "commit",
+        &v.cfg,
+        &[("imageID", made.to_string())],
+    ));
+    println!("{made}");
     Ok(ExitCode::SUCCESS)
 }

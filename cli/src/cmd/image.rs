@@ -67,6 +67,9 @@ pub fn save(a: SaveArgs) -> Result<ExitCode> {
             store.save(&a.images, std::io::stdout().lock())?;
         }
     }
+    for n in &a.images {
+        ctx::image_event("save", n, n);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -87,6 +90,7 @@ pub fn load(a: LoadArgs) -> Result<ExitCode> {
         }
     };
     for n in names {
+        ctx::image_event("load", &n, &n);
         if a.quiet {
             println!("{n}");
         } else {
@@ -128,6 +132,8 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
     };
     let pushed =
         ctx::runtime()?.block_on(store.push(&a.image, a.destination.as_deref(), &report))?;
+    let pushed_ref = pushed.reference.to_string();
+    ctx::image_event("push", &pushed_ref, &pushed_ref);
     if a.quiet {
         println!("{}", pushed.digest);
     } else {
@@ -242,6 +248,8 @@ pub fn pull(a: PullArgs) -> Result<ExitCode> {
         }
     }
     println!("{}", pulled.reference);
+    let r = pulled.reference.to_string();
+    ctx::image_event("pull", &r, &r);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -371,7 +379,22 @@ pub fn rmi(a: RmiArgs) -> Result<ExitCode> {
             continue;
         }
         match store.remove(&gc, name, a.force, &*unpacker, &used.layers) {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Ok(lines) => {
+                for l in &lines {
+                    println!("{l}");
+                    // Docker's events for what rmi printed: one per untagged name and deleted id.
+                    if let Some(n) = l.strip_prefix("Untagged: ") {
+                        // Docker's familiar form, as the name was tagged.
+                        let n = n
+                            .strip_prefix("docker.io/library/")
+                            .or_else(|| n.strip_prefix("docker.io/"))
+                            .unwrap_or(n);
+                        ctx::image_event("untag", n, n);
+                    } else if let Some(i) = l.strip_prefix("Deleted: ") {
+                        ctx::image_event("delete", i, name);
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = Some(ExitCode::from(
@@ -472,7 +495,14 @@ pub struct TagArgs {
 }
 
 pub fn tag(source: &str, target: &str) -> Result<ExitCode> {
-    open_store()?.tag(source, target)?;
+    let store = open_store()?;
+    store.tag(source, target)?;
+    let id = store
+        .find(target)
+        .ok()
+        .and_then(|v| v.first().map(|i| i.id.to_string()))
+        .unwrap_or_else(|| source.to_string());
+    ctx::image_event("tag", &id, target);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,9 +1,11 @@
 //! One file per command family; each parses its flags into runtime and store types, calls them,
 //! and prints the result. They share code only through `ctx` and `output`, never each other.
 
+pub mod attach;
 pub mod commit;
 pub mod cp;
 pub mod diff;
+pub mod events;
 pub mod exec;
 pub mod export;
 pub mod health;

@@ -9,10 +9,6 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 /// Docker commands skiff does not have, with what a Docker user should reach for instead.
 const NEAREST: &[(&str, &str)] = &[
     (
-        "attach",
-        "use skiff logs -f NAME to follow its output, or skiff start -a NAME to start and attach",
-    ),
-    (
         "build",
         "build with docker, podman or buildah, then skiff load -i image.tar",
     ),

@@ -11,6 +11,7 @@ use super::StateError;
 use crate::container::config::{ContainerConfig, State, Status};
 use crate::container::records::{Containers, Damaged};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::network::ports::PortSpec;
 use crate::sys::procfs;
 
@@ -196,6 +197,7 @@ impl Containers {
         }
         self.update_state(id, |s| s.paused = true)?;
         signal_all(pid, libc::SIGSTOP);
+        self.events.emit(&Event::container("pause", &v.cfg, &[]));
         Ok(())
     }
 
@@ -209,6 +211,7 @@ impl Containers {
             signal_all(pid, libc::SIGCONT);
         }
         self.update_state(id, |s| s.paused = false)?;
+        self.events.emit(&Event::container("unpause", &v.cfg, &[]));
         Ok(())
     }
 
@@ -233,6 +236,11 @@ impl Containers {
                 source: std::io::Error::last_os_error(),
             });
         }
+        self.events.emit(&Event::container(
+            "kill",
+            &v.cfg,
+            &[("signal", signal.to_string())],
+        ));
         Ok(())
     }
 
@@ -254,7 +262,8 @@ impl Containers {
     /// ended) is stopped: that is success, as in Docker.
     pub fn stop(&self, id: &str, timeout: Duration, signal: i32) -> Result<View> {
         let v = self.view(id)?;
-        match self.stop_here(id, timeout, signal) {
+        let was_up = v.running() || v.monitor_alive();
+        let stopped = match self.stop_here(id, timeout, signal) {
             Err(_) if self.record_gone(id) => Ok(View {
                 state: State {
                     status: Status::Exited,
@@ -263,7 +272,12 @@ impl Containers {
                 cfg: v.cfg,
             }),
             r => r,
+        };
+        // Docker's `stop` event comes for a container that was up, after its `kill` and `die`.
+        if let (Ok(v), true) = (&stopped, was_up) {
+            self.events.emit(&Event::container("stop", &v.cfg, &[]));
         }
+        stopped
     }
 
     /// Whether the container's record has been removed (by its `--rm` monitor, or another rm).
@@ -368,6 +382,7 @@ impl Containers {
         };
         let dir = self.dir(id);
         let tomb = dir.with_file_name(format!(".rm-{id}"));
+        let cfg = self.load(id).ok().map(|(c, _)| c);
         match std::fs::rename(&dir, &tomb) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other.map_err(|e| Error::Io {
@@ -376,6 +391,9 @@ impl Containers {
             })?,
         }
         drop(lock);
+        if let Some(cfg) = &cfg {
+            self.events.emit(&Event::container("destroy", cfg, &[]));
+        }
         // The record is gone: its addresses go back (a failure here leaves a lease that the
         // next `network prune` or removal of a container takes back; the record is removed).
         let _ = self.networks.release(id);
@@ -472,9 +490,15 @@ impl Containers {
         }
         let _lock = self.lock(id)?;
         let (mut cfg, _) = self.load(id)?;
-        cfg.name = new.to_string();
+        let old = std::mem::replace(&mut cfg.name, new.to_string());
         self.networks.rename_container(id, new)?;
-        self.save_config(id, &cfg)
+        self.save_config(id, &cfg)?;
+        self.events.emit(&Event::container(
+            "rename",
+            &cfg,
+            &[("oldName", format!("/{old}"))],
+        ));
+        Ok(())
     }
 
     /// The container's processes as it sees them (its pids, uids and user names), by pid.

@@ -25,6 +25,9 @@ pub enum StateError {
     /// It has no running process.
     #[error("container {0} is not running: start it first (skiff start {0})")]
     NotRunning(String),
+    /// `attach` to a container that is not running (Docker's words, and the fix).
+    #[error("You cannot attach to a stopped container, start it first (skiff start {0})")]
+    AttachStopped(String),
     /// Its processes are stopped by `pause`.
     #[error("container {0} is paused: unpause it first (skiff unpause {0})")]
     Paused(String),

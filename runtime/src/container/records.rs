@@ -20,6 +20,10 @@ pub struct Containers {
     pub volumes: PathBuf,
     /// The user's networks, whose leases follow the containers' lives.
     pub networks: crate::network::records::Networks,
+    /// The user's event log, which the lifecycle's steps append to.
+    pub events: crate::events::EventLog,
+    /// Where the monitors' attach sockets are (the user's private runtime dir).
+    attach: PathBuf,
 }
 
 impl Containers {
@@ -31,12 +35,21 @@ impl Containers {
             root,
             volumes: dirs.data.join("volumes"),
             networks: crate::network::records::Networks::open(dirs),
+            events: crate::events::EventLog::open(dirs),
+            attach: dirs.runtime.join("attach"),
         })
     }
 
     /// A container's directory.
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+
+    /// The socket a running container's monitor takes attachers on: short enough for a unix
+    /// socket's path (the id's first 16 hex digits), in the user's 0700 runtime dir.
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.attach
+            .join(format!("{}.sock", id.get(..16).unwrap_or(id)))
     }
 
     /// The log file of a container.
@@ -93,6 +106,8 @@ impl Containers {
         })?;
         write_atomic(&dir.join("config.json"), &tmp_cfg)?;
         self.write_state(&id, &State::created())?;
+        self.events
+            .emit(&crate::events::Event::container("create", &cfg, &[]));
         Ok(cfg)
     }
 

@@ -4,6 +4,7 @@
 //! removes the container afterwards for `--rm`. One small single-threaded process per container;
 //! with `-d` it runs in its own session and outlives the CLI.
 
+pub mod attach;
 pub mod protocol;
 pub mod residency;
 pub mod start;
@@ -203,20 +204,14 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
         .ctx(|| "signalfd".into())?;
 
     let mut ready_fd = opts.ready_fd;
+    let mut hub = attach::Hub::bind(&containers.attach_socket(id));
     let mut backoff = Duration::from_millis(100);
     loop {
         // `update` may have changed the limits since the last start.
         if let Ok((now, _)) = containers.load(id) {
             cfg.limits = now.limits;
         }
-        let ended = match launch(
-            &cfg,
-            &ctr,
-            opts.attached,
-            &who,
-            &containers.networks,
-            placed.as_ref(),
-        )? {
+        let ended = match launch(&cfg, &ctr, &who, &containers.networks, placed.as_ref())? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
                     s.status = Status::Exited;
@@ -226,6 +221,12 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.started_at = Some(now());
                     s.finished_at = Some(now());
                 })?;
+                containers.events.emit(&crate::events::Event::container(
+                    "die",
+                    &cfg,
+                    &[("exitCode", code.to_string())],
+                ));
+                hub.finish(code);
                 if opts.attached {
                     eprintln!("Error: {msg}");
                 }
@@ -259,6 +260,9 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.error = None;
                     s.restarting = false;
                 })?;
+                containers
+                    .events
+                    .emit(&crate::events::Event::container("start", &cfg, &[]));
                 for w in &l.warnings {
                     if opts.attached {
                         eprintln!("WARNING: {w}");
@@ -291,6 +295,22 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 } else {
                     None
                 };
+                // Attachers' input goes to the container's stdin when it has one (-i) and this
+                // terminal does not own it; written without blocking.
+                let attach_in = if cfg.process.stdin && stdin_to.is_none() {
+                    l.in_w
+                        .take()
+                        .or_else(|| l.pty.as_ref().and_then(|m| m.try_clone().ok()))
+                        .filter(|f| {
+                            nix::fcntl::fcntl(
+                                f,
+                                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                            )
+                            .is_ok()
+                        })
+                } else {
+                    None
+                };
                 let ended = pump(
                     l.child,
                     &sfd,
@@ -301,7 +321,9 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                         out: l.out.as_ref(),
                         err: l.err.as_ref(),
                         stdin_to,
+                        attach_in,
                     },
+                    &mut hub,
                 );
                 drop(raw);
                 let _ = log.flush();
@@ -319,10 +341,11 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             }
         };
         let code = ended.code;
-        // The policy as it is now: `update --restart` may have changed it while this ran.
-        let (now_cfg, st) = containers.load(id)?;
+        // Read again: `update --restart` may have changed the policy while this ran, and a
+        // rename shows in its `die` event.
+        let (cfg_now, st) = containers.load(id)?;
         let again =
-            now_cfg
+            cfg_now
                 .restart
                 .should_restart(code, st.restart_count, containers.stopped_by_user(id));
         containers.update_state(id, |s| {
@@ -336,6 +359,12 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 s.restart_count += 1;
             }
         })?;
+        containers.events.emit(&crate::events::Event::container(
+            "die",
+            &cfg_now,
+            &[("exitCode", code.unwrap_or(125).to_string())],
+        ));
+        hub.finish(code.unwrap_or(125));
         if let Some(notify) = opts.notify {
             notify(&Event::AfterExit(ExitEvent {
                 id: id.to_string(),
@@ -411,7 +440,6 @@ struct Launched {
 fn launch(
     cfg: &ContainerConfig,
     ctr: &Path,
-    attached: bool,
     who: &Identity,
     networks: &Networks,
     placed: Option<&std::result::Result<Placements, String>>,
@@ -466,7 +494,9 @@ fn launch(
     } else {
         let (or, ow) = pipe()?;
         let (er, ew) = pipe()?;
-        let stdin_child: OwnedFd = if cfg.process.stdin && attached {
+        // With -i a pipe even when detached: later attachers write to it (Docker keeps a
+        // `run -d -i` container's stdin open).
+        let stdin_child: OwnedFd = if cfg.process.stdin {
             let (ir, iw) = pipe()?;
             l.in_w = Some(iw);
             ir
@@ -830,6 +860,8 @@ struct Streams<'a> {
     out: Option<&'a OwnedFd>,
     err: Option<&'a OwnedFd>,
     stdin_to: Option<OwnedFd>,
+    /// The container's stdin for attachers (non-blocking).
+    attach_in: Option<OwnedFd>,
 }
 
 /// How long a container runs before its monitor drops its start-up pages (see `residency`).
@@ -842,6 +874,7 @@ fn pump(
     log: &mut LogWriter,
     opts: &MonitorOptions<'_>,
     mut st: Streams<'_>,
+    hub: &mut attach::Hub,
 ) -> Option<WaitStatus> {
     let mut ended: Option<WaitStatus> = None;
     let mut outputs: Vec<(BorrowedFd<'_>, &'static str)> = Vec::new();
@@ -858,6 +891,8 @@ fn pump(
     let mut buf = vec![0u8; 64 * 1024];
     let started = Instant::now();
     let mut trimmed = false;
+    // Attachers' bytes not yet taken by the container's stdin.
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         if outputs.is_empty() && ended.is_some() {
             break;
@@ -867,10 +902,21 @@ fn pump(
             .map(|(fd, _)| PollFd::new(*fd, PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        let sig_idx = fds.len() - 1;
         let stdin_idx = st.stdin_to.as_ref().map(|_| {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
+        let pending_idx = match (&st.attach_in, pending.is_empty()) {
+            (Some(to), false) => {
+                fds.push(PollFd::new(to.as_fd(), PollFlags::POLLOUT));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        hub.hold_input = !pending.is_empty();
+        let hub_idx = fds.len();
+        fds.extend(hub.poll_fds());
         // Once the container has exited, only drain what is already buffered.
         let timeout = if ended.is_some() {
             PollTimeout::from(200u16)
@@ -906,6 +952,12 @@ fn pump(
                     Ok(0) | Err(nix::errno::Errno::EIO) => closed.push(i),
                     Ok(n) => {
                         log.record(stream, &buf[..n]);
+                        let kind = if *stream == "stderr" {
+                            attach::OUT_STDERR
+                        } else {
+                            attach::OUT_STDOUT
+                        };
+                        hub.broadcast(kind, &buf[..n]);
                         if opts.attached {
                             let _ = if *stream == "stderr" {
                                 std::io::stderr().write_all(&buf[..n])
@@ -924,8 +976,44 @@ fn pump(
         for i in closed.into_iter().rev() {
             outputs.remove(i);
         }
-        // Layout of the poll set: the outputs as they were, the signalfd, then stdin if forwarded.
-        let sig_idx = revents.len() - 1 - usize::from(stdin_idx.is_some());
+        // Layout of the poll set: the outputs as they were, the signalfd, stdin if forwarded, the
+        // container's stdin while attachers' bytes wait for it, then the attach hub's.
+        if pending_idx.is_some_and(|i| !revents[i].is_empty()) {
+            if let Some(to) = &st.attach_in {
+                if !attach::write_stdin(to, &mut pending) {
+                    st.attach_in = None;
+                    pending.clear();
+                }
+            }
+        }
+        hub.handle(&revents[hub_idx..], &mut |input| match input {
+            attach::Input::Stdin(data) => {
+                if let Some(to) = &st.attach_in {
+                    pending.extend_from_slice(&data);
+                    if !attach::write_stdin(to, &mut pending) {
+                        st.attach_in = None;
+                        pending.clear();
+                    }
+                }
+            }
+            attach::Input::Resize(rows, cols) => {
+                if let Some(p) = st.pty {
+                    let ws = nix::pty::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    crate::sys::tty::set_window_size(p.as_raw_fd(), &ws);
+                }
+            }
+            attach::Input::Signal(sig) => {
+                if ended.is_none() && PROXIED.iter().any(|s| *s as i32 == sig) {
+                    // SAFETY: signalling our own child, with one of the signals a terminal sends.
+                    unsafe { libc::kill(child.as_raw(), sig) };
+                }
+            }
+        });
         if revents[sig_idx].contains(PollFlags::POLLIN) {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let sig = info.ssi_signo as i32;
