@@ -32,6 +32,9 @@ const PACKAGES: &[&str] = &[
     // A real credential helper (docker-credential-pass) and the password store behind it.
     "golang-docker-credential-helpers",
     "pass",
+    // The ports tests' peer probe, built static from C (tests/tests/ports_peer.c).
+    "gcc",
+    "libc6-dev",
 ];
 
 /// Installs the packages, prepares the host and starts the registries (idempotent); the fixture
