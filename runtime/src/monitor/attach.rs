@@ -371,16 +371,9 @@ pub fn attach(path: &Path, opts: &AttachOptions) -> Result<Attached> {
     };
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGWINCH);
-    let proxied = [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ];
     if opts.sig_proxy && !opts.tty {
-        for s in proxied {
+        // The signals a monitor proxies to its container, proxied here to the monitor.
+        for s in super::PROXIED {
             mask.add(s);
         }
     }
