@@ -207,10 +207,6 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     let mut hub = attach::Hub::bind(&containers.attach_socket(id));
     let mut backoff = Duration::from_millis(100);
     loop {
-        // `update` may have changed the limits since the last start.
-        if let Ok((now, _)) = containers.load(id) {
-            cfg.limits = now.limits;
-        }
         let ended = match launch(&cfg, &ctr, &who, &containers.networks, placed.as_ref())? {
             Launch::Failed { code, msg } => {
                 containers.update_state(id, |s| {
@@ -395,8 +391,10 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             containers.update_state(id, |s| s.restarting = false)?;
             return Ok(code.unwrap_or(125));
         }
-        // `network connect`/`disconnect` may have changed its networks while it ran.
+        // Read once more before the next run: `update` may have changed its limits, and
+        // `network connect`/`disconnect` its networks, while it ran or waited.
         if let Ok((now_cfg, _)) = containers.load(id) {
+            cfg.limits = now_cfg.limits.clone();
             placed = Placements::find(&now_cfg, &containers.networks);
         }
     }
