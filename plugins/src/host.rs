@@ -1,15 +1,16 @@
 //! The wasmtime host: one engine per process, a linker per plugin holding only what its grants
 //! allow, an `InstancePre` kept per plugin and a fresh store per call, so no state leaks from
 //! one call (or one container) to the next. Every call runs under the plugin's deadline and
-//! memory cap, and a failure comes back as a `CallError` naming the cause.
+//! memory cap, and a failure comes back as a `CallError` naming the cause. A fresh instance may
+//! be made ahead of its call on another thread (`Loaded::make_ahead`); each store keeps its own
+//! deadline, so concurrent calls never cut each other short.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
@@ -148,7 +149,9 @@ impl Host {
             entry,
             inspected,
             config,
-            stats: Cell::new(CallStats::default()),
+            stats: Mutex::new(CallStats::default()),
+            ahead: Mutex::new(Ahead::default()),
+            ahead_made: Condvar::new(),
         })
     }
 
@@ -253,6 +256,8 @@ pub struct State {
     settings: BTreeMap<String, String>,
     log: LogSink,
     log_lines: usize,
+    /// When the current phase (instantiation, or the call) must have ended.
+    deadline: Instant,
 }
 
 impl WasiView for State {
@@ -318,7 +323,24 @@ pub struct CallStats {
     pub peak_memory: usize,
 }
 
-/// A plugin ready to be called.
+/// A fresh instance in a store of its own, made before its call.
+pub struct Ready {
+    store: Store<State>,
+    instance: Instance,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    /// What making it took.
+    took: Duration,
+}
+
+/// Instances made ahead, and how many are still being made.
+#[derive(Default)]
+struct Ahead {
+    made: Vec<Result<Ready, CallError>>,
+    making: usize,
+}
+
+/// A plugin ready to be called (from any thread).
 pub struct Loaded {
     name: String,
     engine: Engine,
@@ -327,7 +349,9 @@ pub struct Loaded {
     entry: Entry,
     inspected: Inspected,
     config: PluginConfig,
-    stats: Cell<CallStats>,
+    stats: Mutex<CallStats>,
+    ahead: Mutex<Ahead>,
+    ahead_made: Condvar,
 }
 
 impl Loaded {
@@ -353,7 +377,50 @@ impl Loaded {
 
     /// What the last call took.
     pub fn last_stats(&self) -> CallStats {
-        self.stats.get()
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Says that one instance is being made ahead (call before handing `make_ahead` to another
+    /// thread): a call that finds none made yet waits for it rather than making its own.
+    pub fn will_make_ahead(&self) {
+        if let Ok(mut a) = self.ahead.lock() {
+            a.making += 1;
+        }
+    }
+
+    /// Makes the instance `will_make_ahead` announced, for the next call to use. A failure to
+    /// instantiate is kept too: that call reports it, as it would have when instantiating.
+    pub fn make_ahead(&self) {
+        // A panic must not leave a call waiting for this instance for ever.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.instantiate()))
+            .unwrap_or_else(|_| Err(CallError::Instantiate("instantiating it panicked".into())));
+        if let Ok(mut a) = self.ahead.lock() {
+            a.made.push(r);
+            a.making = a.making.saturating_sub(1);
+        }
+        self.ahead_made.notify_all();
+    }
+
+    /// How many instances made ahead wait for a call (made, or still being made).
+    pub fn ahead(&self) -> usize {
+        self.ahead
+            .lock()
+            .map(|a| a.made.len() + a.making)
+            .unwrap_or(0)
+    }
+
+    /// An instance made ahead, waiting for one being made; none when none was announced.
+    fn take_ahead(&self) -> Option<Result<Ready, CallError>> {
+        let mut a = self.ahead.lock().ok()?;
+        loop {
+            if !a.made.is_empty() {
+                return Some(a.made.remove(0));
+            }
+            if a.making == 0 {
+                return None;
+            }
+            a = self.ahead_made.wait(a).ok()?;
+        }
     }
 
     /// before-pull.
@@ -455,12 +522,9 @@ impl Loaded {
         })
     }
 
-    /// Runs `f` in a fresh store and instance under the limits, and turns a failure into its
-    /// cause.
-    fn call<T>(
-        &self,
-        f: impl FnOnce(&mut Store<State>, &wasmtime::component::Instance, &Entry) -> wasmtime::Result<T>,
-    ) -> Result<T, CallError> {
+    /// A fresh store and instance, made under the limits (a start function that loops or
+    /// allocates without end is stopped like a call).
+    pub fn instantiate(&self) -> Result<Ready, CallError> {
         let started = Instant::now();
         let Limits {
             timeout_ms,
@@ -471,6 +535,7 @@ impl Loaded {
         let wasi = self
             .wasi_ctx(stdout.clone(), stderr.clone())
             .map_err(CallError::Instantiate)?;
+        let timeout = Duration::from_millis(timeout_ms);
         let state = State {
             wasi,
             table: ResourceTable::new(),
@@ -479,45 +544,110 @@ impl Loaded {
             settings: self.config.settings.clone(),
             log: self.log.clone(),
             log_lines: 0,
+            deadline: started + timeout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_trap();
-        let result = {
-            let _watch = Watchdog::start(&self.engine, Duration::from_millis(timeout_ms));
-            match self.pre.instantiate(&mut store) {
-                Ok(instance) => f(&mut store, &instance, &self.entry),
-                Err(e) => Err(e),
+        // The epoch moves when any call's watchdog fires: each store then checks its own
+        // deadline and goes on when another's has passed.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Continue(1))
             }
-        };
-        self.stats.set(CallStats {
-            elapsed: started.elapsed(),
-            peak_memory: store.data().limiter.peak,
         });
+        store.set_epoch_deadline(1);
+        let made = {
+            let _watch = Watchdog::start(&self.engine, timeout);
+            self.pre.instantiate(&mut store)
+        };
+        match made {
+            Ok(instance) => Ok(Ready {
+                store,
+                instance,
+                stdout,
+                stderr,
+                took: started.elapsed(),
+            }),
+            Err(e) => {
+                self.set_stats(started.elapsed(), &store);
+                self.drain(&stdout, &stderr);
+                Err(self.cause(&store, e))
+            }
+        }
+    }
+
+    /// Runs `f` in an instance made ahead or a fresh one, under the limits, and turns a
+    /// failure into its cause.
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&mut Store<State>, &Instance, &Entry) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        let ready = match self.take_ahead() {
+            Some(r) => r?,
+            None => self.instantiate()?,
+        };
+        let Ready {
+            mut store,
+            instance,
+            stdout,
+            stderr,
+            took,
+        } = ready;
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.config.limits.timeout_ms);
+        store.data_mut().deadline = started + timeout;
+        store.set_epoch_deadline(1);
+        let result = {
+            let _watch = Watchdog::start(&self.engine, timeout);
+            f(&mut store, &instance, &self.entry)
+        };
+        self.set_stats(took + started.elapsed(), &store);
+        self.drain(&stdout, &stderr);
+        result.map_err(|e| self.cause(&store, e))
+    }
+
+    fn set_stats(&self, elapsed: Duration, store: &Store<State>) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = CallStats {
+                elapsed,
+                peak_memory: store.data().limiter.peak,
+            };
+        }
+    }
+
+    /// Hands what the plugin wrote to stdout and stderr to the log, as debug lines.
+    fn drain(&self, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) {
         for (pipe, what) in [(stdout, "stdout"), (stderr, "stderr")] {
             let text = pipe.contents();
             for line in String::from_utf8_lossy(&text).lines().take(MAX_LOG_LINES) {
                 (self.log)(&self.name, wit::Level::Debug, &format!("{what}: {line}"));
             }
         }
-        result.map_err(|e| {
-            if store.data().limiter.hit {
-                CallError::Memory(memory_mib)
-            } else if let Some(trap) = e.downcast_ref::<Trap>() {
-                match trap {
-                    Trap::Interrupt => CallError::Timeout(timeout_ms),
-                    t => {
-                        let text = t.to_string();
-                        CallError::Trap(text.trim_start_matches("wasm trap: ").to_string())
-                    }
+    }
+
+    /// What a failed instantiation or call comes to.
+    fn cause(&self, store: &Store<State>, e: wasmtime::Error) -> CallError {
+        let Limits {
+            timeout_ms,
+            memory_mib,
+        } = self.config.limits;
+        if store.data().limiter.hit {
+            CallError::Memory(memory_mib)
+        } else if let Some(trap) = e.downcast_ref::<Trap>() {
+            match trap {
+                Trap::Interrupt => CallError::Timeout(timeout_ms),
+                t => {
+                    let text = t.to_string();
+                    CallError::Trap(text.trim_start_matches("wasm trap: ").to_string())
                 }
-            } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                CallError::Trap(format!("called exit({})", exit.0))
-            } else {
-                CallError::Malformed(root_cause(&e))
             }
-        })
+        } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            CallError::Trap(format!("called exit({})", exit.0))
+        } else {
+            CallError::Malformed(root_cause(&e))
+        }
     }
 
     /// The WASI context of one call: the granted directories (at the same path inside), the

@@ -1,5 +1,6 @@
 //! The limits on each hook call: a wall-clock deadline enforced by epoch interruption (a
-//! watchdog thread bumps the engine's epoch when the deadline passes), a memory cap enforced by
+//! watchdog thread bumps the engine's epoch when the deadline passes, and each store then checks
+//! its own deadline, so a call is never cut short by another's), a memory cap enforced by
 //! a resource limiter that also records the peak for `plugin test`, and caps on the size of what
 //! goes in and comes out.
 
@@ -87,8 +88,8 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// Bumps the engine's epoch once `timeout` passes, unless dropped first; the store's deadline
-/// of one tick then interrupts the running call.
+/// Bumps the engine's epoch once `timeout` passes, unless dropped first; every store running
+/// then checks its own deadline, and the one whose deadline passed is interrupted.
 pub struct Watchdog {
     done: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,

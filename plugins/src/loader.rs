@@ -129,3 +129,28 @@ pub fn load(
     };
     host.load(&entry.name, &component, config)
 }
+
+/// Loads an installed plugin only when its compiled copy loads as it is: none when it would
+/// have to be compiled again or fails to load or link, which `load` then does and reports in
+/// the command's own order. For loading ahead on another thread, which must not print notes
+/// or rewrite the list.
+pub fn load_cached(
+    host: &Host,
+    cache: &Cache,
+    entry: &Installed,
+    config: PluginConfig,
+) -> Option<Loaded> {
+    let key = engine_key(host.engine());
+    let c = entry.compiled_for(&key)?;
+    let path = cache.path(entry.digest_hex(), &key);
+    let component = cache
+        .load(
+            host.engine(),
+            &entry.name,
+            &path,
+            &c.sha256,
+            c.identity.as_ref(),
+        )
+        .ok()?;
+    host.load(&entry.name, &component, config).ok()
+}

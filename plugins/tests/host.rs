@@ -11,6 +11,11 @@ use skiff_plugins::{CallError, Host, PluginError};
 /// A component exporting before-pull@VERSION whose core function body is `body` (it gets the
 /// reference's pointer and length and returns a pointer to the result).
 fn pull_component(version: &str, body: &str) -> Vec<u8> {
+    pull_component_with(version, body, "")
+}
+
+/// `pull_component` whose core module also has `fields` (a start function, say).
+fn pull_component_with(version: &str, body: &str, fields: &str) -> Vec<u8> {
     let text = format!(
         r#"(component
   (type $types (instance
@@ -30,7 +35,8 @@ fn pull_component(version: &str, body: &str) -> Vec<u8> {
       i32.add
       global.set $next
       local.get $p)
-    (func (export "pull") (param i32 i32) (result i32) {body}))
+    (func (export "pull") (param i32 i32) (result i32) {body})
+    {fields})
   (core instance $i (instantiate $m))
   (func $f (param "reference" string) (result $pd)
     (canon lift (core func $i "pull") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
@@ -141,4 +147,87 @@ fn unknown_worlds_and_core_modules_are_refused_at_compile() {
         h.compile(&cut, "cut.wasm").unwrap_err(),
         PluginError::Invalid { .. }
     ));
+}
+
+/// Counts to `n`, then returns `keep` (the result area at 2048 holds tag 0).
+fn count_to(n: u32) -> String {
+    format!(
+        "(local $i i32)
+  (loop $l
+    local.get $i i32.const 1 i32.add local.set $i
+    local.get $i i32.const {n} i32.ne br_if $l)
+  i32.const 2048 i32.const 0 i32.store8 i32.const 2048"
+    )
+}
+
+#[test]
+fn a_timeout_cuts_short_only_its_own_call() {
+    let (h, _) = host();
+    let mut quick = PluginConfig::default();
+    quick.limits.timeout_ms = 20;
+    let endless = load(
+        &h,
+        &pull_component("0.2.0", "(loop br 0) i32.const 0"),
+        quick,
+    );
+    let mut patient = PluginConfig::default();
+    patient.limits.timeout_ms = 60_000;
+    let long = load(
+        &h,
+        &pull_component("0.2.0", &count_to(400_000_000)),
+        patient,
+    );
+    std::thread::scope(|s| {
+        let a = s.spawn(|| endless.before_pull("x"));
+        let b = s.spawn(|| long.before_pull("x"));
+        assert_eq!(a.join().unwrap().unwrap_err(), CallError::Timeout(20));
+        // Still running when the other call's deadline passed, and not stopped by it.
+        assert_eq!(b.join().unwrap().unwrap(), wit::PullDecision::Keep);
+    });
+}
+
+#[test]
+fn an_instance_made_ahead_serves_the_next_call() {
+    let (h, _) = host();
+    let p = load(
+        &h,
+        &pull_component("0.2.0", DENY_ECHO),
+        PluginConfig::default(),
+    );
+    p.will_make_ahead();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            p.make_ahead();
+        });
+        // Waits for the instance being made instead of making a second one.
+        assert_eq!(
+            p.before_pull("a").unwrap(),
+            wit::PullDecision::Deny("a".into())
+        );
+    });
+    assert_eq!(p.ahead(), 0);
+    // Without one announced, a call makes its own.
+    assert_eq!(
+        p.before_pull("b").unwrap(),
+        wit::PullDecision::Deny("b".into())
+    );
+}
+
+#[test]
+fn an_instance_made_ahead_that_fails_fails_its_call_with_the_cause() {
+    let (h, _) = host();
+    let mut c = PluginConfig::default();
+    c.limits.timeout_ms = 30;
+    let looping_start = "(func $s (loop br 0)) (start $s)";
+    let p = load(
+        &h,
+        &pull_component_with("0.2.0", DENY_ECHO, looping_start),
+        c,
+    );
+    p.will_make_ahead();
+    p.make_ahead();
+    assert_eq!(p.ahead(), 1);
+    assert_eq!(p.before_pull("x").unwrap_err(), CallError::Timeout(30));
+    assert_eq!(p.ahead(), 0);
 }

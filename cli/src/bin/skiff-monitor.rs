@@ -45,74 +45,106 @@ fn remove(p: &Path) -> skiff_runtime::Result<()> {
     }
 }
 
-/// How long a `skiff __hook` helper started for after-start waits for the container's
+/// How long a `skiff __hook` helper that handled an after-start waits for the container's
 /// after-exit before it ends: a short-lived container's two events then cost one helper.
 const LINGER_MS: &str = "2000";
 
-/// What `skiff __hook --linger-ms` exits with when it stopped waiting without reading an event.
-const STOPPED_WAITING: i32 = 3;
+/// A `skiff __hook` helper: it reads events as JSON lines on its stdin and writes one byte to
+/// its stdout for each it has delivered.
+struct Helper {
+    child: Child,
+    /// Events written to it.
+    sent: usize,
+}
 
-/// Hands lifecycle events to `skiff __hook` (beside this executable) on its stdin: the hooks run
-/// in skiff, so this monitor never links them. after-start goes to a new helper that is not
-/// waited for (the container runs meanwhile) and that waits a moment for the same container's
-/// after-exit; after-exit goes to that helper if it is still waiting, or else to a new one, and
-/// is waited for. One helper handles its events in order, so the exit is never seen first.
-fn run_hooks(pending: &RefCell<Option<Child>>, event: &Event) {
+impl Helper {
+    /// A helper beside this executable; with `linger`, it waits a moment after its first event
+    /// for one more.
+    fn spawn(linger: bool) -> Option<Helper> {
+        let mut c = Command::new(skiff_beside());
+        c.arg("__hook").stdin(Stdio::piped()).stdout(Stdio::piped());
+        if linger {
+            c.args(["--linger-ms", LINGER_MS]);
+        }
+        c.spawn().ok().map(|child| Helper { child, sent: 0 })
+    }
+
+    /// Writes one event line; false when the helper is gone.
+    fn send(&mut self, line: &[u8]) -> bool {
+        let ok = self
+            .child
+            .stdin
+            .as_mut()
+            .is_some_and(|i| i.write_all(line).is_ok());
+        self.sent += usize::from(ok);
+        ok
+    }
+
+    /// Closes its stdin and waits until it has delivered every event sent (true) or ended
+    /// without (false). It is not waited for after that: its own exit is not on the
+    /// container's path.
+    fn delivered(mut self) -> bool {
+        drop(self.child.stdin.take());
+        let mut acks = 0;
+        if let Some(mut out) = self.child.stdout.take() {
+            let mut buf = [0u8; 16];
+            while acks < self.sent {
+                match std::io::Read::read(&mut out, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => acks += n,
+                }
+            }
+        }
+        let all = acks >= self.sent;
+        if !all {
+            let _ = self.child.wait();
+        }
+        all
+    }
+}
+
+/// Hands lifecycle events to `skiff __hook` helpers: the hooks run in skiff, so this monitor
+/// never links them. The first helper is started with the monitor (`early`), so that it loads
+/// the plugins and makes their instances while the container is set up. after-start goes to
+/// the helper waiting for it (or a new one) and is not waited for (the container runs
+/// meanwhile); that helper waits a moment for the same container's after-exit. after-exit goes
+/// to that helper if it still waits, or else to a new one, and is waited for until delivered.
+/// One helper handles its events in order, so the exit is never seen first.
+fn run_hooks(pending: &RefCell<Option<Helper>>, event: &Event) {
     let Ok(mut line) = serde_json::to_vec(event) else {
         return;
     };
     line.push(b'\n');
-    let helper = |linger: bool| {
-        let mut c = Command::new(skiff_beside());
-        c.arg("__hook").stdin(Stdio::piped()).stdout(Stdio::null());
-        if linger {
-            c.args(["--linger-ms", LINGER_MS]);
-        }
-        c.spawn().ok()
-    };
+    let mut slot = pending.borrow_mut();
     match event {
         Event::AfterStart(_) => {
-            // A helper of an earlier start (a restart policy) finishes first.
-            if let Some(mut old) = pending.borrow_mut().take() {
-                drop(old.stdin.take());
-                let _ = old.wait();
+            if let Some(h) = slot.as_mut().filter(|h| h.sent == 0) {
+                if h.send(&line) {
+                    return;
+                }
             }
-            if let Some(mut child) = helper(true) {
-                let sent = child
-                    .stdin
-                    .as_mut()
-                    .is_some_and(|i| i.write_all(&line).is_ok());
-                if sent {
-                    *pending.borrow_mut() = Some(child);
+            // A helper of an earlier start (a restart policy) finishes first.
+            if let Some(old) = slot.take() {
+                old.delivered();
+            }
+            if let Some(mut h) = Helper::spawn(true) {
+                if h.send(&line) {
+                    *slot = Some(h);
                 } else {
-                    drop(child.stdin.take());
-                    let _ = child.wait();
+                    h.delivered();
                 }
             }
         }
         Event::AfterExit(_) => {
-            if let Some(mut waiting) = pending.borrow_mut().take() {
-                let alive = matches!(waiting.try_wait(), Ok(None));
-                let sent = alive
-                    && waiting
-                        .stdin
-                        .take()
-                        .is_some_and(|mut i| i.write_all(&line).is_ok());
-                drop(waiting.stdin.take());
-                let status = waiting.wait();
-                let handled = sent
-                    && status
-                        .as_ref()
-                        .is_ok_and(|s| s.code() != Some(STOPPED_WAITING));
-                if handled {
+            if let Some(mut waiting) = slot.take() {
+                let alive = matches!(waiting.child.try_wait(), Ok(None));
+                if alive && waiting.send(&line) && waiting.delivered() {
                     return;
                 }
             }
-            if let Some(mut child) = helper(false) {
-                if let Some(mut stdin) = child.stdin.take() {
-                    let _ = stdin.write_all(&line);
-                }
-                let _ = child.wait();
+            if let Some(mut h) = Helper::spawn(false) {
+                h.send(&line);
+                h.delivered();
             }
         }
     }
@@ -186,7 +218,8 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    let pending = RefCell::new(None);
+    // Started now, it is ready by the time the container starts.
+    let pending = RefCell::new(if req.hooks { Helper::spawn(true) } else { None });
     let health = containers
         .load(&req.id)
         .is_ok_and(|(cfg, _)| cfg.healthcheck.is_some_and(|h| h.active()));

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
+use skiff_plugins::Hook;
 use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::userns::idmap;
 use skiff_store::unpack::{remove_tree, unpack_layer, UnpackOptions};
@@ -82,11 +83,16 @@ pub fn man_pages(dir: &Path, tree: clap::Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `skiff __hook [--linger-ms N]`: delivers the lifecycle event the monitor sends as one JSON
-/// line on stdin to the registered hooks. With `--linger-ms`, it then waits that long for one more
-/// line (the same container's after-exit) and delivers it too, exiting 0; if none comes it exits
-/// 3 without having read one, and the monitor starts a new helper for the exit.
+/// `skiff __hook [--linger-ms N]`: delivers the lifecycle events the monitor sends, one JSON
+/// line each on stdin, to the registered hooks, and writes one byte to stdout for each one
+/// delivered. It loads the plugins (and makes their instances) as soon as it starts, which the
+/// monitor does before the container is set up. With `--linger-ms`, after its first event it
+/// waits that long for one more (the same container's after-exit), then ends, exiting 3 if
+/// none came; the monitor then starts a new helper for the exit.
 pub fn hook(linger_ms: Option<u64>) -> Result<ExitCode> {
+    use std::io::Write as _;
+    use std::sync::mpsc::RecvTimeoutError;
+    let hooks = hooks::registered_for(&[Hook::AfterStart, Hook::AfterExit])?;
     let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<String>>();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
@@ -99,24 +105,33 @@ pub fn hook(linger_ms: Option<u64>) -> Result<ExitCode> {
             }
         }
     });
-    let parse = |line: &str| -> Result<skiff_runtime::hooks::Event> {
-        serde_json::from_str(line.trim()).context("reading the lifecycle event from the monitor")
+    let deliver = |line: &str| -> Result<()> {
+        let event = serde_json::from_str(line.trim())
+            .context("reading the lifecycle event from the monitor")?;
+        skiff_runtime::hooks::deliver(hooks.as_ref(), &event);
+        let mut out = std::io::stdout().lock();
+        // The monitor may have stopped listening: that is its choice.
+        let _ = out.write_all(b".").and_then(|()| out.flush());
+        Ok(())
     };
     let first = rx
         .recv()
         .context("reading the lifecycle event from the monitor")??;
-    let hooks = hooks::registered()?;
-    skiff_runtime::hooks::deliver(hooks.as_ref(), &parse(&first)?);
+    if first.trim().is_empty() {
+        // The monitor ended without an event: the container never started.
+        return Ok(ExitCode::SUCCESS);
+    }
+    deliver(&first)?;
     let Some(ms) = linger_ms else {
         return Ok(ExitCode::SUCCESS);
     };
     match rx.recv_timeout(std::time::Duration::from_millis(ms)) {
         Ok(Ok(line)) if !line.trim().is_empty() => {
-            skiff_runtime::hooks::deliver(hooks.as_ref(), &parse(&line)?);
+            deliver(&line)?;
             Ok(ExitCode::SUCCESS)
         }
-        Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(ExitCode::SUCCESS),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(ExitCode::from(3)),
+        Ok(_) | Err(RecvTimeoutError::Disconnected) => Ok(ExitCode::SUCCESS),
+        Err(RecvTimeoutError::Timeout) => Ok(ExitCode::from(3)),
     }
 }
 

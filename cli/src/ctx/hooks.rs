@@ -3,6 +3,7 @@
 //! installed, enabled plugins, and the trace hooks when `SKIFF_HOOK_TRACE=FILE` is set.
 
 use anyhow::{bail, Context, Result};
+use skiff_plugins::Hook;
 use skiff_runtime::hooks::{ExitEvent, HookError, Hooks, NoHooks, PullDecision, StartEvent, Trace};
 use skiff_runtime::spec::ContainerSpec;
 use skiff_store::{Dirs, ImageStore, Reference};
@@ -11,11 +12,20 @@ use super::plugins::PluginHooks;
 
 /// The registered hooks: one read of the plugin list when no plugin is installed.
 pub fn registered() -> Result<Box<dyn Hooks>> {
+    registered_for(&[])
+}
+
+/// The registered hooks, with the plugins that export one of `ahead` loaded, and one instance
+/// made for each of those calls, on worker threads from now on (see `PluginHooks::prepare`).
+pub fn registered_for(ahead: &[Hook]) -> Result<Box<dyn Hooks>> {
     let trace = match std::env::var_os("SKIFF_HOOK_TRACE") {
         Some(path) if !path.is_empty() => Some(Trace { path: path.into() }),
         _ => None,
     };
     let plugins = PluginHooks::open(&Dirs::from_env())?;
+    if let Some(p) = &plugins {
+        p.prepare(ahead);
+    }
     Ok(match (trace, plugins) {
         (None, None) => Box::new(NoHooks),
         (Some(t), None) => Box::new(t),

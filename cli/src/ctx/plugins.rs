@@ -1,14 +1,14 @@
 //! The installed plugins as skiff's lifecycle hooks. A command reads the plugin list once (a
 //! missing list is the whole cost of having no plugins); the wasmtime engine is made, and each
-//! plugin loaded from its verified compiled copy, only when a hook it exports is reached. A
+//! plugin loaded from its verified compiled copy, only when a hook it exports is reached — or,
+//! for the hooks a command says it will reach, ahead on two worker threads while the command
+//! does its own work: each plugin loaded, and one fresh instance made per expected call. A
 //! failing hook stops the operation or warns, per the plugin's `on_error`, and is remembered as
 //! its last error for `plugin ls`.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use anyhow::Result;
 use skiff_plugins::bindings::wit;
@@ -38,14 +38,18 @@ pub fn debug() -> bool {
     std::env::var("SKIFF_LOG_LEVEL").is_ok_and(|l| l == "debug")
 }
 
-/// The engine, with plugin log lines going to stderr tagged with the plugin's name.
+/// The engine, with plugin log lines going to stderr tagged with the plugin's name. Made once
+/// per process (a second thread asking meanwhile waits for it).
 pub fn host() -> Result<&'static Host> {
-    static HOST: OnceLock<Host> = OnceLock::new();
-    if let Some(h) = HOST.get() {
-        return Ok(h);
-    }
+    static HOST: OnceLock<std::result::Result<Host, String>> = OnceLock::new();
+    HOST.get_or_init(|| new_host().map_err(|e| crate::output::one_line(&e)))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn new_host() -> Result<Host> {
     let show_debug = debug();
-    let h = Host::new(Arc::new(
+    Ok(Host::new(Arc::new(
         move |plugin: &str, level: wit::Level, msg: &str| {
             // Never a panic here (eprintln! panics on a closed stderr): this runs inside a
             // guest call, whose frames carry no unwind tables.
@@ -58,8 +62,7 @@ pub fn host() -> Result<&'static Host> {
             };
             let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         },
-    ))?;
-    Ok(HOST.get_or_init(|| h))
+    ))?)
 }
 
 /// Each plugin's `[plugins.NAME]` settings from config.toml, typed.
@@ -86,10 +89,40 @@ pub fn load(dirs: &Dirs, entry: &Installed, config: PluginConfig) -> Result<Load
 
 /// The enabled plugins of this user as hooks.
 pub struct PluginHooks {
+    shared: Arc<Shared>,
+}
+
+/// What the command and its workers share.
+struct Shared {
     dirs: Dirs,
     list: Vec<Installed>,
     configs: BTreeMap<String, PluginConfig>,
-    loaded: RefCell<BTreeMap<String, Rc<Loaded>>>,
+    slots: BTreeMap<String, Slot>,
+}
+
+/// One plugin's loaded copy: made by the first hook that needs it, or by a worker.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+enum SlotState {
+    /// Not loaded yet.
+    #[default]
+    Idle,
+    /// A worker is loading it: wait.
+    Loading,
+    Loaded(Arc<Loaded>),
+    /// The worker left it to the hook (its compiled copy needs work, or it fails to load).
+    Declined,
+}
+
+/// A worker's job: load plugin N of the list, or make one instance of it ahead.
+enum Job {
+    Load(usize),
+    Instance(usize),
 }
 
 impl PluginHooks {
@@ -103,20 +136,102 @@ impl PluginHooks {
         if list.is_empty() {
             return Ok(None);
         }
+        let slots = list
+            .iter()
+            .map(|p| (p.name.clone(), Slot::default()))
+            .collect();
         Ok(Some(PluginHooks {
-            dirs: dirs.clone(),
-            list,
-            configs: configs(dirs)?,
-            loaded: RefCell::new(BTreeMap::new()),
+            shared: Arc::new(Shared {
+                dirs: dirs.clone(),
+                list,
+                configs: configs(dirs)?,
+                slots,
+            }),
         }))
     }
 
+    /// Starts loading, on two worker threads, every plugin that exports one of `hooks`, and
+    /// making one instance for each call those hooks will make (each hook is called once per
+    /// plugin), the first needed first. Only a compiled copy that loads as it is is loaded
+    /// ahead; anything else is left to its hook, which reports it as before.
+    pub fn prepare(&self, hooks: &[Hook]) {
+        let sh = &self.shared;
+        let wanted: Vec<usize> = (0..sh.list.len())
+            .filter(|&i| hooks.iter().any(|&h| sh.list[i].has(h)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut loads = wanted.clone();
+        // The biggest (the slowest to load) first.
+        loads.sort_by_key(|&i| std::cmp::Reverse(sh.list[i].size));
+        let mut jobs: VecDeque<Job> = loads.into_iter().map(Job::Load).collect();
+        for &h in hooks {
+            jobs.extend(
+                wanted
+                    .iter()
+                    .filter(|&&i| sh.list[i].has(h))
+                    .map(|&i| Job::Instance(i)),
+            );
+        }
+        for &i in &wanted {
+            if let Ok(mut st) = sh.slots[&sh.list[i].name].state.lock() {
+                *st = SlotState::Loading;
+            }
+        }
+        let per_plugin: BTreeMap<usize, usize> = wanted
+            .iter()
+            .map(|&i| (i, hooks.iter().filter(|&&h| sh.list[i].has(h)).count()))
+            .collect();
+        let work = Arc::new(Work {
+            jobs: Mutex::new(jobs),
+            per_plugin,
+        });
+        let mut started = 0;
+        for n in 0..2 {
+            let (sh, work) = (sh.clone(), work.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("plugins-ahead-{n}"))
+                .spawn(move || work.run(&sh));
+            started += usize::from(spawned.is_ok());
+        }
+        if started == 0 {
+            // No worker: the hooks load their plugins themselves.
+            for &i in &wanted {
+                sh.settle(i, SlotState::Declined);
+            }
+        }
+    }
+
     fn config(&self, name: &str) -> PluginConfig {
-        self.configs.get(name).cloned().unwrap_or_default()
+        self.shared.config(name)
     }
 
     fn with(&self, hook: Hook) -> impl Iterator<Item = &Installed> {
-        self.list.iter().filter(move |p| p.has(hook))
+        self.shared.list.iter().filter(move |p| p.has(hook))
+    }
+
+    /// Plugin `p` loaded: by a worker (waited for), or here and now.
+    fn loaded(&self, p: &Installed) -> std::result::Result<Arc<Loaded>, String> {
+        let slot = &self.shared.slots[&p.name];
+        let mut st = slot
+            .state
+            .lock()
+            .map_err(|_| "a plugin worker failed".to_string())?;
+        while matches!(*st, SlotState::Loading) {
+            st = slot
+                .changed
+                .wait(st)
+                .map_err(|_| "a plugin worker failed".to_string())?;
+        }
+        if let SlotState::Loaded(l) = &*st {
+            return Ok(l.clone());
+        }
+        let l = load(&self.shared.dirs, p, self.config(&p.name))
+            .map_err(|e| crate::output::one_line(&e))?;
+        let l = Arc::new(l);
+        *st = SlotState::Loaded(l.clone());
+        Ok(l)
     }
 
     /// Calls `hook` of plugin `p`: its result, or (the failure being allowed by its policy) none
@@ -128,22 +243,13 @@ impl PluginHooks {
         f: impl FnOnce(&Loaded) -> Result<T, CallError>,
     ) -> Result<Option<T>, HookError> {
         let config = self.config(&p.name);
-        let loaded = self.loaded.borrow().get(&p.name).cloned();
-        let result = match loaded {
-            Some(l) => f(&l).map_err(|e| e.to_string()),
-            None => match load(&self.dirs, p, config.clone()) {
-                Ok(l) => {
-                    let l = Rc::new(l);
-                    self.loaded.borrow_mut().insert(p.name.clone(), l.clone());
-                    f(&l).map_err(|e| e.to_string())
-                }
-                Err(e) => Err(crate::output::one_line(&e)),
-            },
-        };
+        let result = self
+            .loaded(p)
+            .and_then(|l| f(&l).map_err(|e| e.to_string()));
         match result {
             Ok(v) => Ok(Some(v)),
             Err(cause) => {
-                remember_failure(&self.dirs, &p.name, hook, &cause);
+                remember_failure(&self.shared.dirs, &p.name, hook, &cause);
                 if config.fails_closed(hook) {
                     Err(HookError::Failed {
                         hook: hook.as_str(),
@@ -159,6 +265,87 @@ impl PluginHooks {
                         p.name
                     );
                     Ok(None)
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn config(&self, name: &str) -> PluginConfig {
+        self.configs.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Ends plugin N's loading by a worker, waking whoever waits for it.
+    fn settle(&self, i: usize, to: SlotState) {
+        let slot = &self.slots[&self.list[i].name];
+        if let Ok(mut st) = slot.state.lock() {
+            *st = to;
+        }
+        slot.changed.notify_all();
+    }
+
+    /// Plugin N once no worker loads it any more: loaded, or none when it was left to its hook.
+    fn wait_loaded(&self, i: usize) -> Option<Arc<Loaded>> {
+        let slot = &self.slots[&self.list[i].name];
+        let mut st = slot.state.lock().ok()?;
+        while matches!(*st, SlotState::Loading) {
+            st = slot.changed.wait(st).ok()?;
+        }
+        match &*st {
+            SlotState::Loaded(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The workers' queue, and how many calls each plugin to load will get.
+struct Work {
+    jobs: Mutex<VecDeque<Job>>,
+    per_plugin: BTreeMap<usize, usize>,
+}
+
+impl Work {
+    /// One worker: takes jobs until none is left.
+    fn run(&self, sh: &Shared) {
+        loop {
+            let job = match self.jobs.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            match job {
+                None => return,
+                Some(Job::Load(i)) => {
+                    let p = &sh.list[i];
+                    // A panic must not leave the hooks waiting for this load for ever.
+                    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        host().ok().and_then(|h| {
+                            skiff_plugins::loader::load_cached(
+                                h,
+                                &cache(&sh.dirs),
+                                p,
+                                sh.config(&p.name),
+                            )
+                        })
+                    }))
+                    .ok()
+                    .flatten();
+                    match loaded {
+                        Some(l) => {
+                            // Announced before anyone can call it, so each call waits for
+                            // its instance rather than making a second one.
+                            for _ in 0..self.per_plugin.get(&i).copied().unwrap_or(0) {
+                                l.will_make_ahead();
+                            }
+                            sh.settle(i, SlotState::Loaded(Arc::new(l)));
+                        }
+                        None => sh.settle(i, SlotState::Declined),
+                    }
+                }
+                Some(Job::Instance(i)) => {
+                    if let Some(l) = sh.wait_loaded(i) {
+                        l.make_ahead();
+                    }
                 }
             }
         }
@@ -224,7 +411,7 @@ impl Hooks for PluginHooks {
             }
         }
         if !adj.edits.is_empty() {
-            let containers = skiff_runtime::Containers::open(&self.dirs)
+            let containers = skiff_runtime::Containers::open(&self.shared.dirs)
                 .map_err(|e| HookError::Edits(e.to_string()))?;
             for (plugin, edit) in std::mem::take(&mut adj.edits) {
                 let key = skiff_plugins::edits::key(&edit);
@@ -257,7 +444,8 @@ impl Hooks for PluginHooks {
     }
 
     fn observes(&self) -> bool {
-        self.list
+        self.shared
+            .list
             .iter()
             .any(|p| p.has(Hook::AfterStart) || p.has(Hook::AfterExit))
     }

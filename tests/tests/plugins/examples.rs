@@ -196,6 +196,31 @@ fn the_javascript_audit_writes_a_line_per_start_and_exit_in_its_granted_dir() {
         .find(|l| l["name"] == "att" && l["event"] == "start")
         .unwrap();
     assert!(att["pid"].as_i64().unwrap() > 1);
+
+    // The hook helper starts with the monitor; a container that never starts leaves none.
+    let r = env.run(&["run", "--rm", "--name", "never", &bb(), "/nonexistent"]);
+    assert_eq!(r.code, 127, "{}", r.stderr);
+    eventually("no hook helper left behind", || hook_helpers(&env) == 0);
+    assert_eq!(count("never", "start"), 0, "{:?}", lines());
+}
+
+/// How many `skiff __hook` helpers of this test's home are alive (not yet reaped zombies count
+/// only while they hold their command line).
+fn hook_helpers(env: &Env) -> usize {
+    let home = env.home.path().to_string_lossy().into_owned();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            let dir = p.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("__hook")
+                && String::from_utf8_lossy(&environ).contains(&home)
+        })
+        .count()
 }
 
 #[test]
