@@ -181,7 +181,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-            "Error": st.error.clone().unwrap_or_default(), "Dead": false,
+            "Error": st.error.clone().unwrap_or_default(), "Dead": false, "OOMKilled": st.oom_killed,
             "Health": skiff_runtime::container::health::of(v.cfg.healthcheck.as_ref(), &c.dir(&v.cfg.id)),
         },
         "Image": v.cfg.image_id,

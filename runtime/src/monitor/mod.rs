@@ -259,6 +259,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.exit_code = None;
                     s.error = None;
                     s.restarting = false;
+                    s.oom_killed = false;
                 })?;
                 containers
                     .events
@@ -355,6 +356,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             s.finished_at = Some(now());
             s.restarting = again;
             s.paused = false;
+            s.oom_killed = ended.oom_killed;
             if again {
                 s.restart_count += 1;
             }
