@@ -50,3 +50,67 @@ fn inspect_shows_oom_killed() {
     env.ok(&["start", "-a", "hog"]);
     assert_eq!(env.state("hog")["State"]["OOMKilled"], false);
 }
+
+/// `SizeRw` and `SizeRootFs` of `inspect -s` (and of `container inspect --size`), as Docker: the
+/// fields absent without the flag; what the container wrote, and that plus the image. A planted
+/// symlink to the host's root is counted as a symlink, not followed.
+fn check_sizes(env: &Env, name: &str, flag: &str) {
+    let plain = env.state(name);
+    assert!(plain.get("SizeRw").is_none(), "no SizeRw without -s");
+    assert!(
+        plain.get("SizeRootFs").is_none(),
+        "no SizeRootFs without -s"
+    );
+    let out = env.ok(&["container", "inspect", flag, name]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    let rw = v[0]["SizeRw"].as_u64().expect("SizeRw is a number");
+    let rootfs = v[0]["SizeRootFs"].as_u64().expect("SizeRootFs is a number");
+    assert!(rw >= 1 << 20, "SizeRw {rw} counts the 1 MiB file");
+    assert!(
+        rw < (1 << 20) + (256 << 10),
+        "SizeRw {rw}: only what it wrote, the symlink not followed"
+    );
+    assert!(rootfs > rw, "SizeRootFs {rootfs} adds the image to {rw}");
+    let image = env
+        .ok(&["image", "inspect", "-f", "{{.Size}}", &bb()])
+        .stdout;
+    let image: u64 = image.trim().parse().expect("image size");
+    assert!(
+        rootfs.abs_diff(image + rw) < 64 << 10,
+        "SizeRootFs {rootfs} = image {image} + SizeRw {rw}"
+    );
+}
+
+#[test]
+fn inspect_size_counts_the_writable_layer_and_the_image() {
+    let env = Env::new();
+    env.pull("busybox");
+    let write =
+        "head -c 1048576 /dev/zero > /blob && ln -s / /tmp/hostroot && ln -s /blob /tmp/again";
+    env.ok(&["run", "--name", "w", &bb(), "sh", "-c", write]);
+    check_sizes(&env, "w", "-s");
+    // The same while it runs.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        &bb(),
+        "sh",
+        "-c",
+        &format!("{write} && touch /tmp/ready && sleep 60"),
+    ]);
+    eventually("the file written", || {
+        env.run(&["exec", "live", "test", "-f", "/tmp/ready"]).code == 0
+    });
+    check_sizes(&env, "live", "--size");
+    env.ok(&["rm", "-f", "live"]);
+    // With the copy fallback: the added entries of the private copy.
+    let st = env
+        .cmd(&["run", "--name", "copied", &bb(), "sh", "-c", write])
+        .env("SKIFF_ROOTFS", "copy")
+        .status()
+        .expect("run");
+    assert!(st.success());
+    check_sizes(&env, "copied", "-s");
+}
