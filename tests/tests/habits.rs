@@ -114,3 +114,95 @@ fn inspect_size_counts_the_writable_layer_and_the_image() {
     assert!(st.success());
     check_sizes(&env, "copied", "-s");
 }
+
+/// The `container` actions `events` shows for `name` between `since` and now.
+fn actions(env: &Env, since: &str, name: &str) -> Vec<String> {
+    let until = chrono::Utc::now().to_rfc3339();
+    let filter = format!("container={name}");
+    env.ok(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--format",
+        "{{.Action}}",
+    ])
+    .stdout
+    .lines()
+    .map(String::from)
+    .collect()
+}
+
+/// `skiff restart` ends with Docker's `restart` event: after the stop's kill, die and stop and
+/// the new start for a running container, after the start alone for a stopped one; a restart
+/// policy's runs have no `restart` event (Docker emits only their die and start).
+#[test]
+fn restart_emits_a_restart_event() {
+    let env = Env::new();
+    env.pull("busybox");
+    // It ends on SIGTERM, so its stop has one kill (a second, SIGKILL, would follow otherwise).
+    let body = "trap 'exit 0' TERM; touch /tmp/ready; while true; do sleep 0.1; done";
+    env.ok(&["run", "-d", "--name", "up", &bb(), "sh", "-c", body]);
+    eventually("its trap set", || {
+        env.run(&["exec", "up", "test", "-f", "/tmp/ready"]).code == 0
+    });
+    let since = chrono::Utc::now().to_rfc3339();
+    assert_eq!(env.ok(&["restart", "-t", "5", "up"]).stdout, "up\n");
+    assert_eq!(
+        actions(&env, &since, "up"),
+        ["kill", "die", "stop", "start", "restart"]
+    );
+    let id = env.state("up")["Id"].as_str().expect("id").to_string();
+    let until = chrono::Utc::now().to_rfc3339();
+    let json = env
+        .ok(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=restart",
+            "--format",
+            "{{json .}}",
+        ])
+        .stdout;
+    let e: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON event");
+    assert_eq!(e["Type"], "container");
+    assert_eq!(e["status"], "restart");
+    assert_eq!(e["id"], id);
+    assert_eq!(e["Actor"]["Attributes"]["name"], "up");
+    env.ok(&["rm", "-f", "up"]);
+
+    env.ok(&["create", "--name", "idle", &bb(), "sleep", "60"]);
+    let since = chrono::Utc::now().to_rfc3339();
+    env.ok(&["container", "restart", "idle"]);
+    assert_eq!(actions(&env, &since, "idle"), ["start", "restart"]);
+    env.ok(&["rm", "-f", "idle"]);
+
+    let since = chrono::Utc::now().to_rfc3339();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:1",
+        &bb(),
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    eventually("the policy's second run to end", || {
+        actions(&env, &since, "flaky")
+            .iter()
+            .filter(|a| *a == "die")
+            .count()
+            == 2
+    });
+    let acts = actions(&env, &since, "flaky");
+    assert_eq!(acts, ["create", "start", "die", "start", "die"], "{acts:?}");
+}
