@@ -206,3 +206,44 @@ fn restart_emits_a_restart_event() {
     let acts = actions(&env, &since, "flaky");
     assert_eq!(acts, ["create", "start", "die", "start", "die"], "{acts:?}");
 }
+
+/// `system events` and `system info` are Docker's aliases of `events` and `info`: the same
+/// flags, the same output, the same refusals.
+#[test]
+fn system_events_and_info_are_the_top_level_commands() {
+    let env = Env::new();
+    env.pull("busybox");
+    let since = chrono::Utc::now().to_rfc3339();
+    env.ok(&["run", "--rm", "--name", "brief", &bb(), "true"]);
+    let until = chrono::Utc::now().to_rfc3339();
+    let args = [
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=brief",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ];
+    let top = env.ok(&[&["events"][..], &args].concat()).stdout;
+    let sys = env.ok(&[&["system", "events"][..], &args].concat()).stdout;
+    assert_eq!(top, "create brief\nstart brief\ndie brief\ndestroy brief\n");
+    assert_eq!(sys, top);
+    env.fails(&["system", "events", "--filter", "colour=red"], "colour");
+
+    let top = env.ok(&["info", "--format", "json"]).stdout;
+    let sys = env.ok(&["system", "info", "--format", "json"]).stdout;
+    let (t, s): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&top).expect("info json"),
+        serde_json::from_str(&sys).expect("system info json"),
+    );
+    assert!(t.is_object() && !t.as_object().unwrap().is_empty(), "{top}");
+    assert_eq!(t, s);
+    let rootless = env
+        .ok(&["system", "info", "-f", "{{.Host.Rootless}}"])
+        .stdout;
+    assert_eq!(rootless.trim(), (!is_root()).to_string());
+    let help = env.ok(&["system", "--help"]).stdout;
+    assert!(help.contains("events") && help.contains("info"), "{help}");
+}
