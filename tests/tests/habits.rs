@@ -247,3 +247,109 @@ fn system_events_and_info_are_the_top_level_commands() {
     let help = env.ok(&["system", "--help"]).stdout;
     assert!(help.contains("events") && help.contains("info"), "{help}");
 }
+
+/// The entry names of a tar file (without a leading `./`), and `tar -tvf`'s lines.
+fn tar_names(p: &std::path::Path) -> (Vec<String>, String) {
+    let list = |flags: &str| {
+        let out = std::process::Command::new("tar")
+            .arg(flags)
+            .arg(p)
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "a valid tar: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = list("-tf")
+        .lines()
+        .map(|n| n.trim_start_matches("./").trim_end_matches('/').to_string())
+        .collect();
+    (names, list("-tvf"))
+}
+
+/// One file's content out of a tar file (its entry named with or without a leading `./`).
+fn tar_file(p: &std::path::Path, name: &str) -> String {
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(p)
+        .output()
+        .expect("tar");
+    let listing = String::from_utf8_lossy(&list.stdout).into_owned();
+    let entry = listing
+        .lines()
+        .find(|l| l.trim_start_matches("./") == name)
+        .unwrap_or_else(|| panic!("no {name} in {listing}"));
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(p)
+        .arg(entry)
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "{name} in the tar: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `export` of a running container packs its root filesystem as Docker does: the image and
+/// what the container wrote, no volume's files, nothing of /proc or /sys; a symlink it planted
+/// is an entry, not followed. The same with the copy fallback.
+#[test]
+fn export_packs_a_running_containers_root_filesystem() {
+    let env = Env::new();
+    env.pull("busybox");
+    let body = "echo live-$((40+2)) > /live && echo inside > /data/invol && \
+                ln -s / /tmp/hostroot && ln -s /etc/shadow /tmp/shadow && touch /tmp/ready && sleep 60";
+    for (name, rootfs) in [("r", None), ("rc", Some("copy"))] {
+        let mut c = env.cmd(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            "/data",
+            &bb(),
+            "sh",
+            "-c",
+            body,
+        ]);
+        if let Some(mode) = rootfs {
+            c.env("SKIFF_ROOTFS", mode);
+        }
+        let out = c.output().expect("run");
+        assert!(out.status.success(), "{out:?}");
+        let driver = if rootfs.is_some() { "vfs" } else { "overlay" };
+        assert_eq!(env.state(name)["GraphDriver"]["Name"], driver);
+        eventually("the container's files", || {
+            env.run(&["exec", name, "test", "-f", "/tmp/ready"]).code == 0
+        });
+        let file = env.home.path().join(format!("{name}.tar"));
+        env.ok(&["export", "-o", file.to_str().unwrap(), name]);
+        let (names, long) = tar_names(&file);
+        let has = |n: &str| names.iter().any(|x| x == n);
+        assert!(
+            has("live") && has("bin/busybox") && has("etc/passwd"),
+            "{names:?}"
+        );
+        assert_eq!(tar_file(&file, "live"), "live-42\n");
+        // Mount points are there as the rootfs has them; what is mounted on them is not.
+        assert!(has("proc") && has("sys") && has("data"), "{names:?}");
+        for under in ["proc/", "sys/", "data/", "tmp/hostroot/"] {
+            assert!(
+                !names.iter().any(|n| n.starts_with(under)),
+                "nothing under {under}: {names:?}"
+            );
+        }
+        assert!(
+            long.lines()
+                .any(|l| l.starts_with('l') && l.contains("tmp/hostroot -> /")),
+            "{long}"
+        );
+        assert!(long.contains("tmp/shadow -> /etc/shadow"), "{long}");
+        // Still running, and a stdout export is the same archive.
+        assert_eq!(env.state(name)["State"]["Running"], true);
+        let out = env.cmd(&["export", name]).output().expect("export");
+        assert!(out.status.success(), "{out:?}");
+        let piped = env.home.path().join(format!("{name}-stdout.tar"));
+        std::fs::write(&piped, &out.stdout).expect("write");
+        assert!(tar_names(&piped).0.iter().any(|n| n == "live"));
+        env.ok(&["rm", "-f", name]);
+    }
+}
