@@ -353,3 +353,131 @@ fn export_packs_a_running_containers_root_filesystem() {
         env.ok(&["rm", "-f", name]);
     }
 }
+
+/// Runs `skiff attach NAME` with its stdin, stdout and stderr on a new 24x100 pty; the master
+/// and the child.
+fn attach_on_pty(env: &Env, name: &str) -> (std::fs::File, std::process::Child) {
+    let (master, slave) = pty::openpty();
+    let child = env
+        .cmd(&["attach", name])
+        .env("TERM", "xterm")
+        .stdin(slave.try_clone().expect("pty"))
+        .stdout(slave.try_clone().expect("pty"))
+        .stderr(slave)
+        .spawn()
+        .expect("attach");
+    (master, child)
+}
+
+/// Waits (at most 20 s) for a child's exit code.
+fn exit_code(child: &mut std::process::Child) -> i32 {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st.code().unwrap_or(-1);
+        }
+        if t.elapsed().as_secs() > 20 {
+            let _ = child.kill();
+            panic!("attach did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Types `line` into the pty until `needle` comes back (the first keys may come before attach
+/// is connected); what was seen.
+fn type_until(master: &mut std::fs::File, line: &str, needle: &str) -> String {
+    let mut seen = String::new();
+    let t = std::time::Instant::now();
+    while !seen.contains(needle) {
+        assert!(t.elapsed().as_secs() < 20, "no {needle:?} in {seen:?}");
+        std::io::Write::write_all(master, line.as_bytes()).expect("typing");
+        seen.push_str(&pty::read_until(
+            master,
+            needle,
+            std::time::Duration::from_millis(700),
+        ));
+    }
+    seen
+}
+
+/// `attach` to a `-it` container from a terminal: keys reach its shell through its pty, its
+/// output comes back, the container's terminal takes attach's window size, ctrl-p ctrl-q
+/// detaches (it runs on), and a shell's exit code is attach's.
+#[test]
+fn attach_to_a_tty_container_from_a_terminal() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&["run", "-d", "-it", "--name", "shell", &bb(), "sh"]);
+    assert_eq!(env.state("shell")["Config"]["Tty"], true);
+    let (mut master, mut child) = attach_on_pty(&env, "shell");
+    let seen = type_until(&mut master, "echo mark-$((6*7)); stty size\n", "mark-42");
+    let seen = seen + &pty::read_until(&mut master, "24 100", std::time::Duration::from_secs(5));
+    assert!(seen.contains("24 100"), "the pty's size inside: {seen:?}");
+    std::io::Write::write_all(&mut master, b"\x10\x11").expect("detach keys");
+    assert_eq!(exit_code(&mut child), 0, "detached");
+    assert_eq!(env.state("shell")["State"]["Running"], true);
+    // Attached again: `exit 5` ends the shell, and attach with its code.
+    let (mut master, mut child) = attach_on_pty(&env, "shell");
+    type_until(&mut master, "echo again-$((1+1))\n", "again-2");
+    std::io::Write::write_all(&mut master, b"exit 5\n").expect("typing");
+    assert_eq!(exit_code(&mut child), 5);
+    eventually("the container to stop", || {
+        env.state("shell")["State"]["Running"] == false
+    });
+    assert_eq!(env.state("shell")["State"]["ExitCode"], 5);
+}
+
+/// `attach` to a `-t` container with stdin that is no terminal: `--no-stdin` watches its
+/// output (a terminal's `\r\n` lines, as Docker shows them) and ends with its code; with stdin
+/// of a `-it` one wanted, Docker's refusal.
+#[test]
+fn attach_to_a_tty_container_without_a_terminal() {
+    let env = Env::new();
+    env.pull("busybox");
+    env.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "ticker",
+        &bb(),
+        "sh",
+        "-c",
+        "while [ ! -f /tmp/go ]; do echo tick; sleep 0.2; done; echo done-$((2*3)); exit 4",
+    ]);
+    let mut child = env
+        .cmd(&["attach", "--no-stdin", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("attach");
+    let mut out = child.stdout.take().expect("stdout");
+    let got = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let g = got.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            g.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // Its output flows to the attacher before the end is let go.
+    eventually("a tick through attach", || {
+        got.lock().unwrap().contains("tick")
+    });
+    env.ok(&["exec", "ticker", "touch", "/tmp/go"]);
+    assert_eq!(exit_code(&mut child), 4);
+    reader.join().expect("reader");
+    let seen = got.lock().unwrap().clone();
+    assert!(seen.contains("tick\r\n"), "{seen:?}");
+    assert!(seen.ends_with("done-6\r\n"), "{seen:?}");
+
+    env.ok(&["run", "-d", "-it", "--name", "shell", &bb(), "sh"]);
+    env.fails(&["attach", "shell"], "the input device is not a TTY");
+    assert_eq!(env.state("shell")["State"]["Running"], true);
+    env.ok(&["rm", "-f", "shell"]);
+}
