@@ -6,14 +6,16 @@ mod common;
 
 use common::*;
 
-/// A container whose memory hog the kernel's OOM killer ended shows `State.OOMKilled` true
-/// (where a memory cgroup can be made); a normal exit, and the next run, show false.
+/// A container whose memory hog the kernel's OOM killer ended shows `State.OOMKilled` true and
+/// has an `oom` event (where a memory cgroup can be made); a normal exit, and the next run,
+/// show false.
 #[test]
 fn inspect_shows_oom_killed() {
     let env = Env::new();
     env.pull("busybox");
     env.ok(&["run", "--name", "calm", &bb(), "true"]);
     assert_eq!(env.state("calm")["State"]["OOMKilled"], false);
+    let since = chrono::Utc::now().to_rfc3339();
     let hog = env.run(&[
         "run",
         "--name",
@@ -45,6 +47,9 @@ fn inspect_shows_oom_killed() {
             .stdout,
         "true\n"
     );
+    // Docker's `oom` event, just before its `die`.
+    let acts = actions(&env, &since, "hog");
+    assert_eq!(acts, ["create", "start", "oom", "die"], "{acts:?}");
     // Started again, it is a new run: false while it runs (and after a normal end).
     env.ok(&["update", "-m", "256m", "hog"]);
     env.ok(&["start", "-a", "hog"]);

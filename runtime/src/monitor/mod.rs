@@ -361,6 +361,12 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 s.restart_count += 1;
             }
         })?;
+        // Docker's `oom` event comes before the `die` of a container the OOM killer hit.
+        if ended.oom_killed {
+            containers
+                .events
+                .emit(&crate::events::Event::container("oom", &cfg_now, &[]));
+        }
         containers.events.emit(&crate::events::Event::container(
             "die",
             &cfg_now,
