@@ -2,6 +2,7 @@
 //! (`cmd/`), which parse flags into runtime and store types and print through `output/`. Failures
 //! map to Docker's exit codes (125 for skiff's own errors, usage errors included).
 
+mod args;
 mod cmd;
 mod ctx;
 mod output;
@@ -134,12 +135,12 @@ enum Cmd {
     /// Let paused containers go on
     Unpause(Names),
     /// Show what skiff finds on this machine for you: id ranges, helpers, storage
-    Info(cmd::info::InfoArgs),
+    Info(args::InfoArgs),
     /// Show skiff's version
-    Version(cmd::info::InfoArgs),
+    Version(args::InfoArgs),
     /// Show what happens to your containers and images, live (or between --since and --until)
     #[command(after_help = EVENTS_EXAMPLES)]
-    Events(cmd::events::EventsArgs),
+    Events(args::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -430,7 +431,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => exec::exec(a),
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => attach::attach(a),
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => inspect::port(a),
-        Cmd::Info(a) => info::info(a),
+        Cmd::Info(a) | Cmd::System(system::SystemCmd::Info(a)) => info::info(a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::commit(a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::export(a),
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::diff(a),
@@ -452,9 +453,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Volume(v) => volume::run(v),
         Cmd::Network(n) => network::run(n),
         Cmd::Plugin(p) => plugin::run(p),
+        Cmd::Events(a) | Cmd::System(system::SystemCmd::Events(a)) => events::events(a),
         Cmd::System(s) => system::run(s),
         Cmd::Version(a) => info::version(a),
-        Cmd::Events(a) => events::events(a),
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => image::pull(a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => image::images(a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(a),

@@ -341,6 +341,24 @@ pub fn read_merged_file(
     Err(InRootError::NotRegular(shown))
 }
 
+/// The apparent size of the entry `path` inside `root` itself (a symlink's own length, 0 for a
+/// directory), reached with no symlink followed on the way (`RESOLVE_NO_SYMLINKS`): a name a
+/// running container swapped for a symlink counts as that symlink. Absent or unreadable: 0.
+pub fn entry_size_in_root(root: &Path, path: &str) -> u64 {
+    let Ok(rootfd) = open_dir(root) else {
+        return 0;
+    };
+    let how = RESOLVE.union(ResolveFlags::NO_SYMLINKS);
+    let rel = dot_or(path.trim_start_matches('/'));
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rfs::openat2(&rootfd, rel, flags, Mode::empty(), how).and_then(|fd| rfs::fstat(&fd)) {
+        Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::Directory => {
+            st.st_size as u64
+        }
+        _ => 0,
+    }
+}
+
 /// The apparent size of everything under `path`, walked through directory fds with
 /// `O_NOFOLLOW`: a running container swapping a name in its upper dir for a symlink cannot make
 /// the walk (`ps --size`, `system df`) leave the tree. Unreadable parts count as 0.
@@ -543,5 +561,23 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         swapper.join().unwrap();
         assert!(worst < 1 << 20, "the walk left the tree: {worst} bytes");
+    }
+
+    #[test]
+    fn entry_sizes_follow_no_symlink_on_the_way() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("copy");
+        let host = t.path().join("host");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(root.join("d/f"), b"123").unwrap();
+        std::fs::write(host.join("big"), vec![1u8; 4096]).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("h")).unwrap();
+        std::os::unix::fs::symlink("d/../d/f", root.join("l")).unwrap();
+        assert_eq!(entry_size_in_root(&root, "/d/f"), 3);
+        assert_eq!(entry_size_in_root(&root, "/d"), 0, "a directory");
+        assert_eq!(entry_size_in_root(&root, "/l"), 8, "the link itself");
+        assert_eq!(entry_size_in_root(&root, "/h/big"), 0, "through a symlink");
+        assert_eq!(entry_size_in_root(&root, "/nosuch"), 0);
     }
 }

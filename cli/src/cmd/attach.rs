@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{ArgAction, Args};
 use skiff_runtime::container::StateError;
 use skiff_runtime::events::Event;
@@ -46,6 +46,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         sig_proxy: a.sig_proxy,
         detach_keys: keys,
     };
+    // As Docker: a terminal container's stdin wants a terminal here (Docker exits 1; skiff's
+    // own errors exit 125); --no-stdin only watches, from anything.
+    if opts.stdin && opts.tty && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("the input device is not a TTY: attach from a terminal, or add --no-stdin to only watch its output");
+    }
     c.events.emit(&Event::container("attach", &v.cfg, &[]));
     let joined = match attach::attach(&c.attach_socket(&id), &opts) {
         Ok(j) => j,

@@ -9,30 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
-use clap::Args;
 use skiff_runtime::container::times::parse_time;
 use skiff_runtime::events::{Event, EventLog};
 use skiff_store::Dirs;
 
+use crate::args::EventsArgs;
 use crate::output::format::Format;
-
-/// `events` flags.
-#[derive(Args)]
-pub struct EventsArgs {
-    /// Show events since this time (RFC 3339, Unix time, or relative like 10m)
-    #[arg(long)]
-    since: Option<String>,
-    /// Stop at this time: print the past events up to it and exit
-    #[arg(long)]
-    until: Option<String>,
-    /// Only some: type=container|image, event=ACTION, container=NAME|ID, image=NAME|ID,
-    /// label=KEY[=VALUE] (the same key again: either; different keys: all)
-    #[arg(short, long = "filter")]
-    filter: Vec<String>,
-    /// '{{json .}}' (or json) for Docker's JSON, or a Go template over its fields
-    #[arg(long)]
-    format: Option<String>,
-}
 
 const KEYS: [&str; 5] = ["type", "event", "container", "image", "label"];
 

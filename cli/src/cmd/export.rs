@@ -1,5 +1,6 @@
-//! `skiff export` / `skiff container export`: a stopped container's merged filesystem as one tar,
-//! packed the way `cp CTR:/ -` packs it (the `__cp` helper in a private mount namespace).
+//! `skiff export` / `skiff container export`: a container's merged filesystem as one tar, packed
+//! the way `cp CTR:/ -` packs it: a stopped one's by the `__cp` helper in a private mount
+//! namespace, a running one's from a clone of its root mount alone, inside its namespaces.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -65,14 +66,19 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     }
 }
 
-/// Packs the container's `/` into `out`; a helper's failure has printed its own error line.
+/// Packs the container's `/` into `out`; a helper's failure has printed its own error line. A
+/// running container's root filesystem is packed from a clone of its root mount alone (not its
+/// /proc, /sys, volumes or skiff's mounts, as Docker); a stopped one's by the `__cp` helper.
 fn pack(c: &skiff_runtime::Containers, id: &str, out: &mut dyn Write) -> Result<ExitCode> {
-    // Packing a running container's `/` from inside it would walk /proc and /sys too: until
-    // the merged dir is packed from outside, a running container is refused.
     let v = c.view(id)?;
+    if v.running() {
+        skiff_runtime::files::copy::export_running(c, id, out)
+            .with_context(|| format!("exporting container {}", v.cfg.name))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if v.active() {
         bail!(
-            "container {} is running: stop it first (skiff stop {}), or copy paths with skiff cp",
+            "container {} is restarting: try again once it runs (skiff ps), or stop it first (skiff stop {})",
             v.cfg.name,
             v.cfg.name
         );

@@ -6,20 +6,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Args;
 use skiff_runtime::userns::identity::Identity;
 use skiff_runtime::Containers;
 use skiff_store::{Dirs, ImageStore};
 
+use crate::args::InfoArgs;
 use crate::output::format;
-
-/// `info` and `version` flags.
-#[derive(Args)]
-pub struct InfoArgs {
-    /// `json`, or a Go template (`{{.Host.Rootless}}`)
-    #[arg(short, long)]
-    format: Option<String>,
-}
 
 /// Docker's name for the machine architecture.
 fn arch() -> &'static str {

@@ -26,6 +26,9 @@ pub struct InspectArgs {
     /// Go template applied to each object
     #[arg(short, long)]
     format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    size: bool,
 }
 
 impl InspectArgs {
@@ -53,7 +56,13 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             match containers.resolve(n) {
                 Ok(id) => {
                     let v = containers.view(&id)?;
-                    out.push(inspect_container(&containers, &v));
+                    let mut doc = inspect_container(&containers, &v);
+                    if a.size {
+                        let (rw, rootfs) = container_sizes(&containers, &v, &mut store);
+                        doc["SizeRw"] = rw.into();
+                        doc["SizeRootFs"] = rootfs.into();
+                    }
+                    out.push(doc);
                     continue;
                 }
                 Err(e) if kind == "container" => return Err(e.into()),
@@ -79,6 +88,40 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
     }
     format::print_docs(a.format.as_deref(), &out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect --size`: Docker's `SizeRw` (what the container wrote: its overlay upper dir, or
+/// with the copy fallback the added and changed entries of its private copy) and `SizeRootFs`
+/// (that and the image's unpacked size). Walked through fds with no symlink followed, so what a
+/// running container plants cannot make the walk leave its tree.
+fn container_sizes(c: &Containers, v: &View, store: &mut Option<ImageStore>) -> (u64, u64) {
+    let dir = c.dir(&v.cfg.id);
+    let copy = dir.join("rootfs-copy");
+    let rw = if copy.join(".skiff-copy-complete").exists() {
+        skiff_store::changes::changes(&copy, &v.cfg.layers, skiff_store::changes::Top::Copy)
+            .map(|found| {
+                found
+                    .iter()
+                    .filter(|ch| ch.kind != skiff_store::changes::Kind::Deleted)
+                    .map(|ch| skiff_store::inroot::entry_size_in_root(&copy, &ch.path))
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        ctx::dir_size(&dir.join("upper"))
+    };
+    if store.is_none() {
+        *store = ctx::open_store().ok();
+    }
+    // The image's unpacked size as `ps --size` counts it; an image gone from the store is
+    // measured from the container's own layer dirs.
+    let image = store
+        .as_ref()
+        .and_then(|s| s.list().ok())
+        .and_then(|l| l.into_iter().find(|i| i.id.to_string() == v.cfg.image_id))
+        .map(|i| i.size)
+        .unwrap_or_else(|| v.cfg.layers.iter().map(|l| ctx::dir_size(l)).sum());
+    (rw, image + rw)
 }
 
 /// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}` for `ports`. As Docker
@@ -181,7 +224,7 @@ pub fn inspect_container(c: &Containers, v: &View) -> serde_json::Value {
             "ExitCode": st.exit_code.unwrap_or(if st.status == Status::Exited { -1 } else { 0 }),
             "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-            "Error": st.error.clone().unwrap_or_default(), "Dead": false,
+            "Error": st.error.clone().unwrap_or_default(), "Dead": false, "OOMKilled": st.oom_killed,
             "Health": skiff_runtime::container::health::of(v.cfg.healthcheck.as_ref(), &c.dir(&v.cfg.id)),
         },
         "Image": v.cfg.image_id,

@@ -37,12 +37,20 @@ pub fn stop(a: StopArgs) -> Result<ExitCode> {
     }))
 }
 
-/// `skiff restart`.
+/// `skiff restart`: stop (if running), start, and a `restart` event.
 pub fn restart(a: StopArgs) -> Result<ExitCode> {
     let (_, c) = ctx::containers()?;
     Ok(for_each(&a.containers, |k| {
         let id = c.stop_as_asked(k, a.time, a.signal.as_deref())?;
         start_one(&c, &id)?;
+        // Docker's `restart` event, after the stop's and the start's (a restart policy's runs
+        // have only their `die` and `start`, as in Docker).
+        let v = c.view(&id)?;
+        c.events.emit(&skiff_runtime::events::Event::container(
+            "restart",
+            &v.cfg,
+            &[],
+        ));
         println!("{k}");
         Ok(())
     }))

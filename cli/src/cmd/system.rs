@@ -1,5 +1,6 @@
 //! `skiff system df` and `skiff system prune`: what images, containers and volumes take on disk,
-//! and one command that takes back everything nothing uses — so nothing is left behind.
+//! and one command that takes back everything nothing uses — so nothing is left behind. Also
+//! Docker's `system events` and `system info`, the top-level commands with their own flags.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -17,6 +18,11 @@ pub enum SystemCmd {
     Df,
     /// Remove stopped containers, unused data and (with -a) unused images
     Prune(PruneArgs),
+    /// Show what happens to your containers and images (as `skiff events`)
+    #[command(after_help = crate::EVENTS_EXAMPLES)]
+    Events(crate::args::EventsArgs),
+    /// Show what skiff finds on this machine for you (as `skiff info`)
+    Info(crate::args::InfoArgs),
 }
 
 /// `system prune` flags.
@@ -38,6 +44,10 @@ pub fn run(cmd: SystemCmd) -> Result<ExitCode> {
     match cmd {
         SystemCmd::Df => df(),
         SystemCmd::Prune(a) => prune(a),
+        // Dispatched by main with the top-level commands (one command file never calls another).
+        SystemCmd::Events(_) | SystemCmd::Info(_) => {
+            anyhow::bail!("system events and system info are dispatched with events and info")
+        }
     }
 }
 

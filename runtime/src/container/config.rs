@@ -302,6 +302,9 @@ pub struct State {
     /// `pause`d: every process stopped (SIGSTOP) until `unpause`.
     #[serde(default)]
     pub paused: bool,
+    /// The kernel's OOM killer killed a process of its last run (Docker's `State.OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
     /// The ports published while it runs, each with the host port actually bound (a free one
     /// for host port 0); empty once it exited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -324,6 +327,7 @@ impl State {
             restart_count: 0,
             restarting: false,
             paused: false,
+            oom_killed: false,
             ports: Vec::new(),
         }
     }

@@ -248,6 +248,46 @@ pub fn copy_out_tar(
         .ctx(|| "writing the archive to stdout".into())
 }
 
+/// `skiff export` of a running container: a tar of its root filesystem alone — the overlay
+/// (or private copy) it runs on, without what is mounted over it (/proc, /sys, /dev, volumes,
+/// skiff's /etc/hosts), as Docker exports it — to `out`. Packed by a child in the container's
+/// namespaces, chrooted into a detached clone of the root mount only, so the container's
+/// symlinks resolve in its root and none of its other mounts is read.
+pub fn export_running(
+    containers: &Containers,
+    id: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let pid = running_pid(containers, id)?;
+    let (r, w) = pipe()?;
+    let mut copied = Ok(0);
+    in_container(
+        pid,
+        w,
+        |o| {
+            enter_root_mount_only()?;
+            pack("/.", ".", o)
+        },
+        || copied = std::io::copy(&mut File::from(r), out),
+    )?;
+    copied.map(|_| ()).ctx(|| "writing the archive".into())
+}
+
+/// Makes a non-recursive clone of this process's root mount (nothing mounted below it comes
+/// along) its root and working directory.
+fn enter_root_mount_only() -> std::result::Result<(), String> {
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    let tree = open_tree(
+        rustix::fs::CWD,
+        "/",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| format!("cloning the container's root mount: {e}"))?;
+    rustix::process::fchdir(&tree)
+        .and_then(|_| rustix::process::chroot("."))
+        .map_err(|e| format!("entering the container's root mount: {e}"))
+}
+
 /// A tar stream read from `input` for `skiff cp - CTR:DIR`: its entries become root's unless
 /// `archive` keeps the owners it names, as for any copy in.
 pub fn read_stream(input: impl Read, archive: bool) -> Result<Vec<u8>> {

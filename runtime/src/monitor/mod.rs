@@ -255,6 +255,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.exit_code = None;
                     s.error = None;
                     s.restarting = false;
+                    s.oom_killed = false;
                 })?;
                 containers
                     .events
@@ -351,10 +352,17 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             s.finished_at = Some(now());
             s.restarting = again;
             s.paused = false;
+            s.oom_killed = ended.oom_killed;
             if again {
                 s.restart_count += 1;
             }
         })?;
+        // Docker's `oom` event comes before the `die` of a container the OOM killer hit.
+        if ended.oom_killed {
+            containers
+                .events
+                .emit(&crate::events::Event::container("oom", &cfg_now, &[]));
+        }
         containers.events.emit(&crate::events::Event::container(
             "die",
             &cfg_now,
