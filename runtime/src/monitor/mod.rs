@@ -241,6 +241,16 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 return Ok(code);
             }
             Launch::Started(mut l) => {
+                // First: an observer (one line to the hook helper, not waited for) then runs
+                // while the state is written.
+                if let Some(notify) = opts.notify {
+                    notify(&Event::AfterStart(StartEvent {
+                        id: id.to_string(),
+                        name: cfg.name.clone(),
+                        image: cfg.image.clone(),
+                        pid: l.child.as_raw(),
+                    }));
+                }
                 let me = std::process::id() as i32;
                 let bound = std::mem::take(&mut l.ports);
                 containers.update_state(id, |s| {
@@ -270,14 +280,6 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 reports.push(Report::Started);
                 report(ready_fd.take(), &reports);
                 let started = Instant::now();
-                if let Some(notify) = opts.notify {
-                    notify(&Event::AfterStart(StartEvent {
-                        id: id.to_string(),
-                        name: cfg.name.clone(),
-                        image: cfg.image.clone(),
-                        pid: l.child.as_raw(),
-                    }));
-                }
                 let stdin_is_tty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
                 let raw = if opts.attached && cfg.process.terminal && stdin_is_tty {
                     RawTerminal::enter(0)
