@@ -41,9 +41,16 @@ pub(crate) fn configure_podman(home: &Path) -> Result<()> {
         dir.join("storage.conf"),
         "[storage]\ndriver = \"overlay\"\n",
     )?;
+    // crun refuses a hybrid cgroup layout (v1 controllers beside /sys/fs/cgroup/unified), which
+    // some of these machines have; runc runs there.
+    let runtime = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+        "runc"
+    } else {
+        "crun"
+    };
     std::fs::write(
         dir.join("containers.conf"),
-        "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"crun\"\n",
+        format!("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"{runtime}\"\n"),
     )?;
     std::fs::write(
         dir.join("registries.conf"),
@@ -172,7 +179,7 @@ pub(crate) fn prepare() -> Result<(u32, String)> {
     }
     testenv::up()?;
     crate::fixtures::build_and_push()?;
-    testenv::install_packages(&["podman", "crun", "fuse-overlayfs"])?;
+    testenv::install_packages(&["podman", "crun", "runc", "fuse-overlayfs"])?;
     let uid = testenv::test_uid()?;
     let home = Path::new("/home").join(TEST_USER);
     configure_podman(&home)?;

@@ -30,7 +30,7 @@ pub fn plugins(rev: &str) -> Result<()> {
     }
     testenv::up()?;
     crate::fixtures::build_and_push()?;
-    testenv::install_packages(&["podman", "crun", "fuse-overlayfs"])?;
+    testenv::install_packages(&["podman", "crun", "runc", "fuse-overlayfs"])?;
     let uid = testenv::test_uid()?;
     crate::bench::configure_podman(&Path::new("/home").join(TEST_USER))?;
     let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
