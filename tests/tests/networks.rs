@@ -549,10 +549,18 @@ fn published_ports_on_the_default_network_do_not_collide() {
 /// seconds (a server that was just started may not listen yet).
 fn fetches(env: &Env, net: &str, name: &str) -> bool {
     let probe = format!(
-        "for i in 1 2 3 4 5 6 7 8; do timeout -s KILL 2 wget -q -O- http://{name}/ && exit 0; sleep 0.3; done; exit 1"
+        "for i in $(seq 15); do timeout -s KILL 2 wget -q -O- http://{name}/ && exit 0; nslookup {name} >&2; sleep 0.3; done; exit 1"
     );
     let r = try_on(env, net, &["sh", "-c", &probe]);
-    r.code == 0 && r.stdout == format!("hello-from-{name}\n")
+    let ok = r.code == 0 && r.stdout == format!("hello-from-{name}\n");
+    if !ok {
+        // Shown with a failing test: what the probe's container saw.
+        eprintln!(
+            "probe of {name} from {net}: exit {}, stdout {:?}, stderr {:?}",
+            r.code, r.stdout, r.stderr
+        );
+    }
+    ok
 }
 
 /// A one-shot probe that must not reach `http://NAME/` from `net`.
