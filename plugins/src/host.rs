@@ -324,7 +324,7 @@ pub struct CallStats {
 }
 
 /// A fresh instance in a store of its own, made before its call.
-pub struct Ready {
+struct Ready {
     store: Store<State>,
     instance: Instance,
     stdout: MemoryOutputPipe,
@@ -524,7 +524,7 @@ impl Loaded {
 
     /// A fresh store and instance, made under the limits (a start function that loops or
     /// allocates without end is stopped like a call).
-    pub fn instantiate(&self) -> Result<Ready, CallError> {
+    fn instantiate(&self) -> Result<Ready, CallError> {
         let started = Instant::now();
         let Limits {
             timeout_ms,

@@ -112,14 +112,13 @@ struct Slot {
 
 #[derive(Default)]
 enum SlotState {
-    /// Not loaded yet.
+    /// Not loaded (yet, or a worker left it to the hook: its compiled copy needs work, or it
+    /// fails to load).
     #[default]
     Idle,
     /// A worker is loading it: wait.
     Loading,
     Loaded(Arc<Loaded>),
-    /// The worker left it to the hook (its compiled copy needs work, or it fails to load).
-    Declined,
 }
 
 /// A worker's job: load plugin N of the list, or make one instance of it ahead.
@@ -173,23 +172,18 @@ impl PluginHooks {
         // The biggest (the slowest to load) first.
         loads.sort_by_key(|&i| std::cmp::Reverse(sh.list[i].size));
         let mut jobs: VecDeque<Job> = loads.into_iter().map(Job::Load).collect();
+        let mut per_plugin: BTreeMap<usize, usize> = BTreeMap::new();
         for &h in hooks {
-            jobs.extend(
-                wanted
-                    .iter()
-                    .filter(|&&i| sh.list[i].has(h))
-                    .map(|&i| Job::Instance(i)),
-            );
+            for &i in wanted.iter().filter(|&&i| sh.list[i].has(h)) {
+                jobs.push_back(Job::Instance(i));
+                *per_plugin.entry(i).or_default() += 1;
+            }
         }
         for &i in &wanted {
             if let Ok(mut st) = sh.slots[&sh.list[i].name].state.lock() {
                 *st = SlotState::Loading;
             }
         }
-        let per_plugin: BTreeMap<usize, usize> = wanted
-            .iter()
-            .map(|&i| (i, hooks.iter().filter(|&&h| sh.list[i].has(h)).count()))
-            .collect();
         let work = Arc::new(Work {
             jobs: Mutex::new(jobs),
             per_plugin,
@@ -205,7 +199,7 @@ impl PluginHooks {
         if started == 0 {
             // No worker: the hooks load their plugins themselves.
             for &i in &wanted {
-                sh.settle(i, SlotState::Declined);
+                sh.settle(i, SlotState::Idle);
             }
         }
     }
@@ -220,17 +214,10 @@ impl PluginHooks {
 
     /// Plugin `p` loaded: by a worker (waited for), or here and now.
     fn loaded(&self, p: &Installed) -> std::result::Result<Arc<Loaded>, String> {
-        let slot = &self.shared.slots[&p.name];
-        let mut st = slot
-            .state
-            .lock()
-            .map_err(|_| "a plugin worker failed".to_string())?;
-        while matches!(*st, SlotState::Loading) {
-            st = slot
-                .changed
-                .wait(st)
-                .map_err(|_| "a plugin worker failed".to_string())?;
-        }
+        let mut st = self
+            .shared
+            .settled(&p.name)
+            .ok_or_else(|| "a plugin worker failed".to_string())?;
         if let SlotState::Loaded(l) = &*st {
             return Ok(l.clone());
         }
@@ -305,13 +292,20 @@ impl Shared {
         slot.changed.notify_all();
     }
 
-    /// Plugin N once no worker loads it any more: loaded, or none when it was left to its hook.
-    fn wait_loaded(&self, i: usize) -> Option<Arc<Loaded>> {
-        let slot = &self.slots[&self.list[i].name];
+    /// Plugin `name`'s slot, locked once no worker loads it any more (none if a worker
+    /// panicked holding it).
+    fn settled(&self, name: &str) -> Option<std::sync::MutexGuard<'_, SlotState>> {
+        let slot = &self.slots[name];
         let mut st = slot.state.lock().ok()?;
         while matches!(*st, SlotState::Loading) {
             st = slot.changed.wait(st).ok()?;
         }
+        Some(st)
+    }
+
+    /// Plugin N once no worker loads it any more: loaded, or none when it was left to its hook.
+    fn wait_loaded(&self, i: usize) -> Option<Arc<Loaded>> {
+        let st = self.settled(&self.list[i].name)?;
         match &*st {
             SlotState::Loaded(l) => Some(l.clone()),
             _ => None,
@@ -359,7 +353,7 @@ impl Work {
                             }
                             sh.settle(i, SlotState::Loaded(Arc::new(l)));
                         }
-                        None => sh.settle(i, SlotState::Declined),
+                        None => sh.settle(i, SlotState::Idle),
                     }
                 }
                 Some(Job::Instance(i)) => {
