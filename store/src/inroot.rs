@@ -341,22 +341,30 @@ pub fn read_merged_file(
     Err(InRootError::NotRegular(shown))
 }
 
-/// The apparent size of the entry `path` inside `root` itself (a symlink's own length, 0 for a
-/// directory), reached with no symlink followed on the way (`RESOLVE_NO_SYMLINKS`): a name a
-/// running container swapped for a symlink counts as that symlink. Absent or unreadable: 0.
-pub fn entry_size_in_root(root: &Path, path: &str) -> u64 {
+/// The apparent sizes, summed, of the entries `paths` inside `root` itself (a symlink's own
+/// length, 0 for a directory), each reached with no symlink followed on the way
+/// (`RESOLVE_NO_SYMLINKS`): a name a running container swapped for a symlink counts as that
+/// symlink. Absent or unreadable: 0. `root` is opened once for all of them.
+pub fn entries_size_in_root<'a>(root: &Path, paths: impl IntoIterator<Item = &'a str>) -> u64 {
     let Ok(rootfd) = open_dir(root) else {
         return 0;
     };
     let how = RESOLVE.union(ResolveFlags::NO_SYMLINKS);
-    let rel = dot_or(path.trim_start_matches('/'));
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rfs::openat2(&rootfd, rel, flags, Mode::empty(), how).and_then(|fd| rfs::fstat(&fd)) {
-        Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::Directory => {
-            st.st_size as u64
-        }
-        _ => 0,
-    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let rel = dot_or(path.trim_start_matches('/'));
+            match rfs::openat2(&rootfd, rel, flags, Mode::empty(), how)
+                .and_then(|fd| rfs::fstat(&fd))
+            {
+                Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::Directory => {
+                    st.st_size as u64
+                }
+                _ => 0,
+            }
+        })
+        .sum()
 }
 
 /// The apparent size of everything under `path`, walked through directory fds with
@@ -574,10 +582,19 @@ mod tests {
         std::fs::write(host.join("big"), vec![1u8; 4096]).unwrap();
         std::os::unix::fs::symlink(&host, root.join("h")).unwrap();
         std::os::unix::fs::symlink("d/../d/f", root.join("l")).unwrap();
-        assert_eq!(entry_size_in_root(&root, "/d/f"), 3);
-        assert_eq!(entry_size_in_root(&root, "/d"), 0, "a directory");
-        assert_eq!(entry_size_in_root(&root, "/l"), 8, "the link itself");
-        assert_eq!(entry_size_in_root(&root, "/h/big"), 0, "through a symlink");
-        assert_eq!(entry_size_in_root(&root, "/nosuch"), 0);
+        assert_eq!(entries_size_in_root(&root, ["/d/f"]), 3);
+        assert_eq!(entries_size_in_root(&root, ["/d"]), 0, "a directory");
+        assert_eq!(entries_size_in_root(&root, ["/l"]), 8, "the link itself");
+        assert_eq!(
+            entries_size_in_root(&root, ["/h/big"]),
+            0,
+            "through a symlink"
+        );
+        assert_eq!(entries_size_in_root(&root, ["/nosuch"]), 0);
+        assert_eq!(
+            entries_size_in_root(&root, ["/d/f", "/l", "/h/big"]),
+            11,
+            "summed"
+        );
     }
 }

@@ -100,11 +100,11 @@ fn container_sizes(c: &Containers, v: &View, store: &mut Option<ImageStore>) -> 
     let rw = if copy.join(".skiff-copy-complete").exists() {
         skiff_store::changes::changes(&copy, &v.cfg.layers, skiff_store::changes::Top::Copy)
             .map(|found| {
-                found
+                let written = found
                     .iter()
                     .filter(|ch| ch.kind != skiff_store::changes::Kind::Deleted)
-                    .map(|ch| skiff_store::inroot::entry_size_in_root(&copy, &ch.path))
-                    .sum()
+                    .map(|ch| ch.path.as_str());
+                skiff_store::inroot::entries_size_in_root(&copy, written)
             })
             .unwrap_or(0)
     } else {
