@@ -18,6 +18,7 @@ pub mod host;
 pub mod installed;
 pub mod limits;
 pub mod loader;
+pub mod reaper;
 pub mod settings;
 
 pub use component::{Hook, Inspected, WorldVersion};

@@ -1,12 +1,12 @@
 //! The limits on each hook call: a wall-clock deadline enforced by epoch interruption (a
-//! watchdog thread bumps the engine's epoch when the deadline passes, and each store then checks
+//! watchdog thread, one per process, bumps the engine's epoch when a deadline passes, and each store then checks
 //! its own deadline, so a call is never cut short by another's), a memory cap enforced by
 //! a resource limiter that also records the peak for `plugin test`, and caps on the size of what
 //! goes in and comes out.
 
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
 
@@ -89,37 +89,106 @@ impl wasmtime::ResourceLimiter for Limiter {
 }
 
 /// Bumps the engine's epoch once `timeout` passes, unless dropped first; every store running
-/// then checks its own deadline, and the one whose deadline passed is interrupted.
+/// then checks its own deadline, and the one whose deadline passed is interrupted. All the
+/// watches of a process share one thread: a thread per call cost a spawn and a join on every
+/// call and instantiation, and the join waited for the scheduler on a busy machine.
 pub struct Watchdog {
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    key: (Instant, u64),
+    watches: &'static Watches,
+}
+
+/// The deadlines being watched, soonest first, and the thread that waits for them.
+struct Watches {
+    due: Mutex<Due>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Due {
+    next: u64,
+    /// (deadline, watch number) → the engine whose epoch its passing bumps.
+    at: BTreeMap<(Instant, u64), Engine>,
+}
+
+impl Watches {
+    /// The process's watches, with their thread started on first use; an error when the thread
+    /// cannot be started (then no call may run: its deadline would not be enforced).
+    fn get() -> std::io::Result<&'static Watches> {
+        static WATCHES: OnceLock<Result<&'static Watches, String>> = OnceLock::new();
+        WATCHES
+            .get_or_init(|| {
+                let w: &'static Watches = Box::leak(Box::new(Watches {
+                    due: Mutex::new(Due::default()),
+                    changed: Condvar::new(),
+                }));
+                std::thread::Builder::new()
+                    .name("plugin-watchdog".into())
+                    .spawn(move || w.watch())
+                    .map(|_| w)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map(|w| *w)
+            .map_err(|e| std::io::Error::other(e.clone()))
+    }
+
+    /// The thread: sleeps until the soonest deadline, then bumps the epoch of each engine whose
+    /// deadline has passed.
+    fn watch(&self) {
+        let Ok(mut due) = self.due.lock() else {
+            return;
+        };
+        loop {
+            let now = Instant::now();
+            let next = due.at.first_key_value().map(|(k, _)| k.0);
+            due = match next {
+                None => match self.changed.wait(due) {
+                    Ok(d) => d,
+                    Err(_) => return,
+                },
+                Some(at) if at <= now => {
+                    while let Some(e) = due.at.first_entry() {
+                        if e.key().0 > now {
+                            break;
+                        }
+                        e.remove().increment_epoch();
+                    }
+                    due
+                }
+                Some(at) => match self.changed.wait_timeout(due, at - now) {
+                    Ok((d, _)) => d,
+                    Err(_) => return,
+                },
+            };
+        }
+    }
 }
 
 impl Watchdog {
-    /// Starts the watch.
-    pub fn start(engine: &Engine, timeout: Duration) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        let engine = engine.clone();
-        let thread = std::thread::Builder::new()
-            .name("plugin-watchdog".into())
-            .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        Watchdog {
-            done: Some(tx),
-            thread,
+    /// Starts the watch; an error when the watchdog thread cannot be started.
+    pub fn start(engine: &Engine, timeout: Duration) -> std::io::Result<Watchdog> {
+        let watches = Watches::get()?;
+        let mut due = watches
+            .due
+            .lock()
+            .map_err(|_| std::io::Error::other("the plugin watchdog failed"))?;
+        let key = (Instant::now() + timeout, due.next);
+        due.next += 1;
+        let soonest = due.at.first_key_value().is_none_or(|(k, _)| key < *k);
+        due.at.insert(key, engine.clone());
+        drop(due);
+        if soonest {
+            watches.changed.notify_one();
         }
+        Ok(Watchdog { key, watches })
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // The thread may still wake for this deadline: it then finds it gone.
+        if let Ok(mut due) = self.watches.due.lock() {
+            due.at.remove(&self.key);
         }
     }
 }

@@ -506,9 +506,10 @@ fn test(dirs: &Dirs, a: TestArgs) -> Result<ExitCode> {
     };
     let stats = p.last_stats();
     let timing = format!(
-        "{hook} of {} took {:.2} ms, peak memory {}",
+        "{hook} of {} took {:.2} ms ({:.2} ms making its instance), peak memory {}",
         p.name(),
         stats.elapsed.as_secs_f64() * 1000.0,
+        stats.instantiate.as_secs_f64() * 1000.0,
         human::size(stats.peak_memory as u64)
     );
     match result {
