@@ -73,7 +73,12 @@ pub fn load(
             &c.sha256,
             c.identity.as_ref(),
         ) {
-            Ok(c) => Some(c),
+            Ok((component, changed)) => {
+                if let Some(id) = changed {
+                    record_identity(dir, &entry.name, &key, &c.sha256, id);
+                }
+                Some(component)
+            }
             Err(e) => {
                 note(format!(
                     "{e}; compiling it again from the installed component"
@@ -143,7 +148,11 @@ pub fn load_cached(
     let key = engine_key(host.engine());
     let c = entry.compiled_for(&key)?;
     let path = cache.path(entry.digest_hex(), &key);
-    let component = cache
+    // A copy whose identity changed is checked by its hook's load, which records the new one.
+    if !Cache::is_as_recorded(&path, c.identity.as_ref()) {
+        return None;
+    }
+    let (component, _) = cache
         .load(
             host.engine(),
             &entry.name,
@@ -153,4 +162,28 @@ pub fn load_cached(
         )
         .ok()?;
     host.load(&entry.name, &component, config).ok()
+}
+
+/// Records the identity a compiled copy has now that its content was checked (best effort: a
+/// copy left unrecorded is only checked again next time).
+/// Only the record of that very copy (same engine key and content) is changed: the plugin may
+/// have been installed again meanwhile.
+fn record_identity(
+    dir: &PluginDir,
+    name: &str,
+    key: &str,
+    sha256: &str,
+    id: crate::cache::FileIdentity,
+) {
+    let _ = dir.update(|list| {
+        let copy = list
+            .iter_mut()
+            .filter(|e| e.name == name)
+            .flat_map(|e| std::iter::once(&mut e.compiled).chain(e.also_compiled.iter_mut()))
+            .find(|c| c.engine == key && c.sha256 == sha256);
+        if let Some(c) = copy {
+            c.identity = Some(id);
+        }
+        Ok(())
+    });
 }

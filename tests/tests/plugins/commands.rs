@@ -144,6 +144,39 @@ fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
 }
 
 #[test]
+fn a_compiled_copy_whose_identity_changed_is_checked_once_then_mapped_again() {
+    // A chmod, a backup restored or a copy keeps the content but changes the change time:
+    // the content is checked against its hash, and the new identity recorded, so later runs
+    // map the file instead of hashing it each time.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    install(&env, &example("fixtures/deny.wasm"), &["--name", "d"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plugin", "inspect", "d"]).stdout).unwrap();
+    let compiled = doc[0]["Compiled"].as_str().unwrap().to_string();
+    let list = env.data().join("plugins/plugins.json");
+    let recorded = |list: &std::path::Path| -> i128 {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(list).unwrap()).unwrap();
+        v[0]["compiled"]["identity"]["ctime_ns"]
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| v[0]["compiled"]["identity"]["ctime_ns"].as_f64().map(|f| f as i128))
+            .unwrap()
+    };
+    let before = recorded(&list);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::set_permissions(&compiled, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let m = std::fs::metadata(&compiled).unwrap();
+    let now = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+    assert_ne!(now, before, "the chmod changed the change time");
+    let r = plugin_test(&env, "d", "before-pull", HUB_BUSYBOX);
+    assert_eq!(r.stdout.trim(), r#"{"deny":"denied by fixture"}"#);
+    assert!(!r.stderr.contains("note:"), "same content: {}", r.stderr);
+    assert_eq!(recorded(&list), now, "the new identity is recorded");
+}
+
+#[test]
 fn grants_a_manifest_asks_for_are_listed_and_need_a_yes() {
     let env = Env::new();
     let dir = env.home.path().join("audit-dir");
