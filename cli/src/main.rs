@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     if let Some(linger_ms) = hook_helper_args() {
         return report(cmd::helpers::hook(linger_ms));
     }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    ctx::hooks::start_early(&args);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return output::usage::report(e, Cli::command()),

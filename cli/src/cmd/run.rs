@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{ArgAction, Args};
-use skiff_plugins::Hook;
 use skiff_runtime::hooks::Hooks;
 use skiff_runtime::spec::{self, ImageInfo, RunOptions};
 use skiff_runtime::userns::identity::Identity;
@@ -234,7 +233,7 @@ fn resolve_image(
 /// Resolves the image and writes the container record (nothing runs yet).
 fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     // First, so that the plugins load and make their instances while the rest opens.
-    let hooks = hooks::registered_for(&[Hook::BeforePull, Hook::BeforeCreate, Hook::Validate])?;
+    let hooks = hooks::registered_for(hooks::CREATE_HOOKS)?;
     let hooks = hooks.as_ref();
     let dirs = Dirs::from_env();
     let store = ImageStore::open(dirs.clone())?;
