@@ -35,7 +35,8 @@ fn main() -> ExitCode {
     }
     if let Some(level) = &cli.log_level {
         // Read by the plugin host, and inherited by the monitor's `skiff __hook` helper. Set
-        // while the process has one thread.
+        // while the process has one thread: `start_early` starts no plugin workers for a
+        // command line that names a log level.
         std::env::set_var("SKIFF_LOG_LEVEL", level);
     }
     report(dispatch(cli))
