@@ -161,7 +161,11 @@ fn a_compiled_copy_whose_identity_changed_is_checked_once_then_mapped_again() {
         v[0]["compiled"]["identity"]["ctime_ns"]
             .as_i64()
             .map(i128::from)
-            .or_else(|| v[0]["compiled"]["identity"]["ctime_ns"].as_f64().map(|f| f as i128))
+            .or_else(|| {
+                v[0]["compiled"]["identity"]["ctime_ns"]
+                    .as_f64()
+                    .map(|f| f as i128)
+            })
             .unwrap()
     };
     let before = recorded(&list);
