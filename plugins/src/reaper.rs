@@ -3,8 +3,6 @@
 //! 0.5 ms per call, on the command's path three times a `run`; on the reaper thread it overlaps
 //! with what the command does next.
 
-use std::mem::ManuallyDrop;
-use std::ops::Deref;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
 
@@ -47,31 +45,6 @@ pub fn reap<T: Send + 'static>(what: T) {
     drop(boxed);
 }
 
-/// A value that is dropped on the reaper thread when its handle is dropped: for what a command
-/// holds until it goes on (its loaded plugins) and need not wait to release.
-pub struct DropsAway<T: Send + 'static>(ManuallyDrop<T>);
-
-impl<T: Send + 'static> DropsAway<T> {
-    /// Wraps `value`.
-    pub fn new(value: T) -> DropsAway<T> {
-        DropsAway(ManuallyDrop::new(value))
-    }
-}
-
-impl<T: Send + 'static> Deref for DropsAway<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: Send + 'static> Drop for DropsAway<T> {
-    fn drop(&mut self) {
-        // SAFETY: the value is taken once, in its handle's drop, and never used again.
-        reap(unsafe { ManuallyDrop::take(&mut self.0) });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,22 +64,6 @@ mod tests {
         reap(Probe(seen.clone(), tx));
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         let by = seen.lock().unwrap().unwrap();
-        assert_ne!(by, std::thread::current().id());
-    }
-
-    #[test]
-    fn a_handle_drops_its_value_on_another_thread() {
-        struct Probe(Sender<std::thread::ThreadId>);
-        impl Drop for Probe {
-            fn drop(&mut self) {
-                let _ = self.0.send(std::thread::current().id());
-            }
-        }
-        let (tx, rx) = mpsc::channel();
-        let handle = DropsAway::new(Probe(tx));
-        assert!(rx.try_recv().is_err(), "dropped while held");
-        drop(handle);
-        let by = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         assert_ne!(by, std::thread::current().id());
     }
 }

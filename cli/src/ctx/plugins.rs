@@ -15,7 +15,6 @@ use skiff_plugins::bindings::wit;
 use skiff_plugins::cache::Cache;
 use skiff_plugins::edits::Adjustments;
 use skiff_plugins::installed::{Installed, PluginDir};
-use skiff_plugins::reaper::DropsAway;
 use skiff_plugins::settings::PluginConfig;
 use skiff_plugins::{CallError, Hook, Host, Loaded};
 use skiff_runtime::hooks::{ExitEvent, HookError, Hooks, PullDecision, StartEvent};
@@ -93,10 +92,7 @@ const AHEAD_MIN_BYTES: u64 = 1 << 20;
 
 /// The enabled plugins of this user as hooks.
 pub struct PluginHooks {
-    /// Released on the plugin host's reaper thread, not on the command's path (a Python
-    /// plugin's compiled code is a 30 MB mapping, and `run` drops its hooks just before it
-    /// starts the container).
-    shared: DropsAway<Arc<Shared>>,
+    shared: Arc<Shared>,
 }
 
 /// What the command and its workers share.
@@ -147,12 +143,12 @@ impl PluginHooks {
             .map(|p| (p.name.clone(), Slot::default()))
             .collect();
         Ok(Some(PluginHooks {
-            shared: DropsAway::new(Arc::new(Shared {
+            shared: Arc::new(Shared {
                 dirs: dirs.clone(),
                 list,
                 configs: configs(dirs)?,
                 slots,
-            })),
+            }),
         }))
     }
 
@@ -161,7 +157,7 @@ impl PluginHooks {
     /// plugin), the first needed first. Only a compiled copy that loads as it is is loaded
     /// ahead; anything else is left to its hook, which reports it as before.
     pub fn prepare(&self, hooks: &[Hook]) {
-        let sh: &Arc<Shared> = &self.shared;
+        let sh = &self.shared;
         let wanted: Vec<usize> = (0..sh.list.len())
             .filter(|&i| hooks.iter().any(|&h| sh.list[i].has(h)))
             .collect();
