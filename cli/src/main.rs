@@ -14,10 +14,11 @@ use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 fn main() -> ExitCode {
-    if let Some(linger_ms) = hook_helper_args() {
+    // Not `env::args`: it panics on an argument that is not UTF-8.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(linger_ms) = hook_helper_args(&args) {
         return report(cmd::helpers::hook(linger_ms));
     }
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     ctx::hooks::start_early(&args);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -57,10 +58,8 @@ fn report(r: Result<ExitCode>) -> ExitCode {
 /// the monitor starts it). The helper starts with every container a plugin observes, so it
 /// skips building clap's tree of every command: 1.2 of the 3.2 ms of a `skiff --version`.
 /// Anything else goes through clap, `__hook` spelled otherwise included.
-fn hook_helper_args() -> Option<Option<u64>> {
-    // Not `env::args`: it panics on an argument that is not UTF-8.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).take(4).collect();
-    match args.as_slice() {
+fn hook_helper_args(args: &[std::ffi::OsString]) -> Option<Option<u64>> {
+    match args {
         [cmd] if cmd == "__hook" => Some(None),
         [cmd, flag, ms] if cmd == "__hook" && flag == "--linger-ms" => {
             ms.to_str()?.parse().ok().map(Some)

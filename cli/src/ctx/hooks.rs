@@ -61,10 +61,9 @@ pub fn registered_for(ahead: &[Hook]) -> Result<Box<dyn Hooks>> {
         Some(path) if !path.is_empty() => Some(Trace { path: path.into() }),
         _ => None,
     };
-    let early = match ahead == CREATE_HOOKS {
-        true => EARLY.lock().ok().and_then(|mut e| e.take()),
-        false => None,
-    };
+    let early = (ahead == CREATE_HOOKS)
+        .then(|| EARLY.lock().ok().and_then(|mut e| e.take()))
+        .flatten();
     let plugins = match early {
         Some(p) => Some(p),
         None => {
