@@ -119,13 +119,18 @@ fn ls_inspect_disable_and_rm_manage_what_runs() {
     );
 }
 
+/// Where plugin `name`'s compiled copy is, as `plugin inspect` says.
+fn compiled_copy(env: &Env, name: &str) -> String {
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plugin", "inspect", name]).stdout).unwrap();
+    doc[0]["Compiled"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn a_tampered_compiled_copy_is_never_loaded_but_compiled_again() {
     let env = Env::new();
     install(&env, &example("fixtures/deny.wasm"), &["--name", "d"]);
-    let doc: serde_json::Value =
-        serde_json::from_str(&env.ok(&["plugin", "inspect", "d"]).stdout).unwrap();
-    let compiled = doc[0]["Compiled"].as_str().unwrap().to_string();
+    let compiled = compiled_copy(&env, "d");
     let mut bytes = std::fs::read(&compiled).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0xff;
@@ -151,9 +156,7 @@ fn a_compiled_copy_whose_identity_changed_is_checked_once_then_mapped_again() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let env = Env::new();
     install(&env, &example("fixtures/deny.wasm"), &["--name", "d"]);
-    let doc: serde_json::Value =
-        serde_json::from_str(&env.ok(&["plugin", "inspect", "d"]).stdout).unwrap();
-    let compiled = doc[0]["Compiled"].as_str().unwrap().to_string();
+    let compiled = compiled_copy(&env, "d");
     let list = env.data().join("plugins/plugins.json");
     let recorded = |list: &std::path::Path| -> i128 {
         let v: serde_json::Value =
