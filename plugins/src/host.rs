@@ -623,7 +623,12 @@ impl Loaded {
         self.set_stats(took + started.elapsed(), took, &store);
         self.drain(&stdout, &stderr);
         let result = result.map_err(|e| self.cause(&store, e));
-        crate::reaper::reap(store);
+        // A failed call (a trap, a timeout, a memory bomb) may leave a big store: not kept.
+        if result.is_ok() {
+            crate::reaper::retire(store);
+        } else {
+            crate::reaper::reap(store);
+        }
         result
     }
 
