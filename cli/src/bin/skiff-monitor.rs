@@ -108,8 +108,10 @@ impl Helper {
 /// the plugins and makes their instances while the container is set up. after-start goes to
 /// the helper waiting for it (or a new one) and is not waited for (the container runs
 /// meanwhile); that helper waits a moment for the same container's after-exit. after-exit goes
-/// to that helper if it still waits, or else to a new one, and is waited for until delivered.
-/// One helper handles its events in order, so the exit is never seen first.
+/// to that helper if it still waits, or else to a new one, and is not waited for either: the
+/// monitor writes the state and removes an `--rm` container meanwhile, and [`settle`] waits
+/// for it before the monitor ends. One helper handles its events in order, so the exit is
+/// never seen first.
 fn run_hooks(pending: &RefCell<Option<Helper>>, event: &Event) {
     let Ok(mut line) = serde_json::to_vec(event) else {
         return;
@@ -138,13 +140,19 @@ fn run_hooks(pending: &RefCell<Option<Helper>>, event: &Event) {
         Event::AfterExit(_) => {
             if let Some(mut waiting) = slot.take() {
                 let alive = matches!(waiting.child.try_wait(), Ok(None));
-                if alive && waiting.send(&line) && waiting.delivered() {
+                if alive && waiting.send(&line) {
+                    *slot = Some(waiting);
                     return;
                 }
+                // It ended without taking the exit: whatever it delivered is done.
+                waiting.delivered();
             }
             if let Some(mut h) = Helper::spawn(false) {
-                h.send(&line);
-                h.delivered();
+                if h.send(&line) {
+                    *slot = Some(h);
+                } else {
+                    h.delivered();
+                }
             }
         }
     }
@@ -248,5 +256,14 @@ fn main() -> ExitCode {
             },
         },
     );
+    settle(&pending);
     ExitCode::from(u8::try_from(code).unwrap_or(125))
+}
+
+/// Waits until the last helper has delivered every event handed to it: an attached `run`
+/// returns, and any monitor ends, only once the container's after-exit hooks have run.
+fn settle(pending: &RefCell<Option<Helper>>) {
+    if let Some(h) = pending.borrow_mut().take() {
+        h.delivered();
+    }
 }

@@ -50,8 +50,9 @@ pub struct MonitorOptions<'a> {
     pub remove: &'a dyn Fn(&Path) -> Result<()>,
     /// Cap on the log file (config.toml `[logs] max_size`).
     pub log_max: Option<u64>,
-    /// Hands after-start/after-exit to whatever subscribes (a `skiff __hook` helper); `None`
-    /// when nothing does, so nothing runs.
+    /// Hands after-start/after-exit to whatever subscribes (a `skiff __hook` helper) without
+    /// waiting for them to be dealt with: the caller waits, once `run` returns. `None` when
+    /// nothing subscribes, so nothing runs.
     pub notify: Option<&'a dyn Fn(&Event)>,
 }
 
@@ -347,6 +348,21 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             cfg_now
                 .restart
                 .should_restart(code, st.restart_count, containers.stopped_by_user(id));
+        // Handed over first: the observers run while the state is written and, for --rm, the
+        // container removed (the caller waits for them once this returns).
+        if let Some(notify) = opts.notify {
+            notify(&Event::AfterExit(ExitEvent {
+                id: id.to_string(),
+                name: cfg.name.clone(),
+                image: cfg.image.clone(),
+                exit_code: code,
+                signal: ended.signal,
+                oom_killed: ended.oom_killed,
+                duration_ms: u64::try_from(ended.ran.as_millis()).unwrap_or(u64::MAX),
+                will_restart: again,
+                removing: !again && cfg.auto_remove,
+            }));
+        }
         containers.update_state(id, |s| {
             s.status = Status::Exited;
             s.ports.clear();
@@ -371,19 +387,6 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
             &[("exitCode", code.unwrap_or(125).to_string())],
         ));
         hub.finish(code.unwrap_or(125));
-        if let Some(notify) = opts.notify {
-            notify(&Event::AfterExit(ExitEvent {
-                id: id.to_string(),
-                name: cfg.name.clone(),
-                image: cfg.image.clone(),
-                exit_code: code,
-                signal: ended.signal,
-                oom_killed: ended.oom_killed,
-                duration_ms: u64::try_from(ended.ran.as_millis()).unwrap_or(u64::MAX),
-                will_restart: again,
-                removing: !again && cfg.auto_remove,
-            }));
-        }
         if !again {
             if cfg.auto_remove {
                 containers.bury(id, opts.remove)?;
