@@ -42,6 +42,14 @@ impl Keeper {
             _ => Some(what),
         }
     }
+
+    /// Everything kept so far, leaving room for as many again.
+    fn take(&self) -> Vec<Remains> {
+        self.kept
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default()
+    }
 }
 
 /// The stores kept to the end of the process. A static is never dropped: the exit releases
@@ -75,6 +83,15 @@ fn queue() -> Option<&'static Mutex<Sender<Remains>>> {
 pub fn retire<T: Send + 'static>(what: T) {
     if let Some(back) = KEEP.keep(Box::new(what)) {
         reap(back);
+    }
+}
+
+/// Hands the kept stores to the reaper: for a command that makes no more calls and has work
+/// of its own left, during which they can be unmapped.
+pub fn release_kept() {
+    let kept = KEEP.take();
+    if !kept.is_empty() {
+        reap(kept);
     }
 }
 
@@ -133,5 +150,16 @@ mod tests {
         drop(back);
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         assert_eq!(keeper.kept.lock().unwrap().len(), 2);
+        // Taken (to be released), they make room again.
+        let taken = keeper.take();
+        assert_eq!(taken.len(), 2);
+        let (tx, _rx) = mpsc::channel();
+        assert!(keeper.keep(Box::new(Probe(seen, tx))).is_none());
+        drop(taken);
+        assert_eq!(
+            rx.iter().take(2).count(),
+            2,
+            "the taken ones were not dropped"
+        );
     }
 }

@@ -122,6 +122,9 @@ pub trait Hooks {
     fn after_start(&self, _event: &StartEvent) {}
     /// After a container's first process ended.
     fn after_exit(&self, _event: &ExitEvent) {}
+    /// The command reaches no more hook points: what the calls needed may be let go of now,
+    /// off the command's path, while it writes its records.
+    fn finished(&self) {}
 }
 
 /// Nothing registered.

@@ -301,6 +301,7 @@ fn create_container(a: &RunArgs) -> Result<skiff_runtime::ContainerConfig> {
     let mut spec = spec::build(&info, &opts, &containers, &identity)?;
     hooks.before_create(a.name.as_deref(), &mut spec)?;
     spec.validate(&identity)?;
+    hooks.finished();
     let cfg = containers.create(a.name.as_deref(), |id, name| spec.into_config(id, name))?;
     containers.join_network(&cfg, &ctx::remover(&dirs))?;
     Ok(cfg)

@@ -105,6 +105,10 @@ impl Hooks for Both {
         self.0.after_exit(event);
         self.1.after_exit(event);
     }
+    fn finished(&self) {
+        self.0.finished();
+        self.1.finished();
+    }
 }
 
 /// The reference to use for `name` once before-pull has seen it: kept, rewritten (parsed and

@@ -459,6 +459,20 @@ impl Hooks for PluginHooks {
         Ok(())
     }
 
+    fn finished(&self) {
+        // The loaded plugins (their code, instances made ahead and not used) and the kept
+        // stores go to the reaper, which unmaps them while the command waits on its own writes;
+        // a hook called after all would load its plugin again.
+        for slot in self.shared.slots.values() {
+            if let Ok(mut st) = slot.state.lock() {
+                if let SlotState::Loaded(l) = std::mem::take(&mut *st) {
+                    skiff_plugins::reaper::reap(l);
+                }
+            }
+        }
+        skiff_plugins::reaper::release_kept();
+    }
+
     fn observes(&self) -> bool {
         self.shared
             .list
