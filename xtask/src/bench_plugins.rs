@@ -182,7 +182,9 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
         ))?;
         timed(&mut run(old, &all_old))?;
     }
-    const N: usize = 21;
+    // 41 rounds: a round takes about half a second, and medians of 21 moved by half a
+    // millisecond between runs on this machine.
+    const N: usize = 41;
     let mut v: Vec<Vec<Duration>> = vec![Vec::new(); 7];
     for _ in 0..N {
         v[0].push(timed(&mut run(old, &none))?);
@@ -223,6 +225,30 @@ pub fn plugins_inner(rev: &str, old: &str, new: &str, examples: &Path) -> Result
         println!(
             "all four hooks vs {rev} with the same plugins: {:+.2} ms",
             med(3) - med(6)
+        );
+    }
+    // The median of each round's difference: a slow stretch of the machine then shifts both
+    // sides of a difference alike.
+    let paired = |a: usize, b: usize| {
+        let mut d: Vec<f64> = v[a]
+            .iter()
+            .zip(&v[b])
+            .map(|(x, y)| (x.as_secs_f64() - y.as_secs_f64()) * 1e3)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d.get(d.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "paired (median of the rounds' differences): no plugins vs {rev}: {:+.2} ms; one C plugin: {:+.2} ms; all four hooks: {:+.2} ms; podman's prestart hook: {:+.2} ms",
+        paired(1, 0),
+        paired(2, 1),
+        paired(3, 1),
+        paired(5, 4)
+    );
+    if old_has_plugins {
+        println!(
+            "paired: all four hooks vs {rev} with the same plugins: {:+.2} ms",
+            paired(3, 6)
         );
     }
 
