@@ -2,11 +2,12 @@
 //! context). Unmapping a Python plugin's memory takes 0.3 to 0.5 ms per call, three times a
 //! `run`. Done on another thread while the command's next call runs, the unmap and that call's
 //! page faults contend for the one address space, and the next call slows down by about as much.
-//! So the stores of a process's first [`KEPT`] successful calls are kept until it ends (its exit,
-//! or the exec of `run`'s monitor, releases them all at once: measured, 0.6 ms less per `run`
-//! with the three examples); a failed call's store and any later ones are dropped on a reaper
-//! thread, so that a process making many calls does not grow, and what is kept stays under
-//! [`KEPT`] times a call's memory cap.
+//! So the stores of a process's first [`KEPT`] successful calls are kept (measured, 0.6 ms less
+//! per `run` with the three examples) until the command says it makes no more calls
+//! ([`release_kept`], which hands them to the reaper while the command writes its records), or
+//! else to the process's end, whose exit releases them all at once. A failed call's store and
+//! any later ones are dropped on the reaper thread, so that a process making many calls does
+//! not grow, and what is kept stays under [`KEPT`] times a call's memory cap.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -14,8 +15,7 @@ use std::sync::{Mutex, OnceLock};
 /// Something to drop later.
 type Remains = Box<dyn Send>;
 
-/// How many finished stores a process keeps to its end: a `run` makes four calls, a hook
-/// helper two.
+/// How many finished stores a process keeps: a `run` makes four calls, a hook helper two.
 pub const KEPT: usize = 8;
 
 /// Holds remains up to a number.
@@ -52,8 +52,8 @@ impl Keeper {
     }
 }
 
-/// The stores kept to the end of the process. A static is never dropped: the exit releases
-/// what it holds.
+/// The kept stores, until [`release_kept`]. A static is never dropped: what it still holds at
+/// the end, the exit releases.
 static KEEP: Keeper = Keeper::new(KEPT);
 
 /// The reaper's queue; none when its thread could not be started (then drops happen in place).
@@ -78,8 +78,8 @@ fn queue() -> Option<&'static Mutex<Sender<Remains>>> {
         .as_ref()
 }
 
-/// Retires what a finished call leaves: kept to the end of the process while fewer than
-/// [`KEPT`] are, else dropped on the reaper thread (or here when there is none).
+/// Retires what a finished call leaves: kept while fewer than [`KEPT`] are, else dropped on the
+/// reaper thread (or here when there is none).
 pub fn retire<T: Send + 'static>(what: T) {
     if let Some(back) = KEEP.keep(Box::new(what)) {
         reap(back);
