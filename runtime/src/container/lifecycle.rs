@@ -274,7 +274,10 @@ impl Containers {
             r => r,
         };
         // Docker's `stop` event comes for a container that was up, after its `kill` and `die`.
+        // The monitor emits `die` holding the lock it wrote the exit under: taking the lock
+        // once (a record already gone has none) waits for that.
         if let (Ok(v), true) = (&stopped, was_up) {
+            let _ = self.lock(id);
             self.events.emit(&Event::container("stop", &v.cfg, &[]));
         }
         stopped

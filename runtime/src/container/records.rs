@@ -251,10 +251,24 @@ impl Containers {
 
     /// Changes the state under the container's lock (read, edit, write atomically).
     pub fn update_state(&self, id: &str, f: impl FnOnce(&mut State)) -> Result<State> {
+        self.update_state_then(id, f, |_| {})
+    }
+
+    /// [`Containers::update_state`], with `then` run on the new state before the lock is let
+    /// go. What `then` does has happened for anyone who takes the lock after seeing that state:
+    /// the monitor emits `die` here, and `stop` takes the lock before its own event, so the
+    /// `stop` comes after the `die`, as in Docker.
+    pub fn update_state_then(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut State),
+        then: impl FnOnce(&State),
+    ) -> Result<State> {
         let _lock = self.lock(id)?;
         let (_, mut st) = self.load(id)?;
         f(&mut st);
         self.write_state(id, &st)?;
+        then(&st);
         Ok(st)
     }
 
@@ -516,6 +530,33 @@ mod tests {
         assert_eq!(st.exit_code, Some(3));
         assert_eq!(c.load(&a.id).unwrap().1.exit_code, Some(3));
         assert_eq!(c.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn what_follows_a_state_change_happens_before_the_lock_is_let_go() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&dirs(t.path())).unwrap();
+        let a = c.create(Some("locked"), cfg).unwrap();
+        let lock_file = || fs::File::open(c.dir(&a.id).join(".lock")).unwrap();
+        let mut held = false;
+        c.update_state_then(
+            &a.id,
+            |s| s.exit_code = Some(1),
+            |st| {
+                assert_eq!(st.exit_code, Some(1));
+                assert_eq!(
+                    c.load(&a.id).unwrap().1.exit_code,
+                    Some(1),
+                    "not written yet"
+                );
+                held = lock_file().try_lock().is_err();
+            },
+        )
+        .unwrap();
+        assert!(held, "the lock was free while `then` ran");
+        lock_file()
+            .try_lock()
+            .expect("the lock is still held afterwards");
     }
 
     #[test]

@@ -363,29 +363,36 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                 removing: !again && cfg.auto_remove,
             }));
         }
-        containers.update_state(id, |s| {
-            s.status = Status::Exited;
-            s.ports.clear();
-            s.exit_code = code;
-            s.finished_at = Some(now());
-            s.restarting = again;
-            s.paused = false;
-            s.oom_killed = ended.oom_killed;
-            if again {
-                s.restart_count += 1;
-            }
-        })?;
-        // Docker's `oom` event comes before the `die` of a container the OOM killer hit.
-        if ended.oom_killed {
-            containers
-                .events
-                .emit(&crate::events::Event::container("oom", &cfg_now, &[]));
-        }
-        containers.events.emit(&crate::events::Event::container(
-            "die",
-            &cfg_now,
-            &[("exitCode", code.unwrap_or(125).to_string())],
-        ));
+        // The events are emitted before the lock is let go: a `stop` that saw the exit waits
+        // for the lock, so its own event comes after the `die`.
+        containers.update_state_then(
+            id,
+            |s| {
+                s.status = Status::Exited;
+                s.ports.clear();
+                s.exit_code = code;
+                s.finished_at = Some(now());
+                s.restarting = again;
+                s.paused = false;
+                s.oom_killed = ended.oom_killed;
+                if again {
+                    s.restart_count += 1;
+                }
+            },
+            |_| {
+                // Docker's `oom` event comes before the `die` of a container the OOM killer hit.
+                if ended.oom_killed {
+                    containers
+                        .events
+                        .emit(&crate::events::Event::container("oom", &cfg_now, &[]));
+                }
+                containers.events.emit(&crate::events::Event::container(
+                    "die",
+                    &cfg_now,
+                    &[("exitCode", code.unwrap_or(125).to_string())],
+                ));
+            },
+        )?;
         hub.finish(code.unwrap_or(125));
         if !again {
             if cfg.auto_remove {
