@@ -210,19 +210,25 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
     loop {
         let ended = match launch(&cfg, &ctr, &who, &containers.networks, placed.as_ref())? {
             Launch::Failed { code, msg } => {
-                containers.update_state(id, |s| {
-                    s.status = Status::Exited;
-                    s.ports.clear();
-                    s.exit_code = Some(code);
-                    s.error = Some(msg.clone());
-                    s.started_at = Some(now());
-                    s.finished_at = Some(now());
-                })?;
-                containers.events.emit(&crate::events::Event::container(
-                    "die",
-                    &cfg,
-                    &[("exitCode", code.to_string())],
-                ));
+                // As at an exit: `die` before the lock is let go, so a `stop` follows it.
+                containers.update_state_then(
+                    id,
+                    |s| {
+                        s.status = Status::Exited;
+                        s.ports.clear();
+                        s.exit_code = Some(code);
+                        s.error = Some(msg.clone());
+                        s.started_at = Some(now());
+                        s.finished_at = Some(now());
+                    },
+                    || {
+                        containers.events.emit(&crate::events::Event::container(
+                            "die",
+                            &cfg,
+                            &[("exitCode", code.to_string())],
+                        ))
+                    },
+                )?;
                 hub.finish(code);
                 if opts.attached {
                     eprintln!("Error: {msg}");
@@ -379,7 +385,7 @@ fn run_inner(containers: &Containers, id: &str, opts: &MonitorOptions<'_>) -> Re
                     s.restart_count += 1;
                 }
             },
-            |_| {
+            || {
                 // Docker's `oom` event comes before the `die` of a container the OOM killer hit.
                 if ended.oom_killed {
                     containers
